@@ -1,0 +1,7 @@
+"""``python -m liveduet``."""
+
+import sys
+
+from liveduet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""The ``liveduet`` command: ``main(argv=None) -> int``; each subcommand lives in its module.
+
+Exit codes: 0 success, 1 a check that ran and failed, 2 bad input (bad file, value, port),
+with one line on stderr naming the problem and the fix; 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from liveduet import __version__
+from liveduet.errors import LiveduetError
+
+# Each module exposes register(subparsers); a registered parser sets ``func(args) -> int``.
+COMMAND_MODULES = (
+    "liveduet.cli_model",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad values as one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every subcommand."""
+    parser = _Parser(prog="liveduet", description="A real-time MIDI co-performer.")
+    parser.add_argument("--version", action="version", version=f"liveduet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except LiveduetError as err:
+        print(f"liveduet: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

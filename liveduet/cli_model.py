@@ -1,0 +1,105 @@
+"""Subcommands about models: ``check-model`` and ``models``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from liveduet import catalog
+from liveduet.codec import REST
+from liveduet.errors import ModelError
+from liveduet.model import StepModel
+
+
+def register(sub: Any) -> None:
+    """Add the model subcommands to ``sub``."""
+    p = sub.add_parser("check-model", help="validate a model against the contract and time it")
+    p.add_argument("model", help="an .onnx path or a bundled model name")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--steps", type=int, default=2000, help="steps to time (default 2000)")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    p.set_defaults(func=check_model)
+    p = sub.add_parser("models", help="list the bundled models with their cards")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
+    p.set_defaults(func=list_models)
+
+
+def step_latency_us(model: StepModel, steps: int) -> dict[str, float]:
+    """Per-step latency p50/p99 in microseconds over ``steps`` timed single steps."""
+    model.reset()
+    warm = min(200, steps)
+    times = np.empty(steps)
+    tok = REST
+    for i in range(warm + steps):
+        t0 = time.perf_counter()
+        model.step(tok)
+        t1 = time.perf_counter()
+        if i >= warm:
+            times[i - warm] = (t1 - t0) * 1e6
+    model.reset()
+    return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
+
+
+def check_model(args: argparse.Namespace) -> int:
+    """``liveduet check-model FILE``: 0 for a valid model, 2 with the broken rule otherwise."""
+    report: dict[str, Any] = {"model": str(args.model), "ok": False, "errors": []}
+    try:
+        model = StepModel(catalog.resolve(args.model), threads=args.threads)
+    except ModelError as err:
+        report["errors"].append({"rule": err.rule, "problem": err.problem, "fix": err.fix,
+                                 "message": str(err)})
+        _emit(report, args.json, err)
+        return 2
+    spec = model.spec
+    report.update(
+        ok=True, path=spec.path, codec=model.codec.to_json(), card=spec.card,
+        states=[{"name": s.name, "shape": list(s.shape), "batch_axis": s.batch_axis}
+                for s in spec.states],
+        conditioning=[{"name": c.name, "size": c.size} for c in spec.conditioning],
+        step_latency_us=step_latency_us(model, max(args.steps, 10)),
+        threads=args.threads,
+    )
+    _emit(report, args.json, None)
+    return 0
+
+
+def _emit(report: dict[str, Any], as_json: bool, err: ModelError | None) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return
+    if err is not None:
+        print(f"INVALID  {err}")
+        return
+    card, codec, lat = report["card"], report["codec"], report["step_latency_us"]
+    print(f"VALID    {report['path']}  (liveduet model contract v1)")
+    print(f"title    {card.get('title')}")
+    print(f"codec    {codec['name']}: {len(codec['voices'])} voice(s), {codec['steps_per_beat']} "
+          f"steps/beat, vocab {codec['vocab_size']}")
+    for v in codec["voices"]:
+        print(f"  voice  {v['name']:<8} {v['role']:<8} pitches {v['low']}..{v['high']}")
+    for s in report["states"]:
+        print(f"state    {s['name']} {s['shape']} (batch axis {s['batch_axis']})")
+    for key in ("corpus", "licence", "metrics", "rebuild"):
+        print(f"{key:<8} {card.get(key)}")
+    print(f"step     p50 {lat['p50']:.1f} us, p99 {lat['p99']:.1f} us "
+          f"({report['threads']} thread(s))")
+
+
+def list_models(args: argparse.Namespace) -> int:
+    """``liveduet models``: the bundled models and their cards."""
+    items = catalog.bundled()
+    if args.json:
+        print(json.dumps([{"name": b.name, "path": str(b.path), "card": b.card} for b in items],
+                         indent=2, sort_keys=True))
+        return 0
+    if not items:
+        print(f"no bundled models in {catalog.models_dir()}")
+        return 0
+    for b in items:
+        print(f"{b.name:<16} {b.card.get('title', '(no card)')}")
+        print(f"{'':<16} corpus: {b.card.get('corpus', '?')}; licence: {b.card.get('licence', '?')}")
+    return 0

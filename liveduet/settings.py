@@ -1,0 +1,174 @@
+"""Every live setting of liveduet, with its type, range and default, in one table.
+
+The CLI, the TOML config, OSC and MIDI CC all validate through :func:`coerce`, so a value means
+the same thing wherever it comes from. Commands that the conductor applies between steps are
+:class:`Set` (change one setting) and :class:`Action` (do something once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from liveduet.errors import ConfigError
+
+MODES = ("call", "continue", "harmonize", "off")
+SCALES: dict[str, tuple[int, ...]] = {
+    "chromatic": tuple(range(12)),
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "harmonic_minor": (0, 2, 3, 5, 7, 8, 11),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "pentatonic": (0, 2, 4, 7, 9),
+    "minor_pentatonic": (0, 3, 5, 7, 10),
+    "blues": (0, 3, 5, 6, 7, 10),
+}
+KEYS = ("off", "auto", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+ACTIONS = ("end_call", "reset", "panic", "play", "stop", "state", "learn", "model")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting: its kind (float, int, bool, choice), range or choices, and help."""
+
+    name: str
+    kind: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("mode", "choice", "call", choices=MODES, help="call | continue | harmonize | off"),
+    Field("temperature", "float", 0.9, 0.05, 2.0, help="sampling temperature"),
+    Field("top_p", "float", 0.95, 0.05, 1.0, help="nucleus sampling mass"),
+    Field("bpm", "float", 120.0, 20.0, 300.0, help="internal tempo, beats per minute"),
+    Field("key", "choice", "off", choices=KEYS, help="tonic of the key mask, 'auto' or 'off'"),
+    Field("scale", "choice", "major", choices=tuple(SCALES), help="scale of the key mask"),
+    Field("low", "int", 36, 0, 127, help="lowest pitch the machine plays"),
+    Field("high", "int", 96, 0, 127, help="highest pitch the machine plays"),
+    Field("density", "float", 0.5, 0.0, 1.0, help="0 sparse .. 0.5 as trained .. 1 busy"),
+    Field("listen_gap", "int", 4, 1, 64, help="silent steps that end a call"),
+    Field("response_bars", "float", 0.0, 0.0, 16.0, help="answer length; 0 = the call's"),
+    Field("response_min_bars", "float", 1.0, 0.25, 16.0, help="shortest answer"),
+    Field("response_max_bars", "float", 4.0, 0.25, 16.0, help="longest answer"),
+    Field("thru", "bool", True, help="pass the human's notes to the output"),
+    Field("channel", "int", 1, 1, 16, help="first output channel of the machine's voices"),
+    Field("velocity", "int", 0, 0, 127, help="machine velocity; 0 follows the human"),
+    Field("seed", "int", 0, 0, 2**31 - 1, help="random seed of the sampler"),
+)
+FIELD_BY_NAME = {f.name: f for f in FIELDS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The live settings; build changed copies with :meth:`with_value`."""
+
+    mode: str = "call"
+    temperature: float = 0.9
+    top_p: float = 0.95
+    bpm: float = 120.0
+    key: str = "off"
+    scale: str = "major"
+    low: int = 36
+    high: int = 96
+    density: float = 0.5
+    listen_gap: int = 4
+    response_bars: float = 0.0
+    response_min_bars: float = 1.0
+    response_max_bars: float = 4.0
+    thru: bool = True
+    channel: int = 1
+    velocity: int = 0
+    seed: int = 0
+
+    def with_value(self, name: str, value: Any) -> Settings:
+        """A copy with ``name`` set to ``value`` after validation (raises ConfigError)."""
+        new = replace(self, **{name: coerce(name, value)})
+        if new.low > new.high:
+            raise ConfigError(f"low={new.low} is above high={new.high}; keep low <= high")
+        if new.response_min_bars > new.response_max_bars:
+            raise ConfigError("response_min_bars is above response_max_bars; swap them")
+        return new
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Settings:
+        """Settings from a mapping (e.g. a TOML table); unknown names are an error."""
+        s = cls()
+        for name, value in values.items():
+            s = s.with_value(name, value)
+        return s
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Validate and convert ``value`` for setting ``name``; ConfigError says what is allowed."""
+    f = FIELD_BY_NAME.get(name)
+    if f is None:
+        raise ConfigError(f"unknown setting {name!r}; known: {', '.join(FIELD_BY_NAME)}")
+    if f.kind == "choice":
+        text = str(value)
+        match = next((c for c in f.choices if c.lower() == text.lower()), None)
+        if match is None:
+            raise ConfigError(f"{name}={value!r}; choose one of {', '.join(f.choices)}")
+        return match
+    if f.kind == "bool":
+        return _bool(name, value)
+    return _number(f, value)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("1", "true", "on", "yes", "0", "false",
+                                                    "off", "no"):
+        return value.lower() in ("1", "true", "on", "yes")
+    raise ConfigError(f"{name}={value!r}; use on/off, true/false or 1/0")
+
+
+def _number(f: Field, value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{f.name}={value!r}; give a number from {f.low} to {f.high}")
+    try:
+        num = float(value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{f.name}={value!r} is not a number; give one from {f.low} to "
+                          f"{f.high}") from err
+    if num != num or not (f.low <= num <= f.high):  # NaN fails too
+        raise ConfigError(f"{f.name}={value!r} is out of range; give one from {f.low} to {f.high}")
+    if f.kind == "int":
+        if num != int(num):
+            raise ConfigError(f"{f.name}={value!r}; give a whole number from {f.low} to {f.high}")
+        return int(num)
+    return num
+
+
+@dataclass(frozen=True)
+class Set:
+    """Command: change setting ``name`` to an already validated ``value``."""
+
+    name: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Action:
+    """Command: do ``name`` once (one of ACTIONS); ``arg`` e.g. the model for 'model'."""
+
+    name: str
+    arg: Any = None
+
+    def __post_init__(self) -> None:
+        if self.name not in ACTIONS:
+            raise ConfigError(f"unknown action {self.name!r}; known: {', '.join(ACTIONS)}")
+
+
+Command = Set | Action
