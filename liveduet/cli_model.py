@@ -101,5 +101,6 @@ def list_models(args: argparse.Namespace) -> int:
         return 0
     for b in items:
         print(f"{b.name:<16} {b.card.get('title', '(no card)')}")
-        print(f"{'':<16} corpus: {b.card.get('corpus', '?')}; licence: {b.card.get('licence', '?')}")
+        corpus, licence = b.card.get("corpus", "?"), b.card.get("licence", "?")
+        print(f"{'':<16} corpus: {corpus}; licence: {licence}")
     return 0

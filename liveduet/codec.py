@@ -345,7 +345,9 @@ def codec_from_json(data: dict[str, Any] | str) -> GridCodec:
         )
         codec = GridCodec(voices, int(obj.get("steps_per_beat", 4)))
     except (KeyError, TypeError, ValueError) as err:
-        raise CodecError(f"codec description lacks or mistypes {err}; see GridCodec.to_json") from err
+        raise CodecError(
+            f"codec description lacks or mistypes {err}; see GridCodec.to_json"
+        ) from err
     if "vocab_size" in obj and int(obj["vocab_size"]) != codec.vocab_size:
         raise CodecError(
             f"codec says vocab_size {obj['vocab_size']} but its voices give {codec.vocab_size}"

@@ -91,7 +91,8 @@ def open_session(path: str, threads: int = 1) -> ort.InferenceSession:
     except Exception as err:  # onnxruntime raises several unrelated types here
         raise ModelError(
             path, "file", f"onnxruntime cannot load it ({str(err).splitlines()[0][:200]})",
-            "export the model again as a complete .onnx file (the file may be truncated or not ONNX)",
+            "export the model again as a complete .onnx file "
+            "(the file may be truncated or not ONNX)",
         ) from err
 
 

@@ -138,7 +138,9 @@ def midi_to_frames(
         if codec.n_voices == 1:
             voice_tracks = [(None, None)]
         else:
-            with_notes = [i for i, t in enumerate(mid.tracks) if any(m.type == "note_on" for m in t)]
+            with_notes = [
+                i for i, t in enumerate(mid.tracks) if any(m.type == "note_on" for m in t)
+            ]
             if len(with_notes) < codec.n_voices:
                 raise LiveduetError(
                     f"the file has {len(with_notes)} tracks with notes; the codec needs "

@@ -1,0 +1,67 @@
+"""One settings table validates every source of values the same way."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from liveduet.errors import ConfigError
+from liveduet.settings import FIELDS, Action, Settings, coerce
+
+
+def test_defaults_match_the_table() -> None:
+    s = Settings()
+    for f in FIELDS:
+        assert getattr(s, f.name) == f.default, f.name
+    assert set(s.as_dict()) == {f.name for f in FIELDS}
+
+
+@pytest.mark.parametrize(("name", "raw", "value"), [
+    ("mode", "Harmonize", "harmonize"),
+    ("temperature", "0.5", 0.5),
+    ("bpm", 140, 140.0),
+    ("key", "f#", "F#"),
+    ("thru", "off", False),
+    ("thru", 1, True),
+    ("channel", 16.0, 16),
+    ("scale", "dorian", "dorian"),
+])
+def test_coerce_accepts_natural_forms(name: str, raw: object, value: object) -> None:
+    assert coerce(name, raw) == value
+
+
+@pytest.mark.parametrize(("name", "raw", "match"), [
+    ("mode", "jazz", "choose one of"),
+    ("temperature", 0.0, "out of range"),
+    ("temperature", math.nan, "out of range"),
+    ("bpm", "fast", "not a number"),
+    ("bpm", 301, "out of range"),
+    ("channel", 2.5, "whole number"),
+    ("thru", "maybe", "on/off"),
+    ("seed", True, "give a number"),
+    ("volume", 1, "unknown setting"),
+])
+def test_coerce_refuses_with_what_is_allowed(name: str, raw: object, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        coerce(name, raw)
+
+
+def test_cross_field_rules() -> None:
+    with pytest.raises(ConfigError, match="low=90 is above high"):
+        Settings().with_value("low", 90).with_value("high", 80)
+    with pytest.raises(ConfigError, match="swap"):
+        Settings().with_value("response_min_bars", 8)
+
+
+def test_from_dict_round_trip() -> None:
+    s = Settings.from_dict({"mode": "continue", "temperature": 1.2, "key": "D"})
+    assert Settings.from_dict(s.as_dict()) == s
+    with pytest.raises(ConfigError, match="unknown setting"):
+        Settings.from_dict({"tempo_bpm": 1})
+
+
+def test_unknown_action_is_refused() -> None:
+    assert Action("panic").name == "panic"
+    with pytest.raises(ConfigError, match="unknown action"):
+        Action("explode")
