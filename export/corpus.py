@@ -1,0 +1,312 @@
+"""Corpus loading: music21 collections or a MIDI folder -> tokenised frames, cached once.
+
+Only the allowed music21 collections are read: ``essenFolksong``, ``ryansMammoth``, ``airdsAirs``,
+``miscFolk`` (melody) and ``bach`` (chorales). Every piece goes through :mod:`liveduet.codec`
+(the same codec the runtime uses), is split train/valid by a stable hash of its id, and exact
+duplicate token streams are dropped (so a tune can never be both trained on and validated).
+
+Usage::
+
+    python -m export.corpus melody            # -> export/runs/corpus/melody.{npz,json}
+    python -m export.corpus chorale
+    python -m export.corpus melody --midi-dir ~/my_tunes --name mine
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liveduet.codec import EncodeReport, GridCodec, TimedNote, chorale_codec, melody_codec
+
+RUNS = Path(__file__).resolve().parent / "runs"
+MELODY_COLLECTIONS = ("essenFolksong", "ryansMammoth", "airdsAirs", "miscFolk")
+CHORALE_COLLECTIONS = ("bach",)
+CHORALE_PARTS = ("soprano", "alto", "tenor", "bass")
+VALID_PERMILLE = 80  # ~8% of pieces validate
+MIN_NOTES = 8
+
+
+def codec_for(kind: str) -> GridCodec:
+    """The codec of a corpus kind: ``melody`` or ``chorale``."""
+    if kind == "melody":
+        return melody_codec(48, 84)
+    if kind == "chorale":
+        return chorale_codec()
+    raise ValueError(f"unknown corpus kind {kind!r}; use 'melody' or 'chorale'")
+
+
+def is_valid_piece(piece_id: str) -> bool:
+    """Stable split: sha1 of the piece id decides, ~8% of pieces are validation."""
+    digest = hashlib.sha1(piece_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") % 1000 < VALID_PERMILLE
+
+
+@dataclass(frozen=True)
+class Task:
+    """One piece to tokenise: an id, its collection and where its text/file is."""
+
+    piece_id: str
+    collection: str
+    path: str
+    text: str = ""  # an ABC tune's own text (one tune of a multi-tune file)
+
+
+@dataclass
+class Stats:
+    """Per-collection counts of what happened to the pieces."""
+
+    pieces: int = 0
+    used: int = 0
+    failed: int = 0
+    too_short: int = 0
+    wrong_parts: int = 0
+    duplicates: int = 0
+    steps: int = 0
+    report: dict[str, int] = field(default_factory=lambda: asdict(EncodeReport()))
+
+
+# -- finding pieces ---------------------------------------------------------------------------
+def corpus_root() -> Path:
+    """music21's bundled corpus folder."""
+    import music21
+
+    return Path(str(music21.common.getCorpusFilePath()))
+
+
+def abc_tunes(path: Path) -> Iterator[tuple[str, str]]:
+    """(tune number, ABC text) for each ``X:`` tune of a file, with the file header prepended."""
+    text = path.read_text(encoding="latin-1")
+    chunks = ("\n" + text).split("\nX:")
+    header = "\n".join(ln for ln in chunks[0].splitlines() if not ln.startswith("%"))
+    for i, chunk in enumerate(chunks[1:]):
+        number = chunk.split("\n", 1)[0].strip() or str(i)
+        yield f"{number}#{i}", f"{header}\nX:{chunk}"
+
+
+def music21_tasks(kind: str) -> list[Task]:
+    """Every piece of the allowed collections for ``kind``."""
+    root = corpus_root()
+    tasks: list[Task] = []
+    if kind == "melody":
+        for coll in MELODY_COLLECTIONS:
+            for path in sorted((root / coll).glob("*.abc")):
+                rel = path.relative_to(root).as_posix()
+                tasks.extend(Task(f"{rel}#{num}", coll, str(path), text)
+                             for num, text in abc_tunes(path))
+    else:
+        for path in sorted((root / "bach").iterdir()):
+            if path.suffix in (".mxl", ".xml", ".krn"):
+                tasks.append(Task(path.relative_to(root).as_posix(), "bach", str(path)))
+    return tasks
+
+
+def midi_tasks(folder: str | os.PathLike[str]) -> list[Task]:
+    """Every ``.mid``/``.midi`` file under ``folder`` (recursively)."""
+    root = Path(folder).expanduser()
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+    return [Task(p.relative_to(root).as_posix(), root.name, str(p)) for p in files]
+
+
+# -- tokenising one piece -----------------------------------------------------------------------
+def _part_notes(part: Any, voice: int) -> list[TimedNote]:
+    """Notes of one music21 part in beats; ties merged, grace notes skipped, chords -> top."""
+    out = []
+    for n in part.stripTies().flatten().notes:
+        ql = float(n.quarterLength)
+        if ql <= 0:
+            continue
+        start = float(n.offset)
+        pitch = max(p.midi for p in n.pitches)
+        out.append(TimedNote(start, pitch, start + ql, voice))
+    return out
+
+
+def _chorale_parts(score: Any) -> list[Any] | None:
+    by_name = {}
+    for p in score.parts:
+        name = str(p.partName or p.id or "").strip().lower()
+        by_name.setdefault(name, p)
+    parts = [by_name.get(n) for n in CHORALE_PARTS]
+    if all(p is not None for p in parts):
+        return parts
+    return list(score.parts) if len(score.parts) == 4 else None
+
+
+def _score_notes(kind: str, task: Task) -> list[TimedNote] | None:
+    from music21 import converter
+
+    source = (task.text, "abc") if task.text else (task.path, None)
+    score = converter.parse(source[0], format=source[1])
+    if kind == "melody":
+        return _part_notes(score.parts[0], 0) if score.parts else []
+    parts = _chorale_parts(score)
+    if parts is None:
+        return None
+    return [n for v, p in enumerate(parts) for n in _part_notes(p, v)]
+
+
+def _midi_notes(codec: GridCodec, task: Task) -> tuple[np.ndarray, EncodeReport]:
+    from liveduet import midifile
+
+    return midifile.midi_to_frames(codec, midifile.load(task.path))
+
+
+def tokenise(args: tuple[str, Task, bool]) -> dict[str, Any]:
+    """Worker: one task -> ``{"id", "status", "frames", "report"}`` (never raises)."""
+    kind, task, is_midi = args
+    codec = codec_for(kind)
+    result: dict[str, Any] = {"id": task.piece_id, "collection": task.collection}
+    try:
+        if is_midi:
+            frames, report = _midi_notes(codec, task)
+        else:
+            timed = _score_notes(kind, task)
+            if timed is None:
+                return {**result, "status": "wrong_parts"}
+            notes, report = codec.quantize(timed)
+            frames, enc = codec.encode(notes)
+            report.merge(enc)
+            report.notes_in = len(timed)
+    except Exception as err:  # music21/mido raise many unrelated types on bad input
+        return {**result, "status": "failed", "error": f"{type(err).__name__}: {err}"[:200]}
+    n_notes = int((frames >= 3).sum())
+    if n_notes < MIN_NOTES * codec.n_voices:
+        return {**result, "status": "too_short"}
+    return {**result, "status": "ok", "frames": frames.astype(np.int8), "report": asdict(report)}
+
+
+# -- the cache ----------------------------------------------------------------------------------
+@dataclass
+class Corpus:
+    """Tokenised pieces of one corpus: frames per piece, ids, split flags and the summary."""
+
+    kind: str
+    pieces: list[np.ndarray]
+    ids: list[str]
+    valid: np.ndarray
+    summary: dict[str, Any]
+
+    @property
+    def codec(self) -> GridCodec:
+        """The codec the frames are in."""
+        return codec_for(self.kind)
+
+    def split(self, valid: bool) -> list[np.ndarray]:
+        """Frames of the training (``valid=False``) or validation pieces."""
+        return [p for p, v in zip(self.pieces, self.valid, strict=True) if bool(v) == valid]
+
+
+def _collect(kind: str, tasks: list[Task], is_midi: bool, workers: int
+             ) -> tuple[list[dict[str, Any]], dict[str, Stats]]:
+    from tqdm import tqdm
+
+    stats: dict[str, Stats] = {}
+    results = []
+    jobs = [(kind, t, is_midi) for t in tasks]
+    ctx = mp.get_context("fork")
+    with ctx.Pool(workers) as pool:
+        it = pool.imap(tokenise, jobs, chunksize=8)
+        for res in tqdm(it, total=len(jobs), desc=f"tokenise {kind}", mininterval=5):
+            st = stats.setdefault(res["collection"], Stats())
+            st.pieces += 1
+            status = res["status"]
+            if status == "ok":
+                results.append(res)
+            elif status == "failed":
+                st.failed += 1
+            elif status == "too_short":
+                st.too_short += 1
+            else:
+                st.wrong_parts += 1
+    return results, stats
+
+
+def build(kind: str, name: str | None = None, midi_dir: str | None = None, workers: int = 2,
+          limit: int | None = None) -> Path:
+    """Tokenise a corpus and write ``export/runs/corpus/<name>.{npz,json}``; return the npz path."""
+    t0 = time.time()
+    name = name or kind
+    tasks = midi_tasks(midi_dir) if midi_dir else music21_tasks(kind)
+    if limit:
+        tasks = tasks[:: max(1, len(tasks) // limit)][:limit]
+    results, stats = _collect(kind, tasks, bool(midi_dir), workers)
+    seen: set[bytes] = set()
+    kept = []
+    for res in sorted(results, key=lambda r: r["id"]):
+        st = stats[res["collection"]]
+        key = hashlib.sha1(res["frames"].tobytes()).digest()
+        if key in seen:
+            st.duplicates += 1
+            continue
+        seen.add(key)
+        st.used += 1
+        st.steps += len(res["frames"])
+        for k, v in res["report"].items():
+            st.report[k] += v
+        kept.append(res)
+    return _write(kind, name, kept, stats, time.time() - t0, midi_dir)
+
+
+def _write(kind: str, name: str, kept: list[dict[str, Any]], stats: dict[str, Stats],
+           seconds: float, midi_dir: str | None) -> Path:
+    out = RUNS / "corpus"
+    out.mkdir(parents=True, exist_ok=True)
+    frames = [r["frames"] for r in kept]
+    offsets = np.cumsum([0] + [len(f) for f in frames])
+    ids = [r["id"] for r in kept]
+    valid = np.array([is_valid_piece(i) for i in ids], dtype=bool)
+    np.savez_compressed(out / f"{name}.npz", offsets=offsets, valid=valid,
+                        frames=np.concatenate(frames) if frames else np.zeros((0, 1), np.int8))
+    summary = {
+        "kind": kind, "source": midi_dir or "music21", "codec": codec_for(kind).to_json(),
+        "seconds": round(seconds, 1), "pieces": len(kept), "valid_pieces": int(valid.sum()),
+        "collections": {c: asdict(s) for c, s in sorted(stats.items())},
+        "valid_rule": f"sha1(piece id) first 4 bytes % 1000 < {VALID_PERMILLE}",
+    }
+    (out / f"{name}.json").write_text(json.dumps({"summary": summary, "ids": ids}, indent=1))
+    return out / f"{name}.npz"
+
+
+def load(name: str) -> Corpus:
+    """Read a cached corpus written by :func:`build`."""
+    base = RUNS / "corpus" / name
+    if not base.with_suffix(".npz").exists():
+        raise FileNotFoundError(f"{base}.npz is missing; run: python -m export.corpus {name}")
+    data = np.load(base.with_suffix(".npz"))
+    meta = json.loads(base.with_suffix(".json").read_text())
+    offs = data["offsets"]
+    frames = data["frames"].astype(np.int64)
+    pieces = [frames[a:b] for a, b in itertools.pairwise(offs)]
+    summary = meta["summary"]
+    return Corpus(summary["kind"], pieces, meta["ids"], data["valid"], summary)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m export.corpus KIND [--midi-dir DIR] [--name NAME]``."""
+    p = argparse.ArgumentParser(prog="python -m export.corpus", description=__doc__.split("\n")[0])
+    p.add_argument("kind", choices=("melody", "chorale"))
+    p.add_argument("--name", help="cache name (default: the kind)")
+    p.add_argument("--midi-dir", help="tokenise this MIDI folder instead of the music21 corpus")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--limit", type=int, help="only this many pieces (smoke test)")
+    args = p.parse_args(argv)
+    path = build(args.kind, args.name, args.midi_dir, args.workers, args.limit)
+    meta = json.loads(path.with_suffix(".json").read_text())["summary"]
+    print(json.dumps(meta, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
