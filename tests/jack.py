@@ -1,0 +1,163 @@
+"""A private JACK dummy server for tests and benchmarks, plus small helpers to wire its ports.
+
+``JackServer`` starts ``jackd -n <unique> --no-realtime -d dummy -r 48000 -p 64`` with
+``JACK_DEFAULT_SERVER`` set for this process and its children, waits until the server accepts
+clients, and on exit stops it by PID (SIGTERM, then SIGKILL) and removes its leftovers. Use it as
+a context manager or through the ``jack_server`` pytest fixture (module scope: import the name
+into a test module and each module gets its own server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+_COUNTER = itertools.count()
+SHM_DIR = "/dev/shm"
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01,
+             what: str = "condition") -> Any:
+    """Poll ``cond`` until it returns a truthy value; raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
+        time.sleep(interval)
+
+
+class JackServer:
+    """A jackd dummy server with a unique name, owned by the creating process."""
+
+    def __init__(self, rate: int = 48000, period: int = 64, name: str | None = None) -> None:
+        self.name = name or f"ldt{os.getpid()}x{next(_COUNTER)}x{uuid.uuid4().hex[:6]}"
+        self.rate = rate
+        self.period = period
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._old_env: str | None = None
+        self.log = b""
+
+    @staticmethod
+    def available() -> bool:
+        """True when jackd, jack_lsp and jack_connect are installed."""
+        return all(shutil.which(t) for t in ("jackd", "jack_lsp", "jack_connect"))
+
+    @property
+    def period_s(self) -> float:
+        """One JACK period in seconds."""
+        return self.period / self.rate
+
+    def env(self) -> dict[str, str]:
+        """An environment for child processes that points them at this server."""
+        return {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
+
+    def start(self) -> JackServer:
+        """Start jackd and wait until it lists its system ports."""
+        cmd = ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy",
+               "-r", str(self.rate), "-p", str(self.period)]
+        self.proc = subprocess.Popen(cmd, env=self.env(), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
+        os.environ["JACK_DEFAULT_SERVER"] = self.name
+        os.environ["JACK_NO_START_SERVER"] = "1"
+        try:
+            wait_for(self._ready, 15.0, 0.02, f"jackd {self.name} to accept clients")
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            out = self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
+            raise RuntimeError(f"jackd exited with {self.proc.returncode}: {out[-500:]}")
+        return "system:" in self.lsp_text()
+
+    def lsp_text(self, *flags: str) -> str:
+        """Output of ``jack_lsp`` against this server ('' if it fails)."""
+        res = subprocess.run(["jack_lsp", "-s", self.name, *flags], env=self.env(),
+                             capture_output=True, text=True, timeout=10)
+        return res.stdout if res.returncode == 0 else ""
+
+    def ports(self) -> list[str]:
+        """Every port name on the server."""
+        return [line.strip() for line in self.lsp_text().splitlines() if line.strip()]
+
+    def find_port(self, substring: str, timeout: float = 10.0) -> str:
+        """Wait until exactly one port contains ``substring`` and return its full name."""
+        def one() -> str | None:
+            hits = [p for p in self.ports() if substring in p]
+            return hits[0] if len(hits) == 1 else None
+        return str(wait_for(one, timeout, 0.02, f"JACK port containing {substring!r}"))
+
+    def connections(self) -> dict[str, list[str]]:
+        """Port -> ports it is connected to."""
+        out: dict[str, list[str]] = {}
+        current = ""
+        for line in self.lsp_text("-c").splitlines():
+            if line.startswith((" ", "\t")):
+                out.setdefault(current, []).append(line.strip())
+            elif line.strip():
+                current = line.strip()
+                out.setdefault(current, [])
+        return out
+
+    def connect(self, src: str, dst: str) -> None:
+        """``jack_connect src dst`` (raises on failure)."""
+        subprocess.run(["jack_connect", "-s", self.name, src, dst], env=self.env(), check=True,
+                       capture_output=True, timeout=10)
+
+    def disconnect(self, src: str, dst: str) -> None:
+        """``jack_disconnect src dst`` (raises on failure)."""
+        subprocess.run(["jack_disconnect", "-s", self.name, src, dst], env=self.env(),
+                       check=True, capture_output=True, timeout=10)
+
+    def stop(self) -> None:
+        """Stop jackd by PID (SIGTERM, then SIGKILL) and remove its shm leftovers."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if proc is not None and proc.stdout is not None:
+            self.log = proc.stdout.read()
+            proc.stdout.close()
+        for path in glob.glob(os.path.join(SHM_DIR, f"jack*_{self.name}_*")):
+            with contextlib.suppress(OSError):  # already gone: nothing to clean
+                os.remove(path)
+        if self._old_env is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = self._old_env
+
+    def __enter__(self) -> JackServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@pytest.fixture(scope="module")
+def jack_server() -> Iterator[JackServer]:
+    """A JACK dummy server for one test module (skipped when jackd is not installed)."""
+    if not JackServer.available():
+        pytest.skip("jackd2 is not installed: run 'bash scripts/test.sh' (it installs jackd2)")
+    with JackServer() as server:
+        yield server
