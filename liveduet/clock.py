@@ -1,0 +1,215 @@
+"""Clock sources: wall time <-> grid position, given time as an argument (no clock reads here).
+
+Grid positions are float grid steps (16ths at 4 steps per beat) since transport start.
+:class:`InternalClock` runs at a set tempo; a tempo change keeps the position continuous.
+:class:`MidiClockFollower` follows a DAW's MIDI clock (24 ppqn, Start/Stop/Continue/Song
+Position Pointer): it fits a line through the recent tick times (robust to the period jitter of
+an audio driver) and, when ticks drift the same way three times in a row beyond the jitter,
+drops the old ticks so a tempo change is followed within a fraction of a beat. Both predict the
+wall time of future positions (:meth:`time_of`) so the runtime can send on time.
+:class:`VirtualTime` is a settable time source for tests and offline runs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Protocol
+
+PPQN = 24
+CLOCK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
+TRANSPORT = frozenset((CLOCK, START, CONTINUE, STOP, SPP))
+
+
+class Clock(Protocol):
+    """What the runtime needs from a clock source."""
+
+    running: bool
+
+    @property
+    def bpm(self) -> float: ...
+
+    def position(self, now: float) -> float: ...
+
+    def time_of(self, pos: float) -> float | None: ...
+
+
+class VirtualTime:
+    """A time source for tests: call it for 'now', move it with :meth:`advance`."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward by ``seconds`` and return the new time."""
+        if seconds < 0:
+            raise ValueError(f"time cannot go back ({seconds} s)")
+        self.now += seconds
+        return self.now
+
+
+class InternalClock:
+    """A steady tempo; starts running at ``start`` (position ``pos``)."""
+
+    def __init__(self, bpm: float, steps_per_beat: int = 4) -> None:
+        if not 1.0 <= bpm <= 1000.0:
+            raise ValueError(f"bpm={bpm} out of range 1..1000")
+        self.steps_per_beat = steps_per_beat
+        self._bpm = float(bpm)
+        self._t0 = 0.0
+        self._pos0 = 0.0
+        self.running = False
+
+    @property
+    def bpm(self) -> float:
+        """The tempo in beats per minute."""
+        return self._bpm
+
+    @property
+    def step_seconds(self) -> float:
+        """Duration of one grid step."""
+        return 60.0 / (self._bpm * self.steps_per_beat)
+
+    def start(self, now: float, pos: float = 0.0) -> None:
+        """Run from position ``pos`` at time ``now``."""
+        self._t0, self._pos0, self.running = now, pos, True
+
+    def stop(self, now: float) -> None:
+        """Freeze the position at ``now``."""
+        self._pos0, self._t0, self.running = self.position(now), now, False
+
+    def set_bpm(self, bpm: float, now: float) -> None:
+        """Change tempo at ``now`` without a jump in position."""
+        if not 1.0 <= bpm <= 1000.0:
+            raise ValueError(f"bpm={bpm} out of range 1..1000")
+        self._pos0, self._t0 = self.position(now), now
+        self._bpm = float(bpm)
+
+    def position(self, now: float) -> float:
+        """Grid position at wall time ``now``."""
+        if not self.running:
+            return self._pos0
+        return self._pos0 + (now - self._t0) / self.step_seconds
+
+    def time_of(self, pos: float) -> float | None:
+        """Wall time at which position ``pos`` is (was) reached; None when stopped."""
+        if not self.running:
+            return None
+        return self._t0 + (pos - self._pos0) * self.step_seconds
+
+
+class MidiClockFollower:
+    """Position and tempo from MIDI clock bytes stamped with their arrival time."""
+
+    def __init__(self, steps_per_beat: int = 4, bpm: float = 120.0, window: int = PPQN,
+                 min_jitter: float = 0.0015) -> None:
+        self.ticks_per_step = PPQN / steps_per_beat
+        self.window = window
+        self.min_jitter = min_jitter
+        self.running = False
+        self._armed = False
+        self._base = 0.0                   # position of tick 0 since the last (re)start
+        self._ticks: deque[tuple[int, float]] = deque(maxlen=window)
+        self._count = -1                   # index of the last tick since the anchor
+        self._fit = (0.0, 60.0 / (bpm * PPQN))   # (t at k=0, seconds per tick)
+        self._drift = 0                    # signed run of same-side residuals
+        self._frozen = 0.0
+        self._last = 0.0
+
+    # -- input ----------------------------------------------------------------------------
+    def on_message(self, msg: Sequence[int], t: float) -> str | None:
+        """Take one MIDI message received at ``t``; return 'play', 'stop', 'locate' or None."""
+        if not msg:
+            return None
+        status = msg[0]
+        if status == CLOCK:
+            return self._tick(t)
+        if status in (START, CONTINUE):
+            if status == START:
+                self._frozen = 0.0
+            self._armed, self.running = True, False
+            return None
+        if status == STOP:
+            was = self.running or self._armed
+            if self.running:
+                self._frozen = self.position(t)
+            self.running = self._armed = False
+            return "stop" if was else None
+        if status == SPP and len(msg) >= 3:
+            beats16 = (msg[1] & 0x7F) | ((msg[2] & 0x7F) << 7)
+            self._frozen = beats16 * 6 / self.ticks_per_step
+            if self.running:   # a jump while playing: re-anchor at the next tick
+                self._armed, self.running = True, False
+                return "locate"
+        return None
+
+    def _tick(self, t: float) -> str | None:
+        if self._armed:
+            self._armed, self.running = False, True
+            self._base, self._count, self._last = self._frozen, 0, self._frozen
+            self._ticks.clear()
+            self._ticks.append((0, t))
+            self._fit = (t, self._fit[1])
+            self._drift = 0
+            return "play"
+        if not self.running:
+            return None
+        self._count += 1
+        self._track_drift(self._count, t)
+        self._ticks.append((self._count, t))
+        self._refit()
+        return None
+
+    def _track_drift(self, k: int, t: float) -> None:
+        t0, per = self._fit
+        err = t - (t0 + per * k)
+        bound = max(self.min_jitter, 0.1 * per)
+        if abs(err) <= bound:
+            self._drift = 0
+            return
+        side = 1 if err > 0 else -1
+        self._drift = self._drift + side if self._drift * side > 0 else side
+        if abs(self._drift) >= 3:  # a tempo change, not jitter: forget the old tempo
+            recent = list(self._ticks)[-2:]
+            self._ticks.clear()
+            self._ticks.extend(recent)
+            self._drift = 0
+
+    def _refit(self) -> None:
+        n = len(self._ticks)
+        if n < 2:
+            return
+        ks = [k for k, _ in self._ticks]
+        ts = [t for _, t in self._ticks]
+        mk, mt = sum(ks) / n, sum(ts) / n
+        var = sum((k - mk) ** 2 for k in ks)
+        per = sum((k - mk) * (t - mt) for k, t in zip(ks, ts, strict=True)) / var
+        if per <= 0:
+            return
+        self._fit = (mt - per * mk, per)
+
+    # -- queries --------------------------------------------------------------------------
+    @property
+    def bpm(self) -> float:
+        """The smoothed tempo."""
+        return 60.0 / (self._fit[1] * PPQN)
+
+    def position(self, now: float) -> float:
+        """Grid position at ``now``: never backwards, never more than 1.5 ticks past the last."""
+        if not self.running:
+            return self._frozen
+        t0, per = self._fit
+        k = min((now - t0) / per, self._count + 1.5)
+        pos = max(self._base + k / self.ticks_per_step, self._last)
+        self._last = pos
+        return pos
+
+    def time_of(self, pos: float) -> float | None:
+        """Predicted wall time of position ``pos``; None while stopped."""
+        if not self.running:
+            return None
+        t0, per = self._fit
+        return t0 + (pos - self._base) * self.ticks_per_step * per
