@@ -17,6 +17,7 @@ from liveduet.errors import LiveduetError
 # Each module exposes register(subparsers); a registered parser sets ``func(args) -> int``.
 COMMAND_MODULES = (
     "liveduet.cli_model",
+    "liveduet.cli_eval",
 )
 
 
