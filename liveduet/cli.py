@@ -18,6 +18,7 @@ from liveduet.errors import LiveduetError
 COMMAND_MODULES = (
     "liveduet.cli_model",
     "liveduet.cli_eval",
+    "liveduet.cli_run",
 )
 
 

@@ -1,0 +1,256 @@
+"""``liveduet run`` (play live through MIDI ports) and ``liveduet ports`` (list them).
+
+Settings come from the defaults, then ``--config FILE.toml`` (the Settings names, the run
+options below with underscores, and a ``[cc]`` table), then the command line. Bad values, bad
+port names and a missing MIDI system exit with status 2 and one line naming problem and fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from liveduet import catalog, ports
+from liveduet.clock import InternalClock, MidiClockFollower
+from liveduet.errors import ConfigError, LiveduetError
+from liveduet.runtime import Options, Runtime
+from liveduet.settings import FIELDS, Settings
+from liveduet.status import StatusLine
+
+log = logging.getLogger("liveduet.run")
+RUN_OPTIONS: dict[str, Any] = {
+    "model": None, "clock": "internal", "inputs": [], "output": None, "api": "auto",
+    "latency_offset": 0.0, "metronome": None, "quiet": False, "stats": None,
+    "osc": True, "osc_port": None, "osc_host": "127.0.0.1", "osc_reply_port": 9000,
+    "osc_allow": [], "cc": True, "cc_channel": None,
+}
+DEFAULT_OSC_PORT = 8000
+SHORT = {"top_p": "top-p", "listen_gap": "listen-gap"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``run`` and ``ports``."""
+    p = sub.add_parser("run", help="play live: listen on a MIDI input, answer on an output",
+                       description="Play live through MIDI ports. Without --in/--out it opens "
+                       "virtual ports 'liveduet in' and 'liveduet out'.")
+    p.add_argument("--model", help="bundled model name or .onnx path (default: the bundled "
+                   "melody model; the harmoniser in harmonize mode)")
+    p.add_argument("--config", type=Path, help="TOML file with settings and run options")
+    p.add_argument("--clock", choices=("internal", "midi"), help="internal tempo or the DAW's "
+                   "MIDI clock (default internal)")
+    p.add_argument("--in", dest="inputs", action="append", metavar="PORT",
+                   help="input port by name or unique substring (repeat for several)")
+    p.add_argument("--out", dest="output", metavar="PORT", help="output port name/substring")
+    p.add_argument("--api", choices=("auto", *ports.APIS), help="MIDI system (default auto)")
+    p.add_argument("--latency-offset", type=float, metavar="MS",
+                   help="shift grid-timed output by MS milliseconds (negative = earlier)")
+    p.add_argument("--metronome", type=int, metavar="CH", help="click notes on MIDI channel CH")
+    p.add_argument("--quiet", action="store_true", default=None, help="no status line")
+    p.add_argument("--stats", type=Path, metavar="FILE", help="write timing stats JSON at exit")
+    p.add_argument("--no-osc", dest="osc", action="store_false", default=None,
+                   help="do not start the OSC control server")
+    p.add_argument("--osc-port", type=int, help="OSC listen port (default 8000; 0 = any free)")
+    p.add_argument("--osc-host", help="OSC bind address (default 127.0.0.1; 0.0.0.0 for LAN)")
+    p.add_argument("--osc-reply-port", type=int, help="port on the client for feedback (9000)")
+    p.add_argument("--osc-allow", action="append", metavar="HOST", help="only accept OSC "
+                   "from HOST (repeat)")
+    p.add_argument("--no-cc", dest="cc", action="store_false", default=None,
+                   help="do not map incoming MIDI CC to controls")
+    p.add_argument("--cc-channel", type=int, help="channel of the default CC map (1-16)")
+    for f in FIELDS:
+        flag = "--" + SHORT.get(f.name, f.name.replace("_", "-"))
+        if f.kind == "bool":
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                           default=None, help=f.help)
+        else:
+            extra = f" ({', '.join(f.choices)})" if f.choices else f" ({f.low}..{f.high})"
+            p.add_argument(flag, dest=f.name, metavar=f.name.upper(), help=f.help + extra)
+    p.set_defaults(func=run_command)
+    q = sub.add_parser("ports", help="list the MIDI ports liveduet can use")
+    q.add_argument("--api", default="auto", choices=("auto", *ports.APIS))
+    q.set_defaults(func=ports_command)
+
+
+def ports_command(args: argparse.Namespace) -> int:
+    """``liveduet ports``."""
+    print(ports.describe(ports.list_ports(ports.choose_api(args.api))))
+    return 0
+
+
+# -- configuration --------------------------------------------------------------------------
+def load_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(flat settings/run options, [cc] table or None) from a TOML file."""
+    if path is None:
+        return {}, None
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path} ({err.strerror}); check the path") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config {path} is not valid TOML ({err}); fix that line") from err
+    cc = data.pop("cc", None)
+    if cc is not None and not isinstance(cc, dict):
+        raise ConfigError(f"config {path}: 'cc' must be a [cc] table")
+    known = {f.name for f in FIELDS} | set(RUN_OPTIONS) | {"in", "out"}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"config {path}: unknown key {key!r}; known: "
+                              f"{', '.join(sorted(known))}")
+        name = {"in": "inputs", "out": "output"}.get(key, key)
+        flat[name] = [value] if name == "inputs" and isinstance(value, str) else value
+    return flat, cc
+
+
+def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any], dict[str, Any] | None]:
+    """Settings and run options: defaults < config file < command line."""
+    flat, cc = load_config(args.config)
+    cli = {k: v for k, v in vars(args).items() if v is not None and k not in ("func", "command",
+                                                                             "config")}
+    merged = {**RUN_OPTIONS, **flat, **cli}
+    settings = Settings()
+    for f in FIELDS:
+        if f.name in merged:
+            settings = settings.with_value(f.name, merged.pop(f.name))
+    opts = {k: merged[k] for k in RUN_OPTIONS}
+    if opts["clock"] not in ("internal", "midi"):
+        raise ConfigError(f"clock={opts['clock']!r}; choose internal or midi")
+    if opts["metronome"] is not None and not 1 <= int(opts["metronome"]) <= 16:
+        raise ConfigError(f"--metronome {opts['metronome']}: give a MIDI channel from 1 to 16")
+    return settings, opts, cc
+
+
+# -- the run --------------------------------------------------------------------------------
+def run_command(args: argparse.Namespace) -> int:
+    """``liveduet run``: build everything, play until SIGINT/SIGTERM, release every note."""
+    logging.basicConfig(level=logging.WARNING, format="liveduet: %(message)s")
+    settings, opts, cc = resolve(args)
+    model = load_model(opts["model"], settings.mode)
+    from liveduet.engine import Engine
+
+    engine = Engine(model, settings)
+    spb = int(model.codec.steps_per_beat)
+    clock = (InternalClock(settings.bpm, spb) if opts["clock"] == "internal"
+             else MidiClockFollower(spb, settings.bpm))
+    api = ports.choose_api(opts["api"])
+    holder: list[ports.PortSet] = []
+    rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
+                 Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
+                         metronome=opts["metronome"], steps_per_beat=spb),
+                 ccmap=build_ccmap(opts, cc), loader=load_model)
+    holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=rt.on_midi))
+    with contextlib.ExitStack() as stack:
+        stack.callback(holder[0].close)
+        rt.publisher = start_osc(opts, rt, stack)
+        stack.callback(rt.stop)
+        if opts["stats"]:
+            stack.callback(write_stats, rt, Path(opts["stats"]))
+        return play(rt, holder[0], model, opts, settings)
+
+
+def load_model(name: str | None, mode: str = "call") -> Any:
+    """A StepModel by name/path; the bundled default for ``mode`` when ``name`` is None."""
+    from liveduet.model import StepModel
+
+    if name is None:
+        name = catalog.DEFAULT_HARMONY if mode == "harmonize" else catalog.DEFAULT_MELODY
+    path = catalog.resolve(name)
+    if not path.exists():
+        raise LiveduetError(f"model file {path} does not exist; give --model a bundled name "
+                            "('liveduet models') or a path to an .onnx file")
+    return StepModel(path)
+
+
+def build_ccmap(opts: dict[str, Any], table: dict[str, Any] | None) -> Any:
+    """The CC map: the [cc] table, else the default map; None with --no-cc."""
+    if not opts["cc"]:
+        return None
+    from liveduet.ccmap import CcMap
+
+    if table is not None:
+        return CcMap.from_toml(table)
+    channel = opts["cc_channel"]
+    return CcMap.default(int(channel)) if channel is not None else CcMap.default()
+
+
+def start_osc(opts: dict[str, Any], rt: Runtime, stack: contextlib.ExitStack) -> Any:
+    """Start OSC control (if wanted and importable); a busy default port only warns."""
+    if not opts["osc"]:
+        return None
+    try:
+        from liveduet.control import OscControl
+    except ImportError as err:
+        log.warning("OSC control unavailable (%s)", err)
+        return None
+    port = opts["osc_port"]
+    control = OscControl(rt.submit, host=opts["osc_host"],
+                         port=DEFAULT_OSC_PORT if port is None else int(port),
+                         reply_port=int(opts["osc_reply_port"]), allow=opts["osc_allow"] or ())
+    try:
+        control.start()
+    except ConfigError as err:
+        if port is not None:
+            raise
+        log.warning("%s; running without OSC control", err)
+        return None
+    stack.callback(control.stop)
+    return control
+
+
+@contextlib.contextmanager
+def stop_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` (restored afterwards)."""
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def play(rt: Runtime, portset: ports.PortSet, model: Any, opts: dict[str, Any],
+         settings: Settings) -> int:
+    """Run until a signal; show the status; watch the ports. 0 on signals, 1 on a crash."""
+    stop = threading.Event()
+    line = None if opts["quiet"] else StatusLine(sys.stdout)
+    with stop_signals(stop):
+        rt.start()
+        print(f"liveduet: {settings.mode} with '{model.title}'; in {portset.input_names} -> out "
+              f"'{portset.output_name}'; clock {opts['clock']}. Ctrl-C to stop.",
+              file=sys.stderr, flush=True)
+        next_check = time.monotonic() + 1.0
+        while not stop.wait(0.25) and not rt.done.is_set():
+            if line is not None:
+                line.show(rt.snapshot)
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + 1.0
+                for report in portset.check():
+                    print(f"liveduet: {report}", file=sys.stderr, flush=True)
+        rt.stop()
+    if line is not None:
+        line.close()
+    if rt.failed is not None:
+        print(f"liveduet: error: the conductor stopped ({rt.failed}); all notes were released",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def write_stats(rt: Runtime, path: Path) -> None:
+    """Dump :meth:`Runtime.stats` as JSON."""
+    path.write_text(json.dumps(rt.stats()), encoding="utf-8")
