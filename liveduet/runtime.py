@@ -358,6 +358,7 @@ class Runtime:
 
     # -- time-driven work -----------------------------------------------------------------
     def _tick(self, now: float) -> None:
+        self._send_due(now)  # timed sends first: the engine may take a model step below
         pos = self.clock.position(now)
         if self.clock.running:
             if self._swap is not None and pos >= self._swap[2]:
@@ -396,11 +397,11 @@ class Runtime:
             if t is None or t > now:
                 return
             _, _, msg, timed = heapq.heappop(heap)
-            self._send(msg)
             if timed and len(self.wake_errors) < MAX_SAMPLES:
                 err = perf() - t
                 self.wake_errors.append(err)
                 self.counters["late"] += err > 0.001
+            self._send(msg)
             now = perf()
 
     def _metronome(self, pos: float) -> None:
