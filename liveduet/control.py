@@ -9,6 +9,7 @@ every valid Command to ``submit``. Nothing else runs on the server thread.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import select
 import socket
@@ -25,7 +26,7 @@ from liveduet.oscmap import REASONS, Refused, changed_values, encode, parse, sta
 from liveduet.oscwire import well_formed
 from liveduet.settings import Command
 
-__all__ = ["OscControl", "changed_values", "state_values"]
+__all__ = ["OscControl", "add_arguments", "changed_values", "from_args", "state_values"]
 
 log = logging.getLogger("liveduet.control")
 MAX_CLIENTS = 8
@@ -220,3 +221,27 @@ def _resolve_all(hosts: Sequence[str]) -> frozenset[str]:
                               "phone's IP address or a resolvable host name") from err
         ips.update(str(info[4][0]) for info in infos)
     return frozenset(ips)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The OSC flags of ``liveduet run`` (documented in docs/osc.md)."""
+    group = parser.add_argument_group("OSC control (docs/osc.md)")
+    group.add_argument("--no-osc", action="store_true", help="do not listen for OSC")
+    group.add_argument("--osc-host", default="127.0.0.1",
+                       help="interface to listen on; 0.0.0.0 for a phone on the LAN "
+                            "(default 127.0.0.1: this computer only)")
+    group.add_argument("--osc-port", type=int, default=8000, help="UDP port (default 8000)")
+    group.add_argument("--osc-reply-port", type=int, default=9000,
+                       help="port on the sender's host that feedback goes to (default 9000)")
+    group.add_argument("--osc-allow", action="append", default=[], metavar="HOST",
+                       help="only accept OSC from HOST (repeat or comma-separate); "
+                            "default: any host that can reach --osc-host")
+
+
+def from_args(args: argparse.Namespace, submit: Callable[[Command], None]) -> OscControl | None:
+    """An (unstarted) OscControl from :func:`add_arguments` flags; None with ``--no-osc``."""
+    if args.no_osc:
+        return None
+    allow = [h.strip() for item in args.osc_allow for h in item.split(",") if h.strip()]
+    return OscControl(submit, host=args.osc_host, port=args.osc_port,
+                      reply_port=args.osc_reply_port, allow=allow)
