@@ -9,7 +9,6 @@ every valid Command to ``submit``. Nothing else runs on the server thread.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import select
 import socket
@@ -26,7 +25,7 @@ from liveduet.oscmap import REASONS, Refused, changed_values, encode, parse, sta
 from liveduet.oscwire import well_formed
 from liveduet.settings import Command
 
-__all__ = ["OscControl", "add_arguments", "changed_values", "from_args", "state_values"]
+__all__ = ["OscControl", "changed_values", "state_values"]
 
 log = logging.getLogger("liveduet.control")
 MAX_CLIENTS = 8
@@ -42,7 +41,8 @@ class OscControl:
         host: interface to bind; 127.0.0.1 keeps it local, 0.0.0.0 opens it to the LAN.
         port: UDP port to listen on (TouchOSC sends to 8000); 0 picks a free port.
         reply_port: port on each client's host that feedback goes to (TouchOSC: 9000).
-        allow: host names or IPs allowed to send; empty allows any. Names resolve once, here.
+        allow: host names or IPs allowed to send (entries may be comma-separated); empty
+            allows any. Names resolve once, here.
     """
 
     def __init__(self, submit: Callable[[Command], None], *, host: str = "127.0.0.1",
@@ -209,11 +209,11 @@ def _family(host: str) -> socket.AddressFamily:
 
 
 def _resolve_all(hosts: Sequence[str]) -> frozenset[str]:
-    """Every IP address the allowed names stand for (resolved once)."""
+    """Every IP address the allowed names stand for (resolved once); 'a,b' counts as two."""
     if isinstance(hosts, str):
         hosts = [hosts]
     ips: set[str] = set()
-    for host in hosts:
+    for host in (h.strip() for item in hosts for h in item.split(",") if h.strip()):
         try:
             infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
         except (socket.gaierror, UnicodeError) as err:
@@ -222,26 +222,3 @@ def _resolve_all(hosts: Sequence[str]) -> frozenset[str]:
         ips.update(str(info[4][0]) for info in infos)
     return frozenset(ips)
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The OSC flags of ``liveduet run`` (documented in docs/osc.md)."""
-    group = parser.add_argument_group("OSC control (docs/osc.md)")
-    group.add_argument("--no-osc", action="store_true", help="do not listen for OSC")
-    group.add_argument("--osc-host", default="127.0.0.1",
-                       help="interface to listen on; 0.0.0.0 for a phone on the LAN "
-                            "(default 127.0.0.1: this computer only)")
-    group.add_argument("--osc-port", type=int, default=8000, help="UDP port (default 8000)")
-    group.add_argument("--osc-reply-port", type=int, default=9000,
-                       help="port on the sender's host that feedback goes to (default 9000)")
-    group.add_argument("--osc-allow", action="append", default=[], metavar="HOST",
-                       help="only accept OSC from HOST (repeat or comma-separate); "
-                            "default: any host that can reach --osc-host")
-
-
-def from_args(args: argparse.Namespace, submit: Callable[[Command], None]) -> OscControl | None:
-    """An (unstarted) OscControl from :func:`add_arguments` flags; None with ``--no-osc``."""
-    if args.no_osc:
-        return None
-    allow = [h.strip() for item in args.osc_allow for h in item.split(",") if h.strip()]
-    return OscControl(submit, host=args.osc_host, port=args.osc_port,
-                      reply_port=args.osc_reply_port, allow=allow)

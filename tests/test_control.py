@@ -232,7 +232,7 @@ def test_bad_messages_are_refused_counted_and_logged_once(
 
 def test_a_sender_outside_allow_is_dropped(listener: Listener) -> None:
     commands: queue.Queue[Any] = queue.Queue()
-    ctl = OscControl(commands.put, port=0, reply_port=listener.port, allow=["127.0.0.2"])
+    ctl = OscControl(commands.put, port=0, reply_port=listener.port, allow=["127.0.0.3, 127.0.0.2"])
     ctl.start()
     try:
         phone(ctl).send_message("/liveduet/temperature", 1.5)  # from 127.0.0.1
