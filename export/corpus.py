@@ -208,6 +208,19 @@ class Corpus:
         return [p for p, v in zip(self.pieces, self.valid, strict=True) if bool(v) == valid]
 
 
+class _Serial:
+    """A one-process stand-in for ``multiprocessing.Pool`` (``workers=1``)."""
+
+    def __enter__(self) -> _Serial:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def imap(self, fn: Any, jobs: list[Any], chunksize: int = 1) -> Iterator[Any]:
+        return map(fn, jobs)
+
+
 def _collect(kind: str, tasks: list[Task], is_midi: bool, workers: int
              ) -> tuple[list[dict[str, Any]], dict[str, Stats]]:
     from tqdm import tqdm
@@ -215,8 +228,7 @@ def _collect(kind: str, tasks: list[Task], is_midi: bool, workers: int
     stats: dict[str, Stats] = {}
     results = []
     jobs = [(kind, t, is_midi) for t in tasks]
-    ctx = mp.get_context("fork")
-    with ctx.Pool(workers) as pool:
+    with mp.get_context("fork").Pool(workers) if workers > 1 else _Serial() as pool:
         it = pool.imap(tokenise, jobs, chunksize=8)
         for res in tqdm(it, total=len(jobs), desc=f"tokenise {kind}", mininterval=5):
             st = stats.setdefault(res["collection"], Stats())
@@ -234,8 +246,11 @@ def _collect(kind: str, tasks: list[Task], is_midi: bool, workers: int
 
 
 def build(kind: str, name: str | None = None, midi_dir: str | None = None, workers: int = 2,
-          limit: int | None = None) -> Path:
-    """Tokenise a corpus and write ``export/runs/corpus/<name>.{npz,json}``; return the npz path."""
+          limit: int | None = None, out_dir: Path | None = None) -> Path:
+    """Tokenise a corpus and write ``<out_dir>/<name>.{npz,json}``; return the npz path.
+
+    ``out_dir`` defaults to ``export/runs/corpus``.
+    """
     t0 = time.time()
     name = name or kind
     tasks = midi_tasks(midi_dir) if midi_dir else music21_tasks(kind)
@@ -256,12 +271,11 @@ def build(kind: str, name: str | None = None, midi_dir: str | None = None, worke
         for k, v in res["report"].items():
             st.report[k] += v
         kept.append(res)
-    return _write(kind, name, kept, stats, time.time() - t0, midi_dir)
+    return _write(kind, name, kept, stats, time.time() - t0, midi_dir, out_dir or RUNS / "corpus")
 
 
 def _write(kind: str, name: str, kept: list[dict[str, Any]], stats: dict[str, Stats],
-           seconds: float, midi_dir: str | None) -> Path:
-    out = RUNS / "corpus"
+           seconds: float, midi_dir: str | None, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     frames = [r["frames"] for r in kept]
     offsets = np.cumsum([0] + [len(f) for f in frames])
@@ -280,8 +294,8 @@ def _write(kind: str, name: str, kept: list[dict[str, Any]], stats: dict[str, St
 
 
 def load(name: str) -> Corpus:
-    """Read a cached corpus written by :func:`build`."""
-    base = RUNS / "corpus" / name
+    """Read a cached corpus written by :func:`build`: a cache name or a path to its ``.npz``."""
+    base = Path(name).with_suffix("") if name.endswith(".npz") else RUNS / "corpus" / name
     if not base.with_suffix(".npz").exists():
         raise FileNotFoundError(f"{base}.npz is missing; run: python -m export.corpus {name}")
     data = np.load(base.with_suffix(".npz"))

@@ -130,7 +130,7 @@ def _train_epoch(model: LstmLM, opt: torch.optim.Optimizer, batcher: Batcher, de
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        loss_sum += float(loss) * int(n)
+        loss_sum += float(loss.detach()) * int(n)
         n_sum += int(n)
         bar.set_postfix(loss=f"{loss_sum / n_sum:.3f}")
         if time.time() > deadline:
@@ -147,6 +147,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
     train_p, valid_p = corpus.split(False), corpus.split(True)
+    if not train_p or not valid_p:
+        raise ValueError(f"corpus {args.corpus!r} has {len(train_p)} training and "
+                         f"{len(valid_p)} validation pieces; it needs both (add more pieces)")
     cfg = ModelConfig(codec.vocab_size, args.embed, args.hidden, args.layers, args.dropout)
     model = LstmLM(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)

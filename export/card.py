@@ -1,0 +1,127 @@
+"""The model card: JSON inside the ONNX metadata (``liveduet.card``) and ``models/<name>.md``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from export.corpus import load
+from export.onnx_export import set_metadata
+from export.presets import LICENCE_NOTES, MUSIC21_LICENCE, Preset
+
+NOTE_DEF = ("NLL in nats, teacher-forced on the validation split (pieces never trained on), "
+            "each piece from BOS. per token: mean over every scored token (all voices); per note: "
+            "the same total NLL divided by the number of NOTE_ON tokens scored.")
+
+
+def _corpus_text(preset: Preset, summary: dict[str, Any], user: str | None) -> str:
+    if user:
+        return f"user MIDI folder {user}: {summary['pieces']} pieces"
+    colls = summary["collections"]
+    parts = [f"{c} ({colls[c]['used']} pieces)" for c in preset.collections if c in colls]
+    return "music21 corpus: " + ", ".join(parts)
+
+
+def _metrics(choice: dict[str, Any], baseline: dict[str, Any], runs: dict[str, Any]
+             ) -> dict[str, Any]:
+    base = baseline["best"]
+    gain = 1 - choice["nll_per_note"] / base["nll_per_note"]
+    variant = runs[choice["variant"]][1]
+    return {
+        "valid_nll_per_token": round(choice["nll_per_token"], 4),
+        "valid_nll_per_note": round(choice["nll_per_note"], 4),
+        "valid_nll_per_voice": {k: round(v, 4) for k, v in choice["nll_per_voice"].items()},
+        "valid_tokens": choice["tokens"], "valid_notes": choice["notes"],
+        "valid_transposed_nll_per_token": round(variant["valid_transposed"]["nll_per_token"], 4),
+        "baseline": f"interpolated Kneser-Ney {baseline['best_order']}-gram on the same split",
+        "baseline_nll_per_token": round(base["nll_per_token"], 4),
+        "baseline_nll_per_note": round(base["nll_per_note"], 4),
+        "improvement_per_note": round(gain, 4),
+        "step_p50_us": round(choice["p50_us"], 1), "step_p99_us": round(choice["p99_us"], 1),
+        "bytes": choice["bytes"], "weights": choice["weights"],
+        "definition": NOTE_DEF,
+    }
+
+
+def build_card(preset: Preset, cache: str, choice: dict[str, Any], baseline: dict[str, Any],
+               runs: dict[str, Any], rebuild: str, user: str | None) -> dict[str, Any]:
+    """The card JSON stored in the model's metadata."""
+    summary = load(cache).summary
+    variant = runs[choice["variant"]][1]
+    licence = (f"user-supplied MIDI from {user}; check its licence" if user else
+               MUSIC21_LICENCE + " " + " ".join(LICENCE_NOTES[c] for c in preset.collections))
+    return {
+        "title": preset.title, "corpus": _corpus_text(preset, summary, user),
+        "licence": licence, "metrics": _metrics(choice, baseline, runs), "rebuild": rebuild,
+        "training": {"config": variant["config"], "epochs": variant["epochs"],
+                     "best_epoch": variant["best_epoch"], "seconds": variant["train_seconds"],
+                     "transposition": f"+-{variant['args']['max_shift']} semitones (feasible "
+                                      "shifts only)", "framework": "PyTorch 2.13.0 CPU"},
+        "split": summary["valid_rule"], "built": dt.date.today().isoformat(),
+    }
+
+
+def write_card(preset: Preset, cache: str, choice: dict[str, Any], table: list[dict[str, Any]],
+               baseline: dict[str, Any], runs: dict[str, Any], rebuild: str, out: Path,
+               user_corpus: str | None = None) -> dict[str, Any]:
+    """Write the chosen ONNX with its final card to ``out`` and the card as ``out.md``."""
+    card = build_card(preset, cache, choice, baseline, runs, rebuild, user_corpus)
+    proto = onnx.load(choice["path"])
+    set_metadata(proto, load(cache).codec, card)
+    onnx.save(proto, str(out))
+    summary = load(cache).summary
+    out.with_suffix(".md").write_text(markdown(preset, card, table, baseline, runs, summary))
+    return card
+
+
+def markdown(preset: Preset, card: dict[str, Any], table: list[dict[str, Any]],
+             baseline: dict[str, Any], runs: dict[str, Any], summary: dict[str, Any]) -> str:
+    """The human-readable card."""
+    m, t = card["metrics"], card["training"]
+    lines = [f"# {preset.name}: {card['title']}", "", f"Rebuild: `{card['rebuild']}`", "",
+             "## Corpus", "", card["corpus"] + ".", f"Split: {card['split']}.", "",
+             "| collection | pieces | used | failed | too short | wrong parts | duplicates | "
+             "steps | encode report |", "|---|---|---|---|---|---|---|---|---|"]
+    for c, s in summary["collections"].items():
+        lines.append(f"| {c} | {s['pieces']} | {s['used']} | {s['failed']} | {s['too_short']} | "
+                     f"{s['wrong_parts']} | {s['duplicates']} | {s['steps']} | "
+                     f"{json.dumps(s['report'])} |")
+    lines += ["", "## Licence notes", "", card["licence"], "", "## Quality (validation split)",
+              "", NOTE_DEF, "",
+              "| model | NLL/token | NLL/note | baseline NLL/token | baseline NLL/note | "
+              "improvement/note |", "|---|---|---|---|---|---|",
+              f"| {preset.name} ({m['weights']}) | {m['valid_nll_per_token']} | "
+              f"{m['valid_nll_per_note']} | {m['baseline_nll_per_token']} | "
+              f"{m['baseline_nll_per_note']} | {m['improvement_per_note']:.1%} |", "",
+              f"Per voice NLL/token: {m['valid_nll_per_voice']}. Validation transposed to a "
+              f"random feasible key (+-6): {m['valid_transposed_nll_per_token']} NLL/token.", "",
+              "Baseline orders (fit on train, scored on validation; the best is quoted):", "",
+              "| order | NLL/token | NLL/note |", "|---|---|---|"]
+    for k, v in baseline["orders"].items():
+        lines.append(f"| {k} | {v['nll_per_token']:.4f} | {v['nll_per_note']:.4f} |")
+    lines += ["", "## Candidates (size, speed, quality)", "",
+              "Shipped: the fastest p99 whose NLL/token is within 1% of the best fp32 model. "
+              "Timing: check-model's single-step loop, 1 thread, median of 5 interleaved rounds "
+              "of 2000 steps.", "",
+              "| variant | weights | hidden x layers | NLL/token | NLL/note | bytes | p50 us | "
+              "p99 us |", "|---|---|---|---|---|---|---|---|"]
+    for r in table:
+        lines.append(f"| {r['variant']} | {r['weights']} | {r['hidden']}x{r['layers']} | "
+                     f"{r['nll_per_token']:.4f} | {r['nll_per_note']:.4f} | {r['bytes']} | "
+                     f"{r['p50_us']:.1f} | {r['p99_us']:.1f} |")
+    lines += ["", "## Training", "", "| run | hidden x layers | transposition | epochs | "
+              "minutes | valid NLL/token | transposed valid NLL/token |",
+              "|---|---|---|---|---|---|---|"]
+    for name, (_run, s) in runs.items():
+        lines.append(f"| {name} | {s['config']['hidden']}x{s['config']['layers']} | "
+                     f"+-{s['args']['max_shift']} | {s['epochs']} | "
+                     f"{s['train_seconds'] / 60:.1f} | {s['valid']['nll_per_token']:.4f} | "
+                     f"{s['valid_transposed']['nll_per_token']:.4f} |")
+    lines += ["", f"Shipped run: {t['config']}, {t['epochs']} epochs (best {t['best_epoch']}), "
+              f"{t['seconds'] / 60:.1f} min on a shared 2-core CPU, transposition "
+              f"{t['transposition']}.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""Export every trained variant as fp32 and int8 ONNX, score them on validation, time them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.corpus import load
+from export.onnx_export import export_onnx, quantize, verify
+from export.presets import Preset
+from export.train import load_checkpoint
+from liveduet.cli_model import step_latency_us
+from liveduet.evaluate import Score, score_tokens
+from liveduet.model import StepModel
+
+DRAFT_CARD = {"title": "draft", "corpus": "", "licence": "", "metrics": {}, "rebuild": ""}
+ROUNDS = 5
+STEPS = 2000
+
+
+def validation_score(path: Path, pieces: list[np.ndarray]) -> Score:
+    """Teacher-forced validation score of an ONNX file (the ``liveduet eval`` code path)."""
+    model = StepModel(path)
+    total = Score()
+    for frames in pieces:
+        total.add(score_tokens(model, model.codec.interleave(frames)))
+    return total
+
+
+def latency(paths: list[Path]) -> dict[str, dict[str, float]]:
+    """Median p50/p99 per file over ROUNDS interleaved rounds of check-model's timing."""
+    models = {p.name: StepModel(p, threads=1) for p in paths}
+    rounds: dict[str, list[dict[str, float]]] = {k: [] for k in models}
+    for _ in range(ROUNDS):
+        for name, model in models.items():
+            rounds[name].append(step_latency_us(model, STEPS))
+    return {k: {q: float(np.median([r[q] for r in v])) for q in ("p50", "p99")}
+            for k, v in rounds.items()}
+
+
+def _export_variant(run: Path, codec: Any, root: Path, variant: str) -> tuple[Path, Path, float]:
+    model, _ = load_checkpoint(run / "best.pt")
+    fp32 = root / f"{variant}_fp32.onnx"
+    int8 = root / f"{variant}_int8.onnx"
+    export_onnx(model, codec, DRAFT_CARD, fp32)
+    quantize(fp32, int8, codec, DRAFT_CARD)
+    return fp32, int8, verify(model, fp32, steps=50)
+
+
+def measure_candidates(preset: Preset, cache: str, runs: dict[str, tuple[Path, dict[str, Any]]],
+                       root: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Table of every candidate and the chosen one (fastest p99 within 1% of the best fp32)."""
+    corpus = load(cache)
+    valid = corpus.split(True)
+    rows: list[dict[str, Any]] = []
+    for variant, (run, summary) in runs.items():
+        fp32, int8, err = _export_variant(run, corpus.codec, root, variant)
+        for kind, path in (("fp32", fp32), ("int8", int8)):
+            s = validation_score(path, valid)
+            rows.append({"variant": variant, "weights": kind, "path": str(path),
+                         "hidden": summary["config"]["hidden"],
+                         "layers": summary["config"]["layers"],
+                         "nll_per_token": s.nll_per_token, "nll_per_note": s.nll_per_note,
+                         "tokens": s.tokens, "notes": s.notes,
+                         "nll_per_voice": {v.name: s.voice_nll[i] / max(s.voice_tokens[i], 1)
+                                           for i, v in enumerate(corpus.codec.voices)},
+                         "bytes": os.path.getsize(path),
+                         "onnx_vs_torch_max_abs": err if kind == "fp32" else None})
+    lat = latency([Path(r["path"]) for r in rows])
+    for r in rows:
+        r.update({f"{q}_us": lat[Path(r["path"]).name][q] for q in ("p50", "p99")})
+    best = min(r["nll_per_token"] for r in rows if r["weights"] == "fp32")
+    eligible = [r for r in rows if r["nll_per_token"] <= best * 1.01]
+    choice = min(eligible, key=lambda r: (r["p99_us"], r["p50_us"])) if preset.speed_rule \
+        else min(rows, key=lambda r: r["nll_per_token"])
+    (root / "candidates.json").write_text(json.dumps({"rows": rows, "choice": choice}, indent=1))
+    return rows, choice
