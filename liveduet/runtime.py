@@ -59,6 +59,7 @@ class Options:
     latency_offset: float = 0.0        # seconds added to grid-scheduled sends
     metronome: int | None = None       # MIDI channel 1-16 for click notes, None = off
     spin: float = 0.0005               # busy-wait before each due send
+    early: float = 0.002               # ask the engine this much ahead; the heap sends on time
     steps_per_beat: int = 4
     beats_per_bar: int = 4
 
@@ -200,7 +201,7 @@ class Runtime:
             if nd is not None and nd >= self._hold_until:
                 t = self.clock.time_of(nd)
                 if t is not None:
-                    due = min(due, t)
+                    due = min(due, t + self.opt.latency_offset - self.opt.early)
             if self._swap is not None:
                 t = self.clock.time_of(self._swap[2])
                 due = min(due, t if t is not None else now)
@@ -251,6 +252,7 @@ class Runtime:
                 if cmd is not None:
                     self._command(cmd, t)
                 return
+        self._flush_early()
         now = time.perf_counter()
         pos = self.clock.position(t)
         outs = self.engine.feed(pos, msg)
@@ -359,16 +361,13 @@ class Runtime:
     # -- time-driven work -----------------------------------------------------------------
     def _tick(self, now: float) -> None:
         self._send_due(now)  # timed sends first: the engine may take a model step below
-        pos = self.clock.position(now)
+        offset = self.opt.latency_offset
+        pos = self.clock.position(now - offset)
         if self.clock.running:
             if self._swap is not None and pos >= self._swap[2]:
                 self._do_swap(pos)
             if pos >= self._hold_until:
-                t0 = time.perf_counter()
-                outs = self.engine.advance(pos)
-                if outs:
-                    self.step_times.append(time.perf_counter() - t0)
-                self._emit(outs, pos)
+                self._advance(now, pos)
             self._metronome(pos)
         elif self._swap is not None:
             self._do_swap(pos)
@@ -376,15 +375,54 @@ class Runtime:
         if now >= self._next_status:
             self._update_status(now)
 
-    def _emit(self, outs: Sequence[Any], pos: float) -> None:
+    def _advance(self, now: float, pos: float) -> None:
+        """Advance the engine up to the next due position if it is within ``early``."""
+        target = pos
+        nd = self.engine.next_due()
+        if nd is not None and nd > pos:
+            t = self.clock.time_of(nd)
+            if t is not None and t + self.opt.latency_offset - now <= self.opt.early:
+                target = nd  # computed now, sent from the schedule at its exact time
+        t0 = time.perf_counter()
+        outs = self.engine.advance(target)
+        if outs:
+            self.step_times.append(time.perf_counter() - t0)
+            late = [o for o in outs if o.pos <= pos]
+            if late:
+                self._record_wake(late[0].pos)
+        self._emit(outs, pos, timed=True)
+
+    def _record_wake(self, pos: float) -> None:
+        """Intended vs actual send time of an event due at grid position ``pos``."""
+        t = self.clock.time_of(pos)
+        if t is not None and len(self.wake_errors) < MAX_SAMPLES:
+            err = time.perf_counter() - (t + self.opt.latency_offset)
+            self.wake_errors.append(err)
+            self.counters["late"] += err > 0.001
+
+    def _emit(self, outs: Sequence[Any], pos: float, timed: bool = False) -> None:
         """Send what is due now; schedule the rest by grid position."""
         now_msgs = []
         for out in outs:
             if out.pos <= pos:
                 now_msgs.append(tuple(out.msg))
             else:
-                self._push(out.pos, tuple(out.msg), True)
+                self._push(out.pos, tuple(out.msg), timed)
         self._send_now_msgs(now_msgs)
+
+    def _flush_early(self) -> None:
+        """Send engine events computed ahead (at most ``early`` s) before the engine hears more.
+
+        The engine believes they went out; what it answers to new input must follow them.
+        """
+        heap = self._heap
+        while heap and heap[0][3]:
+            t = self._heap_time()
+            if t is None or t - time.perf_counter() > self.opt.early:
+                return
+            pos, _, msg, _ = heapq.heappop(heap)
+            self._record_wake(pos)
+            self._send(msg)
 
     def _push(self, pos: float, msg: tuple[int, ...], timed: bool) -> None:
         self._seq += 1
@@ -396,11 +434,9 @@ class Runtime:
             t = self._heap_time()
             if t is None or t > now:
                 return
-            _, _, msg, timed = heapq.heappop(heap)
-            if timed and len(self.wake_errors) < MAX_SAMPLES:
-                err = perf() - t
-                self.wake_errors.append(err)
-                self.counters["late"] += err > 0.001
+            pos, _, msg, timed = heapq.heappop(heap)
+            if timed:
+                self._record_wake(pos)
             self._send(msg)
             now = perf()
 
