@@ -1,0 +1,142 @@
+"""Offline duet: run the engine in virtual time against a human part and collect its output.
+
+:func:`drive` is the virtual conductor: it feeds the human's MIDI messages at their grid
+positions and calls ``advance`` at every position the engine asks for (``next_due``), exactly
+as the live runtime does with a clock. :func:`render` turns a human part (notes in beats) into
+the duet's parts; :func:`render_file` reads and writes MIDI files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import mido
+
+from liveduet import midifile
+from liveduet.codec import TimedNote
+from liveduet.engine import Engine, Out
+from liveduet.errors import LiveduetError
+from liveduet.midifile import Part
+
+Event = tuple[float, tuple[int, ...]]
+
+
+def note_events(notes: Sequence[TimedNote], steps_per_beat: int, channel: int = 0) -> list[Event]:
+    """Human notes (beats) -> note-on/off messages at grid positions, offs first on ties."""
+    keyed: list[tuple[float, int, tuple[int, ...]]] = []
+    for n in notes:
+        keyed.append((n.start * steps_per_beat, 1, (0x90 | channel, n.pitch, n.velocity)))
+        keyed.append((n.end * steps_per_beat, 0, (0x80 | channel, n.pitch, 0)))
+    keyed.sort(key=lambda e: (e[0], e[1], e[2]))
+    return [(pos, msg) for pos, _, msg in keyed]
+
+
+def drive(engine: Engine, events: Sequence[Event], end: float) -> list[Out]:
+    """Feed ``events`` (sorted by position) and advance the engine up to ``end``; release all.
+
+    Human messages at or before the next due position are fed first, so a note exactly on a
+    step boundary reaches the engine before that step is emitted (as it would live).
+    """
+    outs: list[Out] = []
+    i = 0
+    while True:
+        due = engine.next_due()
+        if i < len(events) and (due is None or events[i][0] <= due):
+            pos, msg = events[i]
+            outs += engine.feed(pos, msg)
+            i += 1
+            continue
+        if due is None or due > end:
+            break
+        outs += engine.advance(due)
+    outs += engine.release_all(end)
+    return outs
+
+
+def machine_notes(outs: Sequence[Out], steps_per_beat: int) -> dict[int, list[TimedNote]]:
+    """Machine voice -> its notes in beats, paired from the engine's note-on/off messages."""
+    by_voice: dict[int, list[TimedNote]] = {}
+    open_: dict[tuple[int, int], tuple[float, int]] = {}
+    for out in outs:
+        if out.voice is None or len(out.msg) < 3:
+            continue
+        kind, pitch, vel = out.msg[0] & 0xF0, out.msg[1], out.msg[2]
+        key = (out.voice, pitch)
+        if key in open_ and kind in (0x80, 0x90):
+            start, v = open_.pop(key)
+            if out.pos > start:
+                by_voice.setdefault(out.voice, []).append(
+                    TimedNote(start / steps_per_beat, pitch, out.pos / steps_per_beat,
+                              out.voice, v))
+        if kind == 0x90 and vel > 0:
+            open_[key] = (out.pos, vel)
+    return {v: sorted(ns) for v, ns in sorted(by_voice.items())}
+
+
+@dataclass
+class Duet:
+    """The result of a render: the human part, the machine's parts, turns and counters."""
+
+    human: list[TimedNote]
+    machine: dict[int, list[TimedNote]]
+    voice_names: list[str]
+    channels: dict[int, int]
+    turns: list[tuple[float, str]]
+    status: dict[str, Any] = field(default_factory=dict)
+    beats: float = 0.0
+
+    def parts(self, human_channel: int = 0) -> list[Part]:
+        """Tracks to write: the human's, then one per machine voice."""
+        parts = [Part("human", human_channel, self.human)]
+        for v, notes in self.machine.items():
+            parts.append(Part(f"liveduet {self.voice_names[v]}", self.channels[v], notes))
+        return parts
+
+
+def render(engine: Engine, human: Sequence[TimedNote], *, tail_bars: float | None = None,
+           human_channel: int = 0) -> Duet:
+    """Run ``engine`` against ``human`` (notes in beats) and return the duet.
+
+    The render runs to the end of the human part plus ``tail_bars`` (default: the longest
+    answer, so a final answer in call mode plays out), rounded up to a whole bar.
+    """
+    spb = engine.codec.steps_per_beat
+    tail = engine.settings.response_max_bars if tail_bars is None else tail_bars
+    last = max((n.end for n in human), default=0.0)
+    beats = math.ceil((last + 4 * tail) / 4 - 1e-9) * 4
+    outs = drive(engine, note_events(human, spb, human_channel), beats * spb)
+    channels = {o.voice: o.msg[0] & 0x0F for o in outs if o.voice is not None}
+    names = [v.name for v in engine.codec.voices]
+    turns = [(pos / spb, phase) for pos, phase in engine.turns]
+    return Duet(list(human), machine_notes(outs, spb), names, channels, turns, engine.status(),
+                float(beats))
+
+
+def pick_part(mid: mido.MidiFile, track: int | None, channel: int | None) -> list[TimedNote]:
+    """The human part: ``track``/``channel`` if given, else the first track with notes."""
+    if track is None:
+        with_notes = [i for i, t in enumerate(mid.tracks)
+                      if any(m.type == "note_on" and m.velocity > 0 for m in t)]
+        if not with_notes:
+            raise LiveduetError("the MIDI file has no notes; give a file with a melody track")
+        track = with_notes[0]
+    notes = midifile.read_notes(mid, track, channel)
+    if not notes:
+        raise LiveduetError(f"track {track}"
+                            f"{'' if channel is None else f' channel {channel + 1}'} has no "
+                            "notes; pick the human part with --track/--channel")
+    return notes
+
+
+def write(duet: Duet, path: str | os.PathLike[str], bpm: float, human_channel: int = 0) -> None:
+    """Write the duet as a type-1 MIDI file (human track first)."""
+    mid = midifile.write_parts(duet.parts(human_channel), bpm)
+    try:
+        mid.save(os.fspath(path))
+    except OSError as err:
+        raise LiveduetError(f"cannot write {path} ({err}); check the folder exists and is "
+                            "writable") from err

@@ -1,0 +1,144 @@
+"""Sampling controls: temperature, top-p, density, key/scale and pitch-range masks.
+
+Everything here is pure. A sample is drawn from one uniform number ``u`` in [0, 1) by inverse
+CDF, so the caller decides where randomness comes from (the engine keys a numpy Generator on
+``(seed, step)``, which makes a re-decided step draw the same number as its first decision).
+
+Masks never leave a voice without a legal token: REST is always legal, HOLD only while the voice
+sounds, and when key and range leave no pitch the key mask is dropped first, then the range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from liveduet.codec import HOLD, N_SPECIAL, REST, GridCodec
+from liveduet.settings import KEYS, SCALES
+
+TONICS = KEYS[2:]
+# Krumhansl-Kessler key profiles (probe-tone ratings), tonic first.
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+MIN_KEY_NOTES = 4
+DENSITY_GAIN = 4.0  # logit bias on NOTE_ON tokens at density 0 (-) or 1 (+)
+
+
+@lru_cache(maxsize=1)
+def _profiles() -> np.ndarray:
+    rows = [np.roll(KK_MAJOR, t) for t in range(12)] + [np.roll(KK_MINOR, t) for t in range(12)]
+    prof = np.array(rows)
+    prof = prof - prof.mean(axis=1, keepdims=True)
+    return prof / np.linalg.norm(prof, axis=1, keepdims=True)
+
+
+def estimate_key(
+    pitches: Sequence[int], weights: Sequence[float] | None = None
+) -> tuple[int, str] | None:
+    """Tonic pitch class and 'major'/'minor' that best fit the notes (Krumhansl-Schmuckler).
+
+    Returns ``None`` with fewer than ``MIN_KEY_NOTES`` notes or a flat histogram.
+    """
+    if len(pitches) < MIN_KEY_NOTES:
+        return None
+    pcs = np.asarray(pitches, dtype=np.int64) % 12
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    hist = np.bincount(pcs, weights=w, minlength=12).astype(np.float64)
+    hist = hist - hist.mean()
+    norm = np.linalg.norm(hist)
+    if norm == 0.0:
+        return None
+    scores = _profiles() @ (hist / norm)
+    best = int(np.argmax(scores))  # first maximum: deterministic on ties
+    return best % 12, ("major" if best < 12 else "minor")
+
+
+def scale_pcs(tonic: int, scale: str) -> frozenset[int]:
+    """Pitch classes of ``scale`` on ``tonic`` (0 = C)."""
+    return frozenset((tonic + step) % 12 for step in SCALES[scale])
+
+
+def key_pcs(
+    key: str, scale: str, recent: Sequence[tuple[int, float]] = ()
+) -> frozenset[int] | None:
+    """Allowed pitch classes for a key setting, or ``None`` for no key mask.
+
+    ``key`` is 'off', a tonic name, or 'auto': the tonic (and, for scale major/minor, the mode)
+    estimated from ``recent`` (pitch, duration) pairs of the human's notes.
+    """
+    if key == "off" or scale == "chromatic":
+        return None
+    if key != "auto":
+        return scale_pcs(TONICS.index(key), scale)
+    if not recent:
+        return None
+    found = estimate_key([p for p, _ in recent], [max(d, 0.25) for _, d in recent])
+    if found is None:
+        return None
+    tonic, mode = found
+    return scale_pcs(tonic, mode if scale in ("major", "minor") else scale)
+
+
+class Sampler:
+    """Builds legal-token masks per voice and samples one token from logits."""
+
+    def __init__(self, codec: GridCodec) -> None:
+        self.codec = codec
+        self._voice = [codec.voice_tokens(v) for v in range(codec.n_voices)]
+        self._pcs = (np.arange(codec.vocab_size) - N_SPECIAL + codec.low) % 12
+        self._is_note = np.arange(codec.vocab_size) >= N_SPECIAL
+        self._cache: dict[tuple[int, int, int, frozenset[int] | None], np.ndarray] = {}
+
+    def legal(self, voice: int, low: int, high: int, pcs: frozenset[int] | None,
+              allow_hold: bool) -> np.ndarray:
+        """Legal tokens of ``voice``: its range ∩ [low, high] ∩ key; REST; HOLD if sounding."""
+        key = (voice, low, high, pcs)
+        mask = self._cache.get(key)
+        if mask is None:
+            mask = self._build(voice, low, high, pcs)
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[key] = mask
+        if allow_hold:
+            return mask
+        out = mask.copy()
+        out[HOLD] = False
+        return out
+
+    def _build(self, voice: int, low: int, high: int, pcs: frozenset[int] | None) -> np.ndarray:
+        base = self._voice[voice]
+        idx = np.arange(self.codec.vocab_size) - N_SPECIAL + self.codec.low
+        in_range = base & (~self._is_note | ((idx >= low) & (idx <= high)))
+        notes = in_range & self._is_note
+        if pcs is not None:
+            keyed = notes & np.isin(self._pcs, sorted(pcs))
+            if keyed.any():
+                notes = keyed
+        if not notes.any():  # range outside the voice: fall back to the voice's own range
+            notes = base & self._is_note
+        mask = notes.copy()
+        mask[[HOLD, REST]] = True
+        return mask
+
+    def sample(self, logits: np.ndarray, legal: np.ndarray, *, temperature: float, top_p: float,
+               density: float, u: float) -> int | None:
+        """One token id drawn with uniform ``u``; ``None`` when the logits are not finite."""
+        z = np.asarray(logits, dtype=np.float64)
+        if not np.isfinite(z).all():
+            return None
+        z = np.where(legal, z, -np.inf)
+        z[self._is_note] += DENSITY_GAIN * (2.0 * density - 1.0)
+        z = z / max(temperature, 1e-6)
+        z -= z[legal].max()
+        p = np.exp(z)
+        p /= p.sum()
+        order = np.argsort(-p, kind="stable")
+        sorted_p = p[order]
+        cum = np.cumsum(sorted_p)
+        keep = int(np.searchsorted(cum, top_p * cum[-1]) + 1)
+        kept = sorted_p[:keep]
+        cdf = np.cumsum(kept) / kept.sum()
+        i = min(int(np.searchsorted(cdf, u, side="right")), keep - 1)
+        return int(order[i])

@@ -1,0 +1,162 @@
+"""What the human played, per grid step, and the turn-taking policy of each mode.
+
+Both are pure and step-indexed so the engine can re-run any step after a rollback and reach
+the same decision. :class:`HumanRecord` quantises the human's notes to steps (a note belongs
+to the step it is nearest to, within ``tolerance``); :func:`next_turn` moves the turn state
+over one step given what the human did in it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, replace
+
+from liveduet.settings import Settings
+
+LISTENING = "listening"
+ANSWERING = "answering"
+ACCOMPANYING = "accompanying"
+IDLE = "idle"
+
+
+@dataclass(slots=True)
+class HumanNote:
+    """One human note on the grid: ``end`` is exclusive, ``None`` while the key is held."""
+
+    start: int
+    pitch: int
+    velocity: int
+    channel: int
+    end: int | None = None
+
+    def sounds_at(self, step: int) -> bool:
+        """True when the note sounds in ``step``."""
+        return self.start <= step and (self.end is None or step < self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class HumanIn:
+    """What the human does in one step: the (highest) onset pitch and whether they sound."""
+
+    onset: int | None
+    sounding: bool
+
+
+class HumanRecord:
+    """The human's notes quantised to grid steps (kept only as far back as needed)."""
+
+    def __init__(self, tolerance: float = 0.5) -> None:
+        self.tolerance = tolerance
+        self.notes: list[HumanNote] = []
+        self.recent: deque[HumanNote] = deque(maxlen=24)
+        self.velocities: deque[int] = deque(maxlen=8)
+
+    def step_of(self, x: float) -> int:
+        """The step a note at fractional step ``x`` belongs to."""
+        return math.floor(x + 1.0 - self.tolerance)
+
+    def note_on(self, step: int, pitch: int, velocity: int, channel: int) -> int:
+        """Record a note-on at ``step``; returns the first step whose input changed."""
+        self.note_off(step, pitch, channel)
+        note = HumanNote(step, pitch, velocity, channel)
+        self.notes.append(note)
+        self.recent.append(note)
+        self.velocities.append(velocity)
+        return step
+
+    def note_off(self, step: int, pitch: int, channel: int) -> int | None:
+        """Close the held note ``pitch``; returns the first changed step (None if not held)."""
+        for note in self.notes:
+            if note.end is None and note.pitch == pitch and note.channel == channel:
+                note.end = max(step, note.start + 1)
+                return note.end
+        return None
+
+    def at(self, step: int) -> HumanIn:
+        """The human's onset and sounding state at ``step`` (held notes go on sounding)."""
+        onset: int | None = None
+        sounding = False
+        for note in self.notes:
+            if note.sounds_at(step):
+                sounding = True
+                if note.start == step and (onset is None or note.pitch > onset):
+                    onset = note.pitch
+        return HumanIn(onset, sounding)
+
+    def held(self) -> bool:
+        """True while any human key is down."""
+        return any(n.end is None for n in self.notes)
+
+    def key_notes(self, before: int) -> list[tuple[int, float]]:
+        """(pitch, duration in steps) of recent notes starting before ``before``."""
+        return [(n.pitch, float((n.end or before) - n.start)) for n in self.recent
+                if n.start < before]
+
+    def prune(self, before: int) -> None:
+        """Forget notes that ended before step ``before``."""
+        self.notes = [n for n in self.notes if n.end is None or n.end >= before]
+
+    def clear(self) -> None:
+        """Forget everything (a new transport anchor)."""
+        self.notes.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """Turn state after a step: the mode and phase, and the call/answer bookkeeping."""
+
+    mode: str
+    phase: str
+    call_start: int | None = None
+    call_end: int = 0
+    silent: int = 0
+    answer_left: int = 0
+    pending_end: bool = False
+
+
+def initial_turn(mode: str) -> Turn:
+    """The turn state on entering ``mode``."""
+    phase = {"call": LISTENING, "continue": ACCOMPANYING, "harmonize": ACCOMPANYING}
+    return Turn(mode, phase.get(mode, IDLE))
+
+
+def response_steps(settings: Settings, call_len: int, steps_per_bar: int) -> int:
+    """Answer length in steps: response_bars, or the call's length, clamped to min/max bars."""
+    bars = settings.response_bars or call_len / steps_per_bar
+    bars = min(max(bars, settings.response_min_bars), settings.response_max_bars)
+    return max(1, round(bars * steps_per_bar))
+
+
+def next_turn(turn: Turn, settings: Settings, hin: HumanIn, step: int, end_call: bool,
+              steps_per_bar: int) -> Turn:
+    """The turn state for ``step`` given what the human does in it."""
+    if turn.mode != settings.mode:
+        turn = initial_turn(settings.mode)
+    if settings.mode != "call":
+        return turn
+    pending = turn.pending_end or end_call
+    if hin.sounding:
+        start = step if turn.phase == ANSWERING or turn.call_start is None else turn.call_start
+        return Turn("call", LISTENING, start, step + 1, 0, 0, pending)
+    if turn.phase == ANSWERING:
+        if turn.answer_left > 0:
+            return replace(turn, answer_left=turn.answer_left - 1, pending_end=False)
+        turn = Turn("call", LISTENING)
+        pending = False
+    if turn.call_start is None and not pending:
+        return turn
+    if pending or turn.silent >= settings.listen_gap:
+        call_len = 0 if turn.call_start is None else turn.call_end - turn.call_start
+        length = response_steps(settings, call_len, steps_per_bar)
+        return Turn("call", ANSWERING, None, 0, 0, length - 1, False)
+    return replace(turn, silent=turn.silent + 1, pending_end=pending)
+
+
+def machine_owns(turn: Turn, human_voice: bool) -> bool:
+    """Whether the machine plays a voice in this step (the human's voice only when silent)."""
+    if turn.phase == ANSWERING:
+        return True
+    if turn.phase != ACCOMPANYING:
+        return False
+    return not human_voice or turn.mode == "continue"
