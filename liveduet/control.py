@@ -93,6 +93,7 @@ class OscControl:
                               "pick another --osc-port or --osc-host") from err
         self._sock = sock
         self._out = socket.socket(family, socket.SOCK_DGRAM)
+        self._out.setblocking(False)  # publish runs on the conductor: never wait on the network
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name="liveduet-osc", daemon=True)
         self._thread.start()
