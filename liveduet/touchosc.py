@@ -46,6 +46,12 @@ def _num(v: float) -> str:
     return str(int(v)) if v.is_integer() else repr(round(v, 3))
 
 
+def _short(name: str) -> str:
+    """A caption that fits a small control: 'response_min_bars' -> 'answer min'."""
+    return name.replace("response_bars", "answer bars").replace("response_", "answer ") \
+        .replace("_bars", "").replace("_", " ")
+
+
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     el = ET.SubElement(parent, tag)
     if text is not None:
@@ -194,7 +200,7 @@ def _transport(lay: Layout) -> None:
     colours = {"panic": DANGER, "stop": DANGER}
     for i, name in enumerate(TRIGGERS):
         lay.button(name, (10 + i * 120, 10, 110, 60), colours.get(name, ACTION),
-                   f"{PREFIX}/{name}", name.replace("_", " "))
+                   f"{PREFIX}/{name}", _short(name))
     lay.button("thru", (730, 10, 110, 60), ACCENT, f"{PREFIX}/thru", "thru", toggle=True)
     lay.label("phase", (850, 10, 210, 60), "phase", size=18, receive=f"{PREFIX}/phase",
               background=True)
@@ -213,7 +219,7 @@ def _faders(lay: Layout) -> None:
     for i, name in enumerate(FADERS):
         f = FIELD_BY_NAME[name]
         x = 10 + i * step
-        lay.label(f"{name}-title", (x, 200, step - 8, 24), name.replace("_", " "), size=11)
+        lay.label(f"{name}-title", (x, 200, step - 8, 24), _short(name), size=11)
         lay.fader(name, (x, 228, step - 8, 350), float(f.low or 0), float(f.high or 0),
                   f.kind == "int")
         echo = f"{PREFIX}/tempo" if name == "bpm" else f"{PREFIX}/{name}"
@@ -239,7 +245,7 @@ def _models_and_learn(lay: Layout) -> None:
         row, col = divmod(i, per_row)
         lay.button(f"learn-{target}", (130 + col * step, 690 + row * 55, step - 8, 45),
                    DANGER if target == "cancel" else LEARN, f"{PREFIX}/learn",
-                   target.replace("_", " "), constant=target)
+                   _short(target), constant=target)
 
 
 def to_bytes(layout: Layout) -> bytes:

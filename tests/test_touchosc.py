@@ -73,3 +73,25 @@ def test_fader_scales_match_the_settings_ranges() -> None:
         assert arg.findtext("conversion") == ("INTEGER" if field.kind == "int" else "FLOAT")
         # the top of the fader must be accepted by the server as it arrives (float32)
         assert oscmap.parse(path, [high]) is not None
+
+
+
+def _props(node: ET.Element) -> dict[str, ET.Element]:
+    own = node.find("properties")
+    assert own is not None
+    return {p.findtext("key") or "": p.find("value") for p in own}  # type: ignore[misc]
+
+
+def test_controls_fit_the_page_and_never_overlap() -> None:
+    root = ET.fromstring(zlib.decompress(touchosc.to_bytes(touchosc.build())))
+    boxes = []
+    for node in root.iter("node"):
+        props = _props(node)
+        x, y, w, h = (float(props["frame"].findtext(k) or "nan") for k in "xywh")
+        assert x >= 0 and y >= 0
+        assert x + w <= touchosc.WIDTH + 1e-6 and y + h <= touchosc.HEIGHT + 1e-6
+        if node.get("type") != "GROUP" and props["interactive"].text == "1":
+            boxes.append((props["name"].text, x, y, x + w, y + h))
+    overlaps = [(a[0], b[0]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]
+    assert overlaps == [] and len(boxes) > 40
