@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "liveduet.cli_model",
     "liveduet.cli_eval",
     "liveduet.cli_run",
+    "liveduet.cli_render",
 )
 
 

@@ -12,6 +12,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, replace
 
+from liveduet.errors import ConfigError
 from liveduet.settings import Settings
 
 LISTENING = "listening"
@@ -160,3 +161,21 @@ def machine_owns(turn: Turn, human_voice: bool) -> bool:
     if turn.phase != ACCOMPANYING:
         return False
     return not human_voice or turn.mode == "continue"
+
+
+def parse_steps(text: str | int, steps_per_beat: int = 4, beats_per_bar: int = 4) -> int:
+    """A length in steps from '4', '4s'/'4steps', '1b'/'1beat', '2bar'/'0.5bars' (whole steps)."""
+    raw = str(text).strip().lower()
+    units = {"": 1, "s": 1, "step": 1, "steps": 1, "b": steps_per_beat, "beat": steps_per_beat,
+             "beats": steps_per_beat, "bar": steps_per_beat * beats_per_bar,
+             "bars": steps_per_beat * beats_per_bar}
+    num = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = raw[len(num):].strip()
+    try:
+        value = float(num) * units[unit]
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"length {text!r} is not understood; give steps ('4'), beats ('1b') "
+                          "or bars ('2bar')") from err
+    if value != int(value) or value <= 0:
+        raise ConfigError(f"length {text!r} is {value:g} steps; give a whole number of steps > 0")
+    return int(value)

@@ -1,0 +1,144 @@
+"""``liveduet render`` (a duet against a MIDI file's part) and ``liveduet generate``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from liveduet import catalog, midifile
+from liveduet.codec import TimedNote
+from liveduet.engine import Engine
+from liveduet.errors import ConfigError
+from liveduet.model import StepModel
+from liveduet.render import Duet, pick_part, render, write
+from liveduet.settings import FIELDS, Settings
+from liveduet.turns import parse_steps
+
+SHORT = {"top_p": "top-p", "listen_gap": "listen-gap", "channel": "out-channel"}
+SKIP = ("mode", "bpm", "seed", "temperature")
+
+
+def register(sub: Any) -> None:
+    """Add ``render`` and ``generate``."""
+    p = sub.add_parser("render", help="play a duet offline against the human part of a MIDI file",
+                       description="Run the engine in virtual time against the human part of "
+                       "IN.mid and write a type-1 MIDI file: the human's track and the "
+                       "machine's track(s). The same seed gives the same bytes.")
+    p.add_argument("input", type=Path, metavar="IN.mid", help="MIDI file with the human part")
+    p.add_argument("--mode", default="call", choices=("call", "continue", "harmonize", "off"))
+    p.add_argument("--track", type=int, help="track index of the human part (0 = the file's "
+                   "first track; default: the first track with notes)")
+    p.add_argument("--channel", type=int, help="only notes on this channel (1-16)")
+    p.add_argument("--tail-bars", type=float, help="bars to render after the human part "
+                   "(default: response_max_bars)")
+    _common(p)
+    p.set_defaults(func=render_command)
+    g = sub.add_parser("generate", help="write a piece from scratch (or continue a primer)")
+    g.add_argument("--bars", type=float, required=True, help="bars to generate")
+    g.add_argument("--primer", type=Path, help="MIDI file whose first track with notes starts "
+                   "the piece")
+    _common(g)
+    g.set_defaults(func=generate_command)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mid")
+    p.add_argument("--model", help="bundled model name or .onnx path (default: "
+                   f"{catalog.DEFAULT_MELODY}; {catalog.DEFAULT_HARMONY} for harmonize)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--bpm", type=float, help="tempo of the output (default: the input's)")
+    p.add_argument("--temperature", default=None, help="sampling temperature (0.05..2)")
+    p.add_argument("--lookahead", type=int, default=2, help="steps planned ahead (default 2)")
+    p.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the piano roll "
+                   "(needs the plot extra)")
+    for f in FIELDS:
+        if f.name in SKIP:
+            continue
+        flag = "--" + SHORT.get(f.name, f.name.replace("_", "-"))
+        if f.kind == "bool":
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                           default=None, help=f.help)
+        else:
+            extra = f" ({', '.join(f.choices)})" if f.choices else f" ({f.low:g}..{f.high:g})"
+            if f.name == "listen_gap":
+                extra = " (steps, or beats/bars such as 1b, 2bar)"
+            p.add_argument(flag, dest=f.name, metavar=f.name.upper(), help=f.help + extra)
+
+
+def build_settings(args: argparse.Namespace, mode: str, steps_per_beat: int) -> Settings:
+    """Settings from the command line (render writes no thru: the human track is the input)."""
+    values: dict[str, Any] = {"mode": mode, "seed": args.seed, "thru": False}
+    if args.temperature is not None:
+        values["temperature"] = args.temperature
+    for f in FIELDS:
+        value = getattr(args, f.name, None)
+        if f.name in SKIP or value is None:
+            continue
+        if f.name == "listen_gap":
+            value = parse_steps(value, steps_per_beat)
+        values[f.name] = value
+    return Settings.from_dict(values)
+
+
+def load_model(name: str | None, mode: str) -> StepModel:
+    """The model named on the command line, or the bundled default for ``mode``."""
+    default = catalog.DEFAULT_HARMONY if mode == "harmonize" else catalog.DEFAULT_MELODY
+    return StepModel(catalog.resolve(name or default))
+
+
+def render_command(args: argparse.Namespace) -> int:
+    """``liveduet render IN.mid -o OUT.mid``."""
+    if args.channel is not None and not 1 <= args.channel <= 16:
+        raise ConfigError(f"--channel {args.channel}; give a MIDI channel 1-16")
+    mid = midifile.load(args.input)
+    notes = pick_part(mid, args.track, None if args.channel is None else args.channel - 1)
+    bpm = args.bpm or midifile.tempo_bpm(mid)
+    model = load_model(args.model, args.mode)
+    engine = Engine(model, build_settings(args, args.mode, model.codec.steps_per_beat),
+                    lookahead=args.lookahead)
+    return _finish(args, engine, notes, bpm, args.tail_bars)
+
+
+def generate_command(args: argparse.Namespace) -> int:
+    """``liveduet generate -o OUT.mid --bars N``: the machine plays on from a primer or BOS."""
+    if args.bars <= 0:
+        raise ConfigError(f"--bars {args.bars}; give a positive number of bars")
+    notes: list[TimedNote] = []
+    bpm = args.bpm or 120.0
+    if args.primer is not None:
+        mid = midifile.load(args.primer)
+        notes = pick_part(mid, None, None)
+        bpm = args.bpm or midifile.tempo_bpm(mid)
+    model = load_model(args.model, "continue")
+    settings = build_settings(args, "continue", model.codec.steps_per_beat)
+    engine = Engine(model, settings, lookahead=args.lookahead)
+    return _finish(args, engine, notes, bpm, args.bars)
+
+
+def _finish(args: argparse.Namespace, engine: Engine, notes: list[TimedNote], bpm: float,
+            tail: float | None) -> int:
+    t0 = time.perf_counter()
+    duet = render(engine, notes, tail_bars=tail)
+    took = time.perf_counter() - t0
+    write(duet, args.output, bpm)
+    print(summary(duet, args.output, took))
+    if args.plot is not None:
+        from liveduet.plot import plot_duet
+
+        plot_duet(duet, args.plot, title=f"{args.output.name} ({engine.settings.mode}, "
+                  f"seed {engine.settings.seed}, {engine.status()['model']})")
+        print(f"piano roll: {args.plot}")
+    return 0
+
+
+def summary(duet: Duet, path: Path, took: float) -> str:
+    """One line about a render."""
+    c = duet.status.get("counters", {})
+    machine = sum(len(n) for n in duet.machine.values())
+    chans = ", ".join(f"{duet.voice_names[v]} ch {ch + 1}" for v, ch in duet.channels.items())
+    return (f"wrote {path}: {duet.beats / 4:g} bars, human {len(duet.human)} notes, machine "
+            f"{machine} notes ({chans or 'silent'}); answers {c.get('answers', 0)}, "
+            f"barge-ins {c.get('barge_ins', 0)}, rollbacks {c.get('rollbacks', 0)}; "
+            f"{c.get('steps', 0)} steps in {took:.2f} s")
