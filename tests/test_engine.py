@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from liveduet.codec import melody_codec
+from liveduet.codec import HOLD, REST, chorale_codec, melody_codec
 from liveduet.engine import Engine
 from liveduet.errors import ConfigError
 from liveduet.model import StepModel
 from liveduet.render import drive
 from liveduet.settings import Action, Set, Settings
-from tests.enginekit import human, loop_model, notes_of, sounding_after
-from tests.factory import lstm_model
+from tests.enginekit import human, loop_model, notes_of, sounding_after, table_for
+from tests.factory import lstm_model, scripted_model
 
 COLD = {"temperature": 0.05, "top_p": 0.05, "thru": False}
 
@@ -106,3 +107,116 @@ def test_random_lstm_deterministic_per_seed(tmp_path: Path) -> None:
         runs.append([(o.pos, o.msg) for o in drive(eng, ev, 64)])
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
+
+
+@pytest.fixture(scope="module")
+def satb(tmp_path_factory: pytest.TempPathFactory) -> StepModel:
+    """Chorale model: S 72 -> A 67 -> T 60 -> B 48; S 74 -> 69 -> 62 -> 50; HOLD/REST follow."""
+    codec = chorale_codec()
+    on = codec.note_on
+    nxt = {on(72): on(67), on(67): on(60), on(60): on(48),
+           on(74): on(69), on(69): on(62), on(62): on(50), HOLD: HOLD, REST: REST}
+    path = tmp_path_factory.mktemp("satb") / "satb.onnx"
+    return StepModel(scripted_model(path, table_for(codec, nxt), codec))
+
+
+def test_harmonize_sends_the_chord_when_the_soprano_arrives(satb: StepModel) -> None:
+    eng = Engine(satb, settings(mode="harmonize"))
+    outs = []
+    for p in range(0, 5):
+        outs += eng.advance(float(p))
+    late = eng.feed(4.2, (0x9F, 72, 100))  # late in step 4: re-decided and sent now
+    assert sorted((o.pos, o.msg) for o in late) == [
+        (4.2, (0x90, 67, 100)), (4.2, (0x91, 60, 100)), (4.2, (0x92, 48, 100))]
+    held = []
+    for p in range(5, 8):
+        held += eng.advance(float(p))
+    assert held == []  # the soprano holds: so does the harmony
+    off = eng.feed(8.0, (0x8F, 72, 0)) + eng.advance(8.0)
+    assert sorted(o.msg for o in off) == [(0x80, 67, 0), (0x81, 60, 0), (0x82, 48, 0)]
+    early = eng.advance(11.0) + eng.feed(11.7, (0x9F, 74, 90))  # early for step 12: sent now
+    assert sorted((o.pos, o.msg[1]) for o in early) == [(11.7, 50), (11.7, 62), (11.7, 69)]
+    assert eng.advance(12.0) == []
+    assert sounding_after(outs + late + held + off + early + eng.release_all(13.0)) == set()
+
+
+def test_harmonize_legato_change_late_in_the_step(satb: StepModel) -> None:
+    eng = Engine(satb, settings(mode="harmonize"))
+    outs = eng.feed(0.0, (0x9F, 72, 100))
+    for p in range(0, 5):
+        outs += eng.advance(float(p))
+    change = eng.feed(4.3, (0x8F, 72, 0)) + eng.feed(4.3, (0x9F, 74, 100))
+    assert {o.msg[1] for o in change if o.msg[0] & 0xF0 == 0x80} == {67, 60, 48}
+    assert {o.msg[1] for o in change if o.msg[0] & 0xF0 == 0x90} == {69, 62, 50}
+    assert sorted(p for _, p in eng.status()["sounding"].items()) == [50, 62, 69]
+
+
+def test_modes_release_machine_notes_on_change(loop: StepModel) -> None:
+    eng = Engine(loop, settings(mode="continue"))
+    outs = []
+    for p in range(0, 3):
+        outs += eng.advance(float(p))
+    assert sounding_after(outs) == {(0, 60)}
+    outs += eng.apply(Set("mode", "call"), 2.5)
+    assert sounding_after(outs) == set()
+    for p in range(3, 10):
+        outs += eng.advance(float(p))
+    assert sounding_after(outs) == set()  # call mode with nothing heard: silent
+
+
+def test_panic_reset_stop_play_and_swap_close_notes(loop: StepModel, satb: StepModel) -> None:
+    eng = Engine(loop, settings(mode="continue", thru=True))
+    outs = eng.feed(0.5, (0x9F, 50, 80))
+    for p in range(0, 4):
+        outs += eng.advance(float(p))
+    outs += eng.apply(Action("panic"), 4.0)
+    assert sounding_after(outs) == set()
+    assert (0xB0, 123, 0) in [o.msg for o in outs]
+    for p in range(4, 9):
+        outs += eng.advance(float(p))
+    outs += eng.apply(Action("reset"), 9.0)
+    assert not eng.status()["sounding"]
+    outs += eng.apply(Action("stop"), 9.5)
+    assert eng.next_due() is None and eng.advance(12.0) == []
+    outs += eng.apply(Action("play"), 0.0)  # the DAW restarts at its bar 1
+    for p in range(0, 4):
+        outs += eng.advance(float(p))
+    assert notes_of(outs)[-1][0] == 1.0  # the script restarted after reset, anchored at 0
+    with pytest.raises(ConfigError):
+        eng.apply(Set("mode", "harmonize"), 4.0)
+    outs += eng.apply(Set("mode", "continue"), 4.0)
+    outs += eng.swap_model(satb, 4.0)
+    assert sounding_after(outs) == set()
+    outs += eng.apply(Set("mode", "harmonize"), 4.0)
+    assert eng.codec.n_voices == 4
+
+
+def test_nan_logits_fall_back_to_silence_and_warn_once(tmp_path: Path) -> None:
+    codec = melody_codec()
+    table = np.full((codec.vocab_size, codec.vocab_size), np.nan, dtype=np.float32)
+    model = StepModel(scripted_model(tmp_path / "nan.onnx", table, codec))
+    eng = Engine(model, settings(mode="continue"))
+    outs = drive(eng, [], 16)
+    assert outs == []
+    st = eng.status()
+    assert st["counters"]["bad_logits"] == 17
+    assert len(st["warnings"]) == 1 and "NaN" in st["warnings"][0]
+
+
+def test_velocity_follows_the_human_or_is_fixed(loop: StepModel) -> None:
+    eng = Engine(loop, settings(mode="continue"))
+    ev = sorted([*human([(0.0, 80, 0.5)]), (0.1, (0x9F, 81, 40)), (0.2, (0x8F, 81, 0))])
+    outs = drive(eng, ev, 6)
+    assert {o.msg[2] for o in outs if o.msg[0] == 0x90} == {70}  # mean of 100 and 40
+    eng = Engine(loop, settings(mode="continue", velocity=33, channel=5))
+    outs = drive(eng, [], 6)
+    assert {(o.msg[0], o.msg[2]) for o in outs if o.msg[0] & 0xF0 == 0x90} == {(0x94, 33)}
+
+
+def test_lookahead_variants_play_the_same_notes(loop: StepModel) -> None:
+    ev = human([(2.3, 70, 5.6), (9.0, 72, 10.0), (17.6, 71, 18.2)])
+    runs = []
+    for la in (0, 1, 2, 6):
+        eng = Engine(loop, settings(mode="continue"), lookahead=la)
+        runs.append(notes_of(drive(eng, ev, 32)))
+    assert runs[0] == runs[1] == runs[2] == runs[3]
