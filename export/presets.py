@@ -38,7 +38,7 @@ class Preset:
     collections: tuple[str, ...]
     variants: dict[str, list[str]]
     studies: dict[str, list[str]] = field(default_factory=dict)
-    ngram_orders: tuple[int, ...] = (2, 3, 4, 5, 6, 8)
+    ngram_orders: tuple[int, ...] = (2, 3, 4, 5, 6, 8, 10, 11)
     speed_rule: bool = True
 
 
@@ -48,13 +48,15 @@ PRESETS = {
         ("essenFolksong", "ryansMammoth", "airdsAirs", "miscFolk"),
         variants={
             "h256": ["--hidden", "256", "--embed", "64", "--layers", "1", "--dropout", "0.1",
-                     "--max-shift", "5", "--cap-steps", "256", "--minutes", "35"],
+                     "--max-shift", "5", "--cap-steps", "256", "--minutes", "35",
+                     "--batch-tokens", "16384"],
             "h128": ["--hidden", "128", "--embed", "48", "--layers", "1", "--dropout", "0.05",
-                     "--max-shift", "5", "--cap-steps", "256", "--minutes", "35"],
+                     "--max-shift", "5", "--cap-steps", "256", "--minutes", "35",
+                     "--batch-tokens", "16384"],
         },
         studies={"h128_noaug": ["--hidden", "128", "--embed", "48", "--layers", "1",
                                 "--dropout", "0.05", "--max-shift", "0", "--cap-steps", "256",
-                                "--minutes", "12"]},
+                                "--minutes", "12", "--batch-tokens", "16384"]},
     ),
     "chorale_satb": Preset(
         "chorale_satb", "chorale",
