@@ -131,3 +131,17 @@ def test_int8_copy_keeps_the_contract_and_card(tmp_path: Path, capsys: pytest.Ca
     assert main(["check-model", str(int8), "--json", "--steps", "20"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["card"]["title"] == "tiny"
+
+
+@pytest.mark.parametrize("name", ["folk_melody", "chorale_satb"])
+def test_bundled_model_card_and_acceptance(name: str) -> None:
+    path = Path(__file__).resolve().parent.parent / "models" / f"{name}.onnx"
+    if not path.exists():
+        pytest.skip(f"{path} is not built yet (python -m export.build {name})")
+    model = StepModel(path)
+    card = model.spec.card
+    assert set(CARD_FIELDS) <= set(card) and card["rebuild"] == f"python -m export.build {name}"
+    metrics = card["metrics"]
+    assert metrics["valid_nll_per_note"] <= 0.9 * metrics["baseline_nll_per_note"]
+    assert path.stat().st_size <= 8 * 2**20
+    assert (path.with_suffix(".md")).exists()
