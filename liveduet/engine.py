@@ -29,6 +29,7 @@ import numpy as np
 from liveduet.codec import BOS, HOLD, REST, GridCodec
 from liveduet.errors import ConfigError
 from liveduet.ledger import ALL_NOTES_OFF, CONTROL, NOTE_OFF, NOTE_ON, Ledger, Out
+from liveduet.midimsg import is_valid
 from liveduet.model import Snapshot, StepModel
 from liveduet.sampling import Sampler, key_pcs
 from liveduet.settings import Action, Set, Settings
@@ -90,7 +91,7 @@ class Engine:
         self._human = HumanRecord(tolerance)
         self.counters: dict[str, int] = dict.fromkeys(
             ("steps", "model_steps", "rollbacks", "answers", "barge_ins", "machine_notes",
-             "human_notes", "bad_logits", "late_input", "late_steps", "resets"), 0)
+             "human_notes", "bad_logits", "late_input", "late_steps", "resets", "bad_input"), 0)
         self._warnings: list[str] = []
         self.turns: list[tuple[float, str]] = []  # (position, phase) at every emitted change
         self._anchor = (0.0, 0)
@@ -324,7 +325,8 @@ class Engine:
     # -- the interface ------------------------------------------------------------------------
     def feed(self, pos: float, msg: Sequence[int]) -> list[Out]:
         """One human MIDI message at ``pos``; returns what must go out now."""
-        if not msg:
+        if not is_valid(msg):
+            self.counters["bad_input"] += 1  # a broken message is dropped, never passed on
             return []
         self._last_pos = max(self._last_pos, pos)
         status, kind, ch = msg[0], msg[0] & 0xF0, msg[0] & 0x0F

@@ -1,0 +1,186 @@
+"""Fuzzing the pure core in virtual time: hostile MIDI streams interleaved with random commands.
+
+The driver routes input the way the runtime does (transport bytes to the MIDI clock follower or
+the internal clock, everything else to ``Engine.feed``; the engine advanced to the clock's
+position between events). Invariants: no exception escapes except a LiveduetError refusing a
+command; every output message is one valid MIDI message; at most one sounding note per machine
+voice; after ``release_all`` nothing liveduet started is still sounding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from functools import cache
+from pathlib import Path
+from tempfile import mkdtemp
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from liveduet.clock import TRANSPORT, InternalClock, MidiClockFollower
+from liveduet.codec import melody_codec
+from liveduet.engine import Engine
+from liveduet.errors import LiveduetError
+from liveduet.model import StepModel
+from liveduet.settings import MODES, Action, Set, Settings
+from tests.factory import lstm_model
+from tests.midicheck import Sounding
+
+FUZZ = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@cache
+def _models() -> tuple[StepModel, ...]:
+    folder = Path(mkdtemp(prefix="liveduet-fuzz-"))
+    return tuple(StepModel(lstm_model(folder / f"m{i}.onnx", melody_codec(), hidden=8, seed=i))
+                 for i in range(2))
+
+
+data = st.integers(0, 127)
+chan = st.integers(0, 15)
+midi_messages = st.one_of(
+    st.tuples(chan, data, data).map(lambda m: (0x90 | m[0], m[1], m[2])),      # note-on, vel 0 too
+    st.tuples(chan, data, data).map(lambda m: (0x80 | m[0], m[1], m[2])),      # stray note-offs
+    st.tuples(chan, data, data).map(lambda m: (0xB0 | m[0], m[1], m[2])),      # controllers
+    st.tuples(chan, data).map(lambda m: (0xC0 | m[0], m[1])),                  # program change
+    st.tuples(chan, data, data).map(lambda m: (0xE0 | m[0], m[1], m[2])),      # pitch bend
+    st.lists(data, max_size=6).map(lambda d: (0xF0, *d, 0xF7)),                # sysex
+    st.sampled_from([(0xF8,), (0xFA,), (0xFB,), (0xFC,), (0xFE,), (0xFF,)]),   # real-time
+    st.tuples(data, data).map(lambda d: (0xF2, d[0], d[1])),                   # song position
+    st.lists(st.integers(0, 255), max_size=4).map(tuple),                      # garbage
+)
+commands = st.one_of(
+    st.sampled_from(MODES).map(lambda m: Set("mode", m)),
+    st.floats(20, 300).map(lambda b: Set("bpm", b)),
+    st.floats(0.05, 2.0).map(lambda t: Set("temperature", t)),
+    st.sampled_from(["off", "auto", "C", "F#"]).map(lambda k: Set("key", k)),
+    st.floats(0, 1).map(lambda d: Set("density", d)),
+    st.booleans().map(lambda b: Set("thru", b)),
+    st.integers(1, 16).map(lambda c: Set("channel", c)),
+    st.integers(1, 64).map(lambda g: Set("listen_gap", g)),
+    st.sampled_from(["end_call", "reset", "panic", "play", "stop"]).map(Action),
+)
+events = st.lists(
+    st.tuples(
+        st.floats(0, 0.25),
+        st.one_of(
+            midi_messages.map(lambda m: ("midi", m)),
+            st.tuples(st.integers(1, 60), st.floats(0.001, 0.05)).map(lambda s: ("storm", s)),
+            commands.map(lambda c: ("cmd", c)),
+            st.integers(0, 1).map(lambda i: ("swap", i)),
+        ),
+    ),
+    max_size=60,
+)
+
+
+class Driver:
+    """Feeds one event list to an engine in virtual time and checks everything it sends."""
+
+    def __init__(self, clock: InternalClock | MidiClockFollower, mode: str) -> None:
+        model = _models()[0]
+        model.reset()
+        self.engine = Engine(model, Settings(mode=mode))
+        self.clock = clock
+        self.out = Sounding()
+        self.t = 0.0
+        if isinstance(clock, InternalClock):
+            clock.start(0.0)
+            self.send(self.engine.apply(Action("play"), 0.0))
+        else:
+            self.send(self.engine.apply(Action("stop"), 0.0))
+
+    def send(self, outs: list[Any]) -> None:
+        for o in outs:
+            self.out.take(o.msg, o.voice)
+
+    def pos(self) -> float:
+        return self.clock.position(self.t)
+
+    def run(self, evs: list[tuple[float, tuple[str, Any]]]) -> None:
+        for dt, (kind, arg) in evs:
+            self.t += dt
+            if self.clock.running:
+                self.send(self.engine.advance(self.pos()))
+            getattr(self, f"on_{kind}")(arg)
+        self.send(self.engine.release_all(self.pos()))
+
+    def on_midi(self, msg: tuple[int, ...]) -> None:
+        if msg and msg[0] in TRANSPORT:
+            if isinstance(self.clock, MidiClockFollower):
+                self.transport(self.clock.on_message(msg, self.t))
+            return
+        self.send(self.engine.feed(self.pos(), msg))
+
+    def on_storm(self, arg: tuple[int, float]) -> None:
+        count, span = arg
+        for i in range(count):
+            self.on_midi((0xF8,))
+            self.t += span / count * (i % 3 == 0)  # bursts of ticks with equal stamps
+        if self.clock.running:
+            self.send(self.engine.advance(self.pos()))
+
+    def transport(self, event: str | None) -> None:
+        if event == "stop":
+            self.send(self.engine.apply(Action("stop"), self.pos()))
+            self.send(self.engine.release_all(self.pos()))
+        elif event in ("play", "locate"):
+            self.send(self.engine.apply(Action("play"), self.pos()))
+
+    def on_cmd(self, cmd: Set | Action) -> None:
+        if isinstance(cmd, Set) and cmd.name == "bpm" and isinstance(self.clock, InternalClock):
+            self.clock.set_bpm(cmd.value, self.t)
+        # a refused command (e.g. harmonize with a one-voice model) changes nothing
+        with contextlib.suppress(LiveduetError):
+            self.send(self.engine.apply(cmd, self.pos()))
+
+    def on_swap(self, index: int) -> None:
+        model = _models()[index]
+        model.reset()
+        self.send(self.engine.swap_model(model, self.pos()))
+
+
+def _check(driver: Driver) -> None:
+    assert driver.out.problems == []
+    assert driver.out.keys == set(), f"left sounding: {driver.out.keys}"
+    assert driver.engine._ledger.empty
+
+
+@FUZZ
+@given(evs=events, mode=st.sampled_from(["call", "continue", "off"]))
+def test_hostile_streams_on_midi_clock(evs: list[tuple[float, tuple[str, Any]]],
+                                       mode: str) -> None:
+    driver = Driver(MidiClockFollower(), mode)
+    driver.run(evs)
+    _check(driver)
+
+
+@FUZZ
+@given(evs=events, mode=st.sampled_from(["call", "continue", "off"]),
+       bpm=st.floats(20, 300))
+def test_hostile_streams_on_internal_clock(evs: list[tuple[float, tuple[str, Any]]], mode: str,
+                                           bpm: float) -> None:
+    driver = Driver(InternalClock(bpm), mode)
+    driver.run(evs)
+    _check(driver)
+
+
+def test_refused_mode_changes_nothing() -> None:
+    driver = Driver(InternalClock(120), "call")
+    before = driver.engine.settings
+    driver.on_cmd(Set("mode", "harmonize"))  # one-voice model: refused with a reason
+    assert driver.engine.settings == before
+
+
+def test_driver_is_not_vacuous() -> None:
+    """The same driver, with a plain stream, really makes the machine play and checks it."""
+    driver = Driver(InternalClock(120), "continue")
+    seen: list[tuple[int, ...]] = []
+    send = driver.send
+    driver.send = lambda outs: (seen.extend(o.msg for o in outs), send(outs))  # type: ignore
+    driver.run([(0.1, ("midi", (0x90, 60, 100))), (0.5, ("midi", (0x80, 60, 0))),
+                *[(0.25, ("cmd", Set("temperature", 1.0)))] * 20])
+    assert sum(1 for m in seen if m[0] & 0xF0 == 0x90 and m[2] > 0) >= 3
+    _check(driver)
