@@ -1,0 +1,107 @@
+"""Sampling: masks, temperature/top-p/density, key estimation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from liveduet.codec import HOLD, N_SPECIAL, REST, chorale_codec, melody_codec
+from liveduet.sampling import Sampler, estimate_key, key_pcs, scale_pcs
+
+CODEC = melody_codec(48, 84)
+
+
+def pitches(mask: np.ndarray) -> list[int]:
+    return [CODEC.low + t - N_SPECIAL for t in np.flatnonzero(mask) if t >= N_SPECIAL]
+
+
+def draw(sampler: Sampler, logits: np.ndarray, legal: np.ndarray, n: int = 2000,
+         **kw: float) -> np.ndarray:
+    opts = {"temperature": 1.0, "top_p": 1.0, "density": 0.5, **kw}
+    us = np.random.default_rng(0).random(n)
+    return np.array([sampler.sample(logits, legal, u=float(u), **opts) for u in us])
+
+
+def test_range_and_key_masks() -> None:
+    s = Sampler(CODEC)
+    legal = s.legal(0, 60, 72, scale_pcs(2, "major"), allow_hold=False)
+    assert pitches(legal) == [61, 62, 64, 66, 67, 69, 71]  # D major within 60..72
+    assert legal[REST] and not legal[HOLD]
+    assert s.legal(0, 60, 72, None, allow_hold=True)[HOLD]
+
+
+def test_masks_never_leave_a_voice_without_pitches() -> None:
+    s = Sampler(CODEC)
+    # range 59..60 holds no note of F# pentatonic: the key mask is dropped, the range kept
+    assert pitches(s.legal(0, 59, 60, key_pcs("F#", "pentatonic"), False)) == [59, 60]
+    # a range outside the voice: the voice's own range
+    assert pitches(s.legal(0, 100, 110, None, False)) == list(range(48, 85))
+
+
+def test_voice_ranges_of_a_multi_voice_codec() -> None:
+    codec = chorale_codec()
+    legal = Sampler(codec).legal(3, 0, 127, None, False)  # bass 33..64
+    got = [codec.low + t - N_SPECIAL for t in np.flatnonzero(legal) if t >= N_SPECIAL]
+    assert got == list(range(33, 65))
+
+
+def test_low_temperature_and_small_top_p_pick_the_top_token() -> None:
+    s = Sampler(CODEC)
+    logits = np.linspace(0, 1, CODEC.vocab_size).astype(np.float32)
+    legal = s.legal(0, 0, 127, None, True)
+    assert set(draw(s, logits, legal, temperature=0.05, top_p=0.05).tolist()) == {39}
+
+
+def test_temperature_spreads_and_top_p_truncates() -> None:
+    s = Sampler(CODEC)
+    logits = np.zeros(CODEC.vocab_size, dtype=np.float32)
+    logits[[10, 11, 12]] = [3.0, 2.0, 1.0]
+    legal = s.legal(0, 0, 127, None, True)
+    hot = draw(s, logits, legal, temperature=2.0)
+    cold = draw(s, logits, legal, temperature=0.5)
+    assert (cold == 10).mean() > 0.7 > 0.2 > (hot == 10).mean()  # ~0.80 and ~0.10
+    nucleus = draw(s, logits, legal, top_p=0.6)
+    assert set(nucleus.tolist()) <= {10, 11}
+
+
+def test_density_biases_note_ons() -> None:
+    s = Sampler(CODEC)
+    logits = np.zeros(CODEC.vocab_size, dtype=np.float32)
+    legal = s.legal(0, 0, 127, None, True)
+    busy = (draw(s, logits, legal, density=1.0) >= N_SPECIAL).mean()
+    even = (draw(s, logits, legal, density=0.5) >= N_SPECIAL).mean()
+    sparse = (draw(s, logits, legal, density=0.0) >= N_SPECIAL).mean()
+    assert sparse < 0.5 < even < busy  # at 0.5 the 37 pitches vs HOLD+REST as given
+    assert abs(even - 37 / 39) < 0.03
+
+
+def test_sample_respects_the_mask_and_refuses_nan() -> None:
+    s = Sampler(CODEC)
+    logits = np.full(CODEC.vocab_size, 5.0, dtype=np.float32)
+    legal = s.legal(0, 60, 62, None, False)
+    assert set(draw(s, logits, legal).tolist()) <= {REST, *[CODEC.note_on(p) for p in (60, 61,
+                                                                                         62)]}
+    logits[7] = np.nan
+    assert s.sample(logits, legal, temperature=1, top_p=1, density=0.5, u=0.3) is None
+    logits[7] = np.inf
+    assert s.sample(logits, legal, temperature=1, top_p=1, density=0.5, u=0.3) is None
+
+
+@pytest.mark.parametrize(("notes", "expected"), [
+    ([62, 64, 66, 67, 69, 71, 73, 74, 69, 66, 62], (2, "major")),      # D major scale
+    ([57, 60, 64, 57, 59, 60, 62, 64, 65, 64, 60, 57], (9, "minor")),  # A minor
+    ([67, 71, 74, 67, 72, 71, 69, 67, 66, 67], (7, "major")),          # G major
+])
+def test_estimate_key(notes: list[int], expected: tuple[int, str]) -> None:
+    assert estimate_key(notes) == expected
+
+
+def test_key_pcs_settings() -> None:
+    assert key_pcs("off", "major") is None
+    assert key_pcs("C", "chromatic") is None
+    assert key_pcs("A", "minor") == frozenset({9, 11, 0, 2, 4, 5, 7})
+    assert key_pcs("auto", "major", []) is None  # nothing heard yet: no mask
+    d_major = [(p, 1.0) for p in (62, 64, 66, 67, 69, 71, 73, 74)]
+    assert key_pcs("auto", "major", d_major) == scale_pcs(2, "major")
+    assert key_pcs("auto", "pentatonic", d_major) == scale_pcs(2, "pentatonic")
+    assert estimate_key([60, 60, 60]) is None
