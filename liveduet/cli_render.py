@@ -58,13 +58,14 @@ def _common(p: argparse.ArgumentParser) -> None:
             continue
         flag = "--" + SHORT.get(f.name, f.name.replace("_", "-"))
         if f.kind == "bool":
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+            p.add_argument(flag, dest="set_" + f.name, action=argparse.BooleanOptionalAction,
                            default=None, help=f.help)
         else:
             extra = f" ({', '.join(f.choices)})" if f.choices else f" ({f.low:g}..{f.high:g})"
             if f.name == "listen_gap":
                 extra = " (steps, or beats/bars such as 1b, 2bar)"
-            p.add_argument(flag, dest=f.name, metavar=f.name.upper(), help=f.help + extra)
+            p.add_argument(flag, dest="set_" + f.name, metavar=f.name.upper(),
+                           help=f.help + extra)
 
 
 def build_settings(args: argparse.Namespace, mode: str, steps_per_beat: int) -> Settings:
@@ -73,7 +74,7 @@ def build_settings(args: argparse.Namespace, mode: str, steps_per_beat: int) -> 
     if args.temperature is not None:
         values["temperature"] = args.temperature
     for f in FIELDS:
-        value = getattr(args, f.name, None)
+        value = getattr(args, "set_" + f.name, None)
         if f.name in SKIP or value is None:
             continue
         if f.name == "listen_gap":

@@ -117,8 +117,8 @@ def render(engine: Engine, human: Sequence[TimedNote], *, tail_bars: float | Non
 
 
 def pick_part(mid: mido.MidiFile, track: int | None, channel: int | None) -> list[TimedNote]:
-    """The human part: ``track``/``channel`` if given, else the first track with notes."""
-    if track is None:
+    """The human part: ``track`` and/or ``channel`` if given, else the first track with notes."""
+    if track is None and channel is None:
         with_notes = [i for i, t in enumerate(mid.tracks)
                       if any(m.type == "note_on" and m.velocity > 0 for m in t)]
         if not with_notes:
@@ -126,9 +126,9 @@ def pick_part(mid: mido.MidiFile, track: int | None, channel: int | None) -> lis
         track = with_notes[0]
     notes = midifile.read_notes(mid, track, channel)
     if not notes:
-        raise LiveduetError(f"track {track}"
-                            f"{'' if channel is None else f' channel {channel + 1}'} has no "
-                            "notes; pick the human part with --track/--channel")
+        where = " and ".join(([] if track is None else [f"track {track}"])
+                             + ([] if channel is None else [f"channel {channel + 1}"]))
+        raise LiveduetError(f"{where} has no notes; pick the human part with --track/--channel")
     return notes
 
 
