@@ -50,7 +50,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--bpm", type=float, help="tempo of the output (default: the input's)")
     p.add_argument("--temperature", default=None, help="sampling temperature (0.05..2)")
-    p.add_argument("--lookahead", type=int, default=2, help="steps planned ahead (default 2)")
+    p.add_argument("--lookahead", type=int, default=0, help="steps planned ahead as live "
+                   "(default 0: the output is the same for any lookahead, only slower)")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the piano roll "
                    "(needs the plot extra)")
     for f in FIELDS:

@@ -13,8 +13,9 @@ Steps are *planned* ahead (``lookahead`` steps), each with a snapshot of the mod
 taken before it, and *emitted* when their position comes. When what the human does changes the
 input of a planned step (a note cut in, a key released, a late soprano note), the engine restores
 that step's snapshot and re-runs it and the steps after it with what was really played; a step
-already emitted is re-decided and the difference goes out at once. Sampling draws from a numpy
-Generator keyed on ``(seed, step)``, so a re-run step draws the same random numbers.
+already emitted is re-decided and the difference goes out at once. Sampling draws from a
+counter-based generator keyed on ``(seed, step, voice)`` (see :mod:`liveduet.sampling`), so a
+re-run step draws the same random numbers as its first decision.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from liveduet.errors import ConfigError
 from liveduet.ledger import ALL_NOTES_OFF, CONTROL, NOTE_OFF, NOTE_ON, Ledger, Out
 from liveduet.midimsg import is_valid
 from liveduet.model import Snapshot, StepModel
-from liveduet.sampling import Sampler, key_pcs
+from liveduet.sampling import Sampler, key_pcs, keyed_uniform
 from liveduet.settings import Action, Set, Settings
 from liveduet.turns import (
     ANSWERING,
@@ -174,13 +175,12 @@ class Engine:
         hin = self._human.at(n)
         turn = next_turn(turn0, s, hin, n, n in self._end_calls, self._steps_per_bar)
         played = self._played.get(n)
-        uniform = np.random.default_rng((s.seed, n)).random(self._codec.n_voices)
         fed: list[int] = []
         mach: list[int | None] = []
         sounding = list(sounding0)
         bad = False
         for v in range(self._codec.n_voices):
-            tok, m, ok = self._decide(v, n, hin, turn, played, float(uniform[v]), sounding[v])
+            tok, m, ok = self._decide(v, n, hin, turn, played, sounding[v])
             bad |= not ok
             self._logits = self._model.step(tok)[0].copy()
             self.counters["model_steps"] += 1
@@ -192,7 +192,7 @@ class Engine:
         return _Step(tuple(fed), tuple(mach), turn, snap, logits0, turn0, sounding0, bad)
 
     def _decide(self, v: int, n: int, hin: HumanIn, turn: Turn,
-                played: tuple[int, ...] | None, u: float, sounding: bool
+                played: tuple[int, ...] | None, sounding: bool
                 ) -> tuple[int, int | None, bool]:
         """(token fed, token the machine plays or None, logits were finite) for voice ``v``."""
         human_voice = v == self._hv
@@ -206,7 +206,8 @@ class Engine:
         pcs = key_pcs(s.key, s.scale, self._human.key_notes(n) if s.key == "auto" else ())
         legal = self._sampler.legal(v, s.low, s.high, pcs, sounding)
         tok = self._sampler.sample(self._logits, legal, temperature=s.temperature,
-                                   top_p=s.top_p, density=s.density, u=u)
+                                   top_p=s.top_p, density=s.density,
+                                   u=keyed_uniform(s.seed, n, v))
         if tok is None:
             return REST, REST, False
         return tok, tok, True

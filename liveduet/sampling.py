@@ -1,8 +1,10 @@
 """Sampling controls: temperature, top-p, density, key/scale and pitch-range masks.
 
 Everything here is pure. A sample is drawn from one uniform number ``u`` in [0, 1) by inverse
-CDF, so the caller decides where randomness comes from (the engine keys a numpy Generator on
-``(seed, step)``, which makes a re-decided step draw the same number as its first decision).
+CDF, so the caller decides where randomness comes from. The engine uses :func:`keyed_uniform`,
+a counter-based generator (SplitMix64 over ``(seed, step, voice)``): a re-decided step draws the
+same number as its first decision, so rollbacks and the lookahead never shift the random stream,
+and a seed change reseeds every later step at once.
 
 Masks never leave a voice without a legal token: REST is always legal, HOLD only while the voice
 sounds, and when key and range leave no pitch the key mask is dropped first, then the range.
@@ -23,7 +25,22 @@ TONICS = KEYS[2:]
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 MIN_KEY_NOTES = 4
+_MASK64 = (1 << 64) - 1
 DENSITY_GAIN = 4.0  # logit bias on NOTE_ON tokens at density 0 (-) or 1 (+)
+
+
+def _mix64(x: int) -> int:
+    """SplitMix64 finaliser: a bijective 64-bit mix with full avalanche."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def keyed_uniform(seed: int, step: int, voice: int) -> float:
+    """A uniform number in [0, 1) determined by ``(seed, step, voice)`` alone."""
+    h = _mix64(_mix64(_mix64(seed & _MASK64) ^ (step & _MASK64)) ^ (voice & _MASK64))
+    return (h >> 11) / float(1 << 53)
 
 
 @lru_cache(maxsize=1)

@@ -111,6 +111,21 @@ def test_melody_no_stuck_notes_one_per_voice_deterministic(
 
 
 @PROPS
+@given(notes=notes_st, commands=commands_st, seed=st.integers(0, 3),
+       mode=st.sampled_from(["call", "continue", "harmonize"]), lookahead=st.integers(1, 5))
+def test_lookahead_changes_timing_work_not_the_music(
+        models: dict[str, StepModel], notes: list, commands: list, seed: int, mode: str,
+        lookahead: int) -> None:
+    """Rollback re-decides exactly: any lookahead gives the messages of lookahead 0."""
+    model = models["satb" if mode == "harmonize" else "melody"]
+    cmds = [(t, c) for t, c in commands if not (isinstance(c, Set) and c.name == "mode")]
+    ev = events(notes, cmds)
+    base = run(Engine(model, Settings(seed=seed, mode=mode), lookahead=0), ev)
+    ahead = run(Engine(model, Settings(seed=seed, mode=mode), lookahead=lookahead), ev)
+    assert ahead == base
+
+
+@PROPS
 @given(notes=notes_st, commands=commands_st, seed=st.integers(0, 3))
 def test_harmonize_no_stuck_notes_one_per_voice(
         models: dict[str, StepModel], notes: list, commands: list, seed: int) -> None:
