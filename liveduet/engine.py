@@ -331,8 +331,8 @@ class Engine:
             return []
         self._last_pos = max(self._last_pos, pos)
         status, kind, ch = msg[0], msg[0] & 0xF0, msg[0] & 0x0F
-        if status >= 0xF0 or len(msg) < 3:
-            return []
+        if status >= 0xF0:
+            return []  # clock and transport are the runtime's
         if kind not in (NOTE_ON, NOTE_OFF):
             return [Out(pos, tuple(msg))] if self._settings.thru else []
         pitch, vel = int(msg[1]), int(msg[2])

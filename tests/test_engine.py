@@ -220,3 +220,12 @@ def test_lookahead_variants_play_the_same_notes(loop: StepModel) -> None:
         eng = Engine(loop, settings(mode="continue"), lookahead=la)
         runs.append(notes_of(drive(eng, ev, 32)))
     assert runs[0] == runs[1] == runs[2] == runs[3]
+
+
+def test_other_channel_messages_pass_thru_only_when_thru_is_on(loop: StepModel) -> None:
+    eng = Engine(loop, settings(mode="off", thru=True))
+    assert [o.msg for o in eng.feed(0.0, (0xB3, 64, 127))] == [(0xB3, 64, 127)]
+    assert [o.msg for o in eng.feed(0.0, (0xC3, 5))] == [(0xC3, 5)]
+    assert eng.feed(0.0, (0xF8,)) == []
+    eng.apply(Set("thru", False), 0.0)
+    assert eng.feed(0.1, (0xB3, 64, 0)) == []

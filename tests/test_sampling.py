@@ -105,3 +105,16 @@ def test_key_pcs_settings() -> None:
     assert key_pcs("auto", "major", d_major) == scale_pcs(2, "major")
     assert key_pcs("auto", "pentatonic", d_major) == scale_pcs(2, "pentatonic")
     assert estimate_key([60, 60, 60]) is None
+
+
+def test_keyed_uniform_is_a_deterministic_uniform_stream() -> None:
+    from liveduet.sampling import keyed_uniform
+
+    us = np.array([keyed_uniform(3, n, v) for n in range(4000) for v in range(2)])
+    assert ((us >= 0) & (us < 1)).all()
+    assert abs(us.mean() - 0.5) < 0.02 and abs(us.var() - 1 / 12) < 0.005
+    hist = np.histogram(us, bins=10, range=(0, 1))[0]
+    assert hist.min() > 650  # 800 expected per bin
+    assert keyed_uniform(3, 17, 1) == keyed_uniform(3, 17, 1)
+    assert len({keyed_uniform(s, 17, 1) for s in range(50)}) == 50
+    assert abs(np.corrcoef(us[:-2:2], us[2::2])[0, 1]) < 0.05  # successive steps
