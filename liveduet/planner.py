@@ -1,0 +1,183 @@
+"""The engine's planner: one model state stepped through the grid, with per-step snapshots.
+
+Each planned step records the tokens fed (one per codec voice, in the codec's order), the
+tokens the machine plays (``None`` where a voice is not the machine's), the turn state after it,
+and the model/turn state *before* it, so :meth:`Planner.rollback` can return to any planned
+step exactly and re-run it with what the human really did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from liveduet.codec import BOS, HOLD, REST, GridCodec
+from liveduet.errors import ConfigError
+from liveduet.model import Snapshot, StepModel
+from liveduet.sampling import Sampler, key_pcs, keyed_uniform
+from liveduet.settings import Settings
+from liveduet.turns import HumanIn, HumanRecord, Turn, initial_turn, machine_owns, next_turn
+
+BEATS_PER_BAR = 4
+
+
+@dataclass(slots=True)
+class PlannedStep:
+    """One planned step: tokens fed, tokens the machine plays, and the state before it."""
+
+    fed: tuple[int, ...]
+    mach: tuple[int | None, ...]
+    turn: Turn
+    snap: Snapshot
+    logits: np.ndarray
+    turn_before: Turn
+    sounding_before: tuple[bool, ...]
+    bad: bool = False
+
+
+def check_mode(codec: GridCodec, mode: str) -> None:
+    """Raise ConfigError when ``mode`` cannot run with ``codec``."""
+    if mode == "harmonize" and not (codec.roles("given") and codec.roles("sampled")):
+        raise ConfigError(
+            "mode 'harmonize' needs a multi-voice model (a given voice for you and sampled "
+            "voices for the machine); this model has one voice. Load one such as chorale_satb "
+            "(--model chorale_satb, or the 'model' action), or pick mode call or continue"
+        )
+
+
+class Planner:
+    """Plans steps with the model; rolls back to any planned step."""
+
+    def __init__(self, model: StepModel, settings: Settings, human: HumanRecord,
+                 counters: dict[str, int], start: int = 0) -> None:
+        self.model = model
+        self.codec: GridCodec = model.codec
+        self.sampler = Sampler(self.codec)
+        given = self.codec.roles("given") or self.codec.roles("shared")
+        self.hv = given[0] if given else -1  # the human's voice
+        self.steps_per_bar = self.codec.steps_per_beat * BEATS_PER_BAR
+        self.settings = settings
+        self.human = human
+        self.counters = counters
+        self.end_calls: set[int] = set()
+        self.played: dict[int, tuple[int, ...]] = {}
+        self.steps: dict[int, PlannedStep] = {}
+        self.start(start)
+
+    def start(self, step: int) -> None:
+        """Zero the model state, feed BOS, and plan afresh from ``step``."""
+        self.model.reset()
+        self.logits = self.model.step(BOS)[0].copy()
+        self.counters["model_steps"] += 1
+        self.steps.clear()
+        self.played.clear()
+        self.end = step
+        self.turn = initial_turn(self.settings.mode)
+        self.sounding = (False,) * self.codec.n_voices
+
+    def base(self) -> int:
+        """The oldest step that can still be rolled back to."""
+        return min(self.steps, default=self.end)
+
+    def rollback(self, step: int) -> None:
+        """Restore the state before ``step`` and drop the plan from there on."""
+        step = max(step, self.base())
+        if step >= self.end:
+            return
+        st = self.steps[step]
+        self.model.restore(st.snap)
+        self.logits = st.logits
+        self.turn = st.turn_before
+        self.sounding = st.sounding_before
+        for n in range(step, self.end):
+            del self.steps[n]
+        self.end = step
+        self.counters["rollbacks"] += 1
+
+    def silence(self) -> None:
+        """After a release: the machine's voices hold nothing from the plan's end on."""
+        self.sounding = (False,) * self.codec.n_voices
+
+    def extend(self, upto: int) -> None:
+        """Plan every step before ``upto``."""
+        while self.end < upto:
+            self.steps[self.end] = self._run_step(self.end)
+            self.end += 1
+
+    def prune(self, keep: int) -> None:
+        """Forget plans, records and end-call marks of steps before ``keep``."""
+        for n in [k for k in self.steps if k < keep]:
+            del self.steps[n]
+        for n in [k for k in self.played if k < keep]:
+            del self.played[n]
+        self.end_calls = {k for k in self.end_calls if k >= keep}
+
+    def target(self, v: int, n: int, before: int | None) -> int | None:
+        """Pitch the plan has sounding in voice ``v`` at step ``n`` (walking back over HOLDs).
+
+        ``before`` is the answer when the HOLDs reach back past the oldest planned step.
+        """
+        while n in self.steps:
+            tok = self.steps[n].mach[v]
+            if tok is None or tok == REST:
+                return None
+            if tok != HOLD:
+                return self.codec.pitch_of(tok)
+            n -= 1
+        return before
+
+    def _run_step(self, n: int) -> PlannedStep:
+        snap, logits0, turn0, sounding0 = (self.model.snapshot(), self.logits, self.turn,
+                                           self.sounding)
+        hin = self.human.at(n)
+        turn = next_turn(turn0, self.settings, hin, n, n in self.end_calls, self.steps_per_bar)
+        played = self.played.get(n)
+        fed: list[int] = []
+        mach: list[int | None] = []
+        sounding = list(sounding0)
+        bad = False
+        for v in range(self.codec.n_voices):
+            tok, m, ok = self._decide(v, n, hin, turn, played, sounding[v])
+            bad |= not ok
+            self.logits = self.model.step(tok)[0].copy()
+            self.counters["model_steps"] += 1
+            fed.append(tok)
+            mach.append(m)
+            sounding[v] = m is not None and (m > REST or (m == HOLD and sounding[v]))
+        self.turn = turn
+        self.sounding = tuple(sounding)
+        return PlannedStep(tuple(fed), tuple(mach), turn, snap, logits0, turn0, sounding0, bad)
+
+    def _decide(self, v: int, n: int, hin: HumanIn, turn: Turn,
+                played: tuple[int, ...] | None, sounding: bool
+                ) -> tuple[int, int | None, bool]:
+        """(token fed, token the machine plays or None, logits were finite) for voice ``v``."""
+        human_voice = v == self.hv
+        if human_voice and hin.sounding:
+            return self._human_token(v, hin), None, True
+        if not machine_owns(turn, human_voice):
+            return REST, None, True
+        if played is not None and (human_voice or self.codec.voices[v].role == "shared"):
+            return played[v], played[v], True  # already emitted: feed what really sounded
+        s = self.settings
+        pcs = key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
+        legal = self.sampler.legal(v, s.low, s.high, pcs, sounding)
+        tok = self.sampler.sample(self.logits, legal, temperature=s.temperature,
+                                  top_p=s.top_p, density=s.density,
+                                  u=keyed_uniform(s.seed, n, v))
+        if tok is None:
+            return REST, REST, False
+        return tok, tok, True
+
+    def _human_token(self, v: int, hin: HumanIn) -> int:
+        """The human's token in voice ``v``: NOTE_ON folded into its range by octaves, HOLD."""
+        if hin.onset is None:
+            return HOLD
+        voice = self.codec.voices[v]
+        pitch = hin.onset
+        while pitch < voice.low:
+            pitch += 12
+        while pitch > voice.high:
+            pitch -= 12
+        return self.codec.note_on(pitch) if voice.contains(pitch) else HOLD
