@@ -30,6 +30,7 @@ from liveduet.ledger import ALL_NOTES_OFF, CONTROL, NOTE_OFF, NOTE_ON, Ledger, O
 from liveduet.midimsg import is_valid
 from liveduet.model import StepModel
 from liveduet.planner import PlannedStep, Planner, check_mode
+from liveduet.sampling import TONICS, estimate_key
 from liveduet.settings import Action, Set, Settings
 from liveduet.turns import ANSWERING, LISTENING, HumanRecord
 
@@ -319,6 +320,15 @@ class Engine:
         """Note-off for every sounding note (machine and thru)."""
         return self._ledger.release_all(pos)
 
+    def _key_name(self) -> str | None:
+        """The key mask in force: 'off', a fixed key, or the key 'auto' hears right now."""
+        s = self._settings
+        if s.key != "auto":
+            return s.key if s.key == "off" else f"{s.key} {s.scale}"
+        notes = self._human.key_notes(self._emit)
+        found = estimate_key([p for p, _ in notes], [d for _, d in notes]) if notes else None
+        return None if found is None else f"{TONICS[found[0]]} {found[1]}"
+
     def status(self) -> dict[str, Any]:
         """A JSON-ready summary for displays and logs."""
         phase = self._current_phase() if self._running else "idle"
@@ -337,5 +347,6 @@ class Engine:
             "last_human_note": last_h,
             "sounding": {str(v): p for v, (_, p) in self._ledger.machine_notes().items()},
             "counters": dict(self.counters),
+            "key": self._key_name(),
             "warnings": list(self._warnings),
         }

@@ -229,3 +229,14 @@ def test_other_channel_messages_pass_thru_only_when_thru_is_on(loop: StepModel) 
     assert eng.feed(0.0, (0xF8,)) == []
     eng.apply(Set("thru", False), 0.0)
     assert eng.feed(0.1, (0xB3, 64, 0)) == []
+
+
+def test_status_reports_the_key_it_hears(loop: StepModel) -> None:
+    eng = Engine(loop, settings(mode="call", key="auto"))
+    assert eng.status()["key"] is None
+    tune = [(i * 2.0, p, i * 2.0 + 1.5) for i, p in enumerate([62, 66, 69, 74, 73, 71, 69, 67])]
+    drive(eng, human(tune), 20)
+    st = eng.status()
+    assert st["key"] == "D major"
+    assert set(st) >= {"mode", "phase", "step", "model", "counters", "last_human_note"}
+    assert Engine(loop, settings(key="G", scale="dorian")).status()["key"] == "G dorian"
