@@ -172,6 +172,7 @@ class OscControl:
             self._refuse(err.reason, path, err.detail)
             return
         if command is not None:
+            log.debug("OSC %s %r -> %r", path, args, command)
             self._submit(command)
             self.accepted += 1
 
