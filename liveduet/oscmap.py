@@ -239,7 +239,7 @@ def state_values(settings: Settings, status: Mapping[str, Any] | None = None) ->
         values["phase"] = str(status["phase"])
     if "beat" in status:
         values["beat"] = int(status["beat"])
-    elif isinstance(status.get("step"), (int, float)):
+    elif isinstance(status.get("step"), (int, float)) and status["step"] >= 0:
         per_beat = int(status.get("steps_per_beat", 4)) or 4
         values["beat"] = int(status["step"] // per_beat) % 4
     title = status.get("title", status.get("model"))

@@ -304,3 +304,13 @@ def test_well_formed_accepts_what_python_osc_builds() -> None:
     bundle.add_content(msg.build())
     assert well_formed(bundle.build().dgram)
     assert not well_formed(bundle.build().dgram[:-4])
+
+
+def test_state_values_takes_only_display_keys_from_status() -> None:
+    status = {"key": "G", "step": -1, "model": "Folk tunes", "phase": "idle", "learn": None,
+              "counters": {"x": 1}}
+    values = state_values(Settings(), status)
+    assert values["key"] == "off"  # the setting, not the engine's estimate
+    assert "beat" not in values and "counters" not in values
+    assert values["model"] == "Folk tunes" and values["learn"] is None
+    assert state_values(Settings(), {"beat": 2, "step": 13})["beat"] == 2
