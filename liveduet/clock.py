@@ -157,11 +157,19 @@ class MidiClockFollower:
             return "play"
         if not self.running:
             return None
-        self._count += 1
+        self._count += self._missed(t) + 1
         self._track_drift(self._count, t)
         self._ticks.append((self._count, t))
         self._refit()
         return None
+
+    def _missed(self, t: float) -> int:
+        """Ticks lost in transport: a gap of about n periods (n >= 2) after a steady run."""
+        if len(self._ticks) < 4:
+            return 0
+        per = self._fit[1]
+        gap = (t - self._ticks[-1][1]) / per
+        return max(0, round(gap) - 1) if gap > 1.7 else 0
 
     def _track_drift(self, k: int, t: float) -> None:
         t0, per = self._fit

@@ -35,6 +35,7 @@ API_NAMES = {v: k for k, v in APIS.items()}
 JACKD_CMD = "'jackd -d alsa -p 64' with a sound card, 'jackd -d dummy -r 48000 -p 64' without"
 LOOPMIDI = "https://www.tobias-erichsen.de/software/loopmidi.html"
 PROBE_TIMEOUT = 3.0
+FLUSH_S = 0.05
 
 Sink = Callable[[float, tuple[int, ...], int], None]
 """Receives (perf_counter time, raw MIDI bytes, input index) from an input callback."""
@@ -222,7 +223,9 @@ class PortSet:
                 out.handle.send_message(msg)
 
     def close(self) -> None:
-        """Close every port; ports stay closed."""
+        """Close every port (after the last sends had time to leave); ports stay closed."""
+        if self.output is not None:
+            time.sleep(FLUSH_S)  # JACK sends from a ring buffer in its next cycles
         for port in [*self.inputs, *([self.output] if self.output else [])]:
             with contextlib.suppress(Exception):  # closing a dead client must not mask exit
                 if isinstance(port.handle, rtmidi.MidiIn):
@@ -291,9 +294,8 @@ def open_ports(api: int, inputs: Sequence[str] = (), output: str | None = None,
         ports.output = _open_output(api, output, [VIRTUAL_IN] if not inputs else [])
         exclude = [VIRTUAL_OUT] if output is None else []
         for idx, wanted in enumerate(inputs or [None]):
-            handle, name = _open_input(api, wanted, exclude)
+            handle, name = _open_input(api, wanted, exclude, ports, idx)
             ports.inputs.append(_Port(handle, wanted, name))
-            ports._listen(handle, idx)
     except BaseException:
         ports.close()
         raise
@@ -318,10 +320,11 @@ def _open_output(api: int, wanted: str | None, exclude: Sequence[str]) -> _Port:
     return _Port(handle, wanted, names[idx])
 
 
-def _open_input(api: int, wanted: str | None, exclude: Sequence[str]
-                ) -> tuple[rtmidi.MidiIn, str]:
+def _open_input(api: int, wanted: str | None, exclude: Sequence[str], ports: PortSet,
+                idx: int) -> tuple[rtmidi.MidiIn, str]:
     try:
         handle = rtmidi.MidiIn(api, name=CLIENT, queue_size_limit=4096)
+        ports._listen(handle, idx)  # before opening: the first message must not be missed
         if wanted is None:
             handle.open_virtual_port(VIRTUAL_IN)
             return handle, _own_name(api, VIRTUAL_IN, "input")

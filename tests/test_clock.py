@@ -129,3 +129,12 @@ def test_follower_never_runs_backwards_or_far_past_the_last_tick() -> None:
     f.on_message([CLOCK], times[-1] + 10.0)
     assert f.position(times[-1] + 10.0) >= late
     assert f.on_message([0x90, 60, 100], 1.0) is None and f.on_message([], 1.0) is None
+
+
+def test_follower_counts_ticks_lost_in_transport() -> None:
+    f = MidiClockFollower()
+    f.on_message([START], 0.0)
+    times = tick_times(120, 30)
+    feed_ticks(f, times[:10] + times[12:])                 # ticks 10 and 11 never arrived
+    assert f.position(times[-1]) == pytest.approx(29 / 6, abs=0.01)
+    assert f.bpm == pytest.approx(120, rel=1e-6)
