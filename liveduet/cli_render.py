@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
                    "first track; default: the first track with notes)")
     p.add_argument("--channel", type=int, help="only notes on this channel (1-16)")
     p.add_argument("--tail-bars", type=float, help="bars to render after the human part "
-                   "(default: response_max_bars)")
+                   "(default: response_max_bars in call/continue, 0 in harmonize/off)")
     _common(p)
     p.set_defaults(func=render_command)
     g = sub.add_parser("generate", help="write a piece from scratch (or continue a primer)")

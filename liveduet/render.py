@@ -102,10 +102,14 @@ def render(engine: Engine, human: Sequence[TimedNote], *, tail_bars: float | Non
     """Run ``engine`` against ``human`` (notes in beats) and return the duet.
 
     The render runs to the end of the human part plus ``tail_bars`` (default: the longest
-    answer, so a final answer in call mode plays out), rounded up to a whole bar.
+    answer in call and continue mode, so a last answer or continuation plays out; none in
+    harmonize and off), rounded up to a whole bar.
     """
     spb = engine.codec.steps_per_beat
-    tail = engine.settings.response_max_bars if tail_bars is None else tail_bars
+    if tail_bars is None:
+        tail_bars = engine.settings.response_max_bars if engine.settings.mode in (
+            "call", "continue") else 0.0
+    tail = tail_bars
     last = max((n.end for n in human), default=0.0)
     beats = math.ceil((last + 4 * tail) / 4 - 1e-9) * 4
     outs = drive(engine, note_events(human, spb, human_channel), beats * spb)
