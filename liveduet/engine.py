@@ -32,7 +32,7 @@ from liveduet.model import StepModel
 from liveduet.planner import PlannedStep, Planner, check_mode
 from liveduet.sampling import TONICS, estimate_key
 from liveduet.settings import Action, Set, Settings
-from liveduet.turns import ANSWERING, LISTENING, HumanRecord
+from liveduet.turns import ACCOMPANYING, ANSWERING, LISTENING, HumanRecord
 
 __all__ = ["Engine", "Out"]
 KEEP_EMITTED = 2  # emitted steps kept re-runnable for input that arrives late
@@ -206,7 +206,7 @@ class Engine:
         self.counters["human_notes"] += 1
         step = self._human.note_on(self._human_step(pos), pitch, vel, ch)
         mode = self._settings.mode
-        if mode in ("call", "continue") and self._current_phase() in (ANSWERING, "accompanying"):
+        if mode in ("call", "continue") and self._current_phase() in (ANSWERING, ACCOMPANYING):
             voices = [self._plan.hv] if mode == "continue" else range(self.codec.n_voices)
             for v in voices:
                 outs += self._ledger.off(v, pos)  # barge-in: the human takes the voice now
