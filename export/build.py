@@ -81,10 +81,11 @@ def build(name: str, midi_dir: str | None, out: Path, minutes: float | None) -> 
     cache = stage_corpus(preset, model_name, midi_dir)
     baseline = stage_baseline(preset, cache, run_root)
     runs = {}
-    for variant, argv in {**preset.variants, **preset.studies}.items():
+    for variant, argv in preset.runs.items():
         run = corpus_mod.RUNS / f"{model_name}_{variant}"
-        runs[variant] = (run, stage_train(cache, run, argv, minutes))
-    shipped = {v: runs[v] for v in preset.variants}
+        args = [a.format(run_prefix=corpus_mod.RUNS / f"{model_name}_") for a in argv]
+        runs[variant] = (run, stage_train(cache, run, args, minutes))
+    shipped = {v: runs[v] for v in preset.ship}
     table, choice = measure_candidates(preset, cache, shipped, run_root)
     rebuild = rebuild_command(preset, model_name, midi_dir)
     out.parent.mkdir(parents=True, exist_ok=True)

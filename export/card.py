@@ -60,7 +60,8 @@ def build_card(preset: Preset, cache: str, choice: dict[str, Any], baseline: dic
         "training": {"config": variant["config"], "epochs": variant["epochs"],
                      "best_epoch": variant["best_epoch"], "seconds": variant["train_seconds"],
                      "transposition": f"+-{variant['args']['max_shift']} semitones (feasible "
-                                      "shifts only)", "framework": "PyTorch 2.13.0 CPU"},
+                                      "shifts only)", "framework": "PyTorch 2.13.0 CPU",
+                     "init": variant["args"].get("init"), "choice": preset.choice},
         "split": summary["valid_rule"], "built": dt.date.today().isoformat(),
     }
 
@@ -121,7 +122,8 @@ def markdown(preset: Preset, card: dict[str, Any], table: list[dict[str, Any]],
                      f"+-{s['args']['max_shift']} | {s['epochs']} | "
                      f"{s['train_seconds'] / 60:.1f} | {s['valid']['nll_per_token']:.4f} | "
                      f"{s['valid_transposed']['nll_per_token']:.4f} |")
-    lines += ["", f"Shipped run: {t['config']}, {t['epochs']} epochs (best {t['best_epoch']}), "
+    lines += ["", f"Choice: {preset.choice}", "",
+              f"Shipped run: {t['config']}, {t['epochs']} epochs (best {t['best_epoch']}), "
               f"{t['seconds'] / 60:.1f} min on a shared 2-core CPU, transposition "
               f"{t['transposition']}.", ""]
     return "\n".join(lines)

@@ -75,7 +75,6 @@ def measure_candidates(preset: Preset, cache: str, runs: dict[str, tuple[Path, d
         r.update({f"{q}_us": lat[Path(r["path"]).name][q] for q in ("p50", "p99")})
     best = min(r["nll_per_token"] for r in rows if r["weights"] == "fp32")
     eligible = [r for r in rows if r["nll_per_token"] <= best * 1.01]
-    choice = min(eligible, key=lambda r: (r["p99_us"], r["p50_us"])) if preset.speed_rule \
-        else min(rows, key=lambda r: r["nll_per_token"])
+    choice = min(eligible, key=lambda r: (r["p99_us"], r["p50_us"]))
     (root / "candidates.json").write_text(json.dumps({"rows": rows, "choice": choice}, indent=1))
     return rows, choice

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MUSIC21_LICENCE = (
     "music21's corpus/license.txt: the music21 creators assume no copyright or change in "
@@ -30,44 +30,56 @@ LICENCE_NOTES = {
 
 @dataclass(frozen=True)
 class Preset:
-    """How to build one model: corpus kind, card title and trainer arguments per variant."""
+    """How to build one model: corpus, card title, trainer arguments per run (in order).
+
+    Every run is trained (a later run may start from an earlier one's weights); the runs named
+    in ``ship`` are exported as fp32 and int8 candidates, the rest are studies reported in the
+    card; ``{run_prefix}`` in an argument is the run folder prefix of this model (so a run can
+    start from an earlier run's ``best.pt``). ``choice`` says in words why ``ship`` is what it is.
+    """
 
     name: str
     kind: str
     title: str
     collections: tuple[str, ...]
-    variants: dict[str, list[str]]
-    studies: dict[str, list[str]] = field(default_factory=dict)
+    runs: dict[str, list[str]]
+    ship: tuple[str, ...]
+    choice: str = ""
     ngram_orders: tuple[int, ...] = (2, 3, 4, 5, 6, 8, 10, 11)
-    speed_rule: bool = True
 
+
+_MELODY = ["--layers", "1", "--cap-steps", "256", "--batch-tokens", "16384"]
+_CHORALE = ["--hidden", "256", "--layers", "2", "--dropout", "0.3", "--cap-steps", "64",
+            "--patience", "4", "--epochs", "200"]
 
 PRESETS = {
     "folk_melody": Preset(
         "folk_melody", "melody", "Folk melody co-performer (LSTM, one voice, 16th grid)",
         ("essenFolksong", "ryansMammoth", "airdsAirs", "miscFolk"),
-        variants={
-            "h256": ["--hidden", "256", "--embed", "64", "--layers", "1", "--dropout", "0.1",
-                     "--max-shift", "5", "--cap-steps", "256", "--minutes", "35",
-                     "--batch-tokens", "16384"],
-            "h128": ["--hidden", "128", "--embed", "48", "--layers", "1", "--dropout", "0.05",
-                     "--max-shift", "5", "--cap-steps", "256", "--minutes", "35",
-                     "--batch-tokens", "16384"],
+        runs={
+            "h256": ["--hidden", "256", "--embed", "64", "--dropout", "0.1", "--max-shift", "5",
+                     "--minutes", "35", *_MELODY],
+            "h128": ["--hidden", "128", "--embed", "48", "--dropout", "0.05", "--max-shift", "5",
+                     "--minutes", "35", *_MELODY],
+            "h128_noaug": ["--hidden", "128", "--embed", "48", "--dropout", "0.05",
+                           "--max-shift", "0", "--epochs", "4", "--minutes", "16", *_MELODY],
         },
-        studies={"h128_noaug": ["--hidden", "128", "--embed", "48", "--layers", "1",
-                                "--dropout", "0.05", "--max-shift", "0", "--cap-steps", "256",
-                                "--minutes", "12", "--batch-tokens", "16384"]},
+        ship=("h256", "h128"),
+        choice="transposition +-5 (feasible shifts): see the training table for the no-shift "
+               "study at equal epochs; candidates: the fastest within 1% of the best fp32.",
     ),
     "chorale_satb": Preset(
         "chorale_satb", "chorale",
         "Bach chorale harmoniser (LSTM, soprano given, alto/tenor/bass sampled, 16th grid)",
         ("bach",),
-        variants={"aug6": ["--hidden", "256", "--layers", "2", "--dropout", "0.3",
-                           "--max-shift", "6", "--cap-steps", "64", "--minutes", "35",
-                           "--patience", "4", "--epochs", "200"]},
-        studies={"aug0": ["--hidden", "256", "--layers", "2", "--dropout", "0.3",
-                          "--max-shift", "0", "--cap-steps", "64", "--minutes", "35",
-                          "--patience", "4", "--epochs", "200"]},
+        runs={
+            "aug0": ["--max-shift", "0", "--minutes", "35", *_CHORALE],
+            "aug6": ["--max-shift", "6", "--minutes", "35", *_CHORALE],
+            "ft6": ["--init", "{run_prefix}aug0/best.pt", "--max-shift", "6",
+                    "--lr", "1e-3", "--minutes", "25", *_CHORALE],
+        },
+        ship=("ft6",),
+        choice="to be decided",
         ngram_orders=(2, 4, 6, 8, 9, 10),
     ),
 }

@@ -95,6 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    p.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning)")
     return p.parse_args(argv)
 
 
@@ -153,6 +154,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     cfg = ModelConfig(codec.vocab_size, args.embed, args.hidden, args.layers, args.dropout)
     model = LstmLM(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu",
+                                         weights_only=False)["model"])
     state: dict[str, Any] = {"epoch": 0, "best": math.inf, "bad": 0, "history": [],
                              "seconds": 0.0, "args": vars(args)}
     if args.resume and (run / "last.pt").exists():
