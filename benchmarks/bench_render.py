@@ -10,7 +10,7 @@ lookahead only adds speculative steps that a human event rolls back), model (a f
 hidden 256, a tiny factory LSTM, and the bundled models when built). ``render`` uses lookahead 0.
 
     python benchmarks/bench_render.py                 # default variant set, 7 rounds
-    python benchmarks/bench_render.py --rounds 15
+    python benchmarks/bench_render.py --rounds 15 --model my_model.onnx
 Acceptance (issue 4): a 3-minute melody at 120 bpm renders in < 2 s.
 """
 
@@ -57,8 +57,8 @@ def melody(seed: int = 0) -> list[TimedNote]:
     return [n for n in notes if n.end <= BEATS]
 
 
-def variants(tmp: Path) -> dict[str, tuple[StepModel, str, int]]:
-    """name -> (model, mode, lookahead)."""
+def variants(tmp: Path, extra: list[str]) -> dict[str, tuple[StepModel, str, int]]:
+    """name -> (model, mode, lookahead); ``extra`` models (paths or names) join at lookahead 0."""
     big = StepModel(lstm_model(tmp / "big.onnx", melody_codec(), hidden=256, embed=64))
     tiny = StepModel(lstm_model(tmp / "tiny.onnx", melody_codec(), hidden=16))
     satb = StepModel(lstm_model(tmp / "satb.onnx", chorale_codec(), hidden=256, embed=64))
@@ -76,6 +76,10 @@ def variants(tmp: Path) -> dict[str, tuple[StepModel, str, int]]:
         path = catalog.models_dir() / f"{name}.onnx"
         if path.exists():
             out[f"{mode}-la0-{name}"] = (StepModel(path), mode, 0)
+    for ref in extra:
+        model = StepModel(catalog.resolve(ref))
+        mode = "harmonize" if model.codec.n_voices > 1 else "continue"
+        out[f"{mode}-la0-{Path(ref).stem}"] = (model, mode, 0)
     return out
 
 
@@ -91,10 +95,12 @@ def once(model: StepModel, mode: str, lookahead: int, notes: list[TimedNote]) ->
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--model", action="append", default=[], help="also render with this model "
+                    "(path or bundled name; repeat)")
     args = ap.parse_args()
     notes = melody()
     with tempfile.TemporaryDirectory() as d:
-        vs = variants(Path(d))
+        vs = variants(Path(d), args.model)
         names = list(vs)
         times: dict[str, list[float]] = {n: [] for n in names}
         steps: dict[str, int] = {}
