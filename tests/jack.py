@@ -11,20 +11,35 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import itertools
 import os
 import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-_COUNTER = itertools.count()
 SHM_DIR = "/dev/shm"
+POOL = tuple(f"liveduet-test-{i}" for i in range(6))
+
+
+def _jackd_running() -> bool:
+    """True when any jackd process is alive on this machine."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/comm") as fh:
+                if fh.read().strip() in ("jackd", "jackdmp"):
+                    return True
+    return False
+
+
+def _remove_registry() -> None:
+    """Remove jackd's shared-memory registry (only ever called when no jackd runs)."""
+    for path in glob.glob(os.path.join(SHM_DIR, "jack-*")):
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01,
@@ -44,7 +59,8 @@ class JackServer:
     """A jackd dummy server with a unique name, owned by the creating process."""
 
     def __init__(self, rate: int = 48000, period: int = 64, name: str | None = None) -> None:
-        self.name = name or f"ldt{os.getpid()}x{next(_COUNTER)}x{uuid.uuid4().hex[:6]}"
+        self.fixed_name = name is not None
+        self.name = name or POOL[0]
         self.rate = rate
         self.period = period
         self.proc: subprocess.Popen[bytes] | None = None
@@ -66,16 +82,41 @@ class JackServer:
         return {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
 
     def start(self) -> JackServer:
-        """Start jackd and wait until it lists its system ports."""
+        """Start jackd under a free name of the pool, healing a registry full of dead servers.
+
+        jackd keeps one slot per server name in ``/dev/shm/jack-shm-registry`` (8 slots) and
+        reclaims a dead server's slot only when a new server takes the same name; a server that
+        was killed leaves its slot behind. Names therefore come from a small pool, so a dead
+        slot is reused, and when no jackd runs at all a full registry is simply removed.
+        """
+        names = [self.name] if self.fixed_name else [*POOL, *POOL]
+        self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
+        last: Exception | None = None
+        for i, name in enumerate(names):
+            self.name = name
+            if not self.fixed_name and self.lsp_text():
+                continue  # a live server (another test run) has this name
+            try:
+                return self._start_once()
+            except RuntimeError as err:
+                last = err
+                if "Too many servers" in str(err) and not _jackd_running():
+                    _remove_registry()
+                elif "Too many servers" in str(err) and i >= len(POOL):
+                    break
+        raise RuntimeError(f"could not start a JACK test server: {last}")
+
+    def _start_once(self) -> JackServer:
         cmd = ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy",
                "-r", str(self.rate), "-p", str(self.period)]
         self.proc = subprocess.Popen(cmd, env=self.env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         os.environ["JACK_NO_START_SERVER"] = "1"
         try:
             wait_for(self._ready, 15.0, 0.02, f"jackd {self.name} to accept clients")
+            time.sleep(0.05)
+            self._ready()  # still ours: raises if our jackd exited (name taken meanwhile)
         except TimeoutError:
             self.stop()
             raise
