@@ -1,0 +1,195 @@
+"""Sustained load: 1,000 note events per second into ``liveduet run`` over JACK.
+
+Starts a private JACK dummy server (64 frames at 48 kHz), runs ``liveduet run --api jack`` in
+harmonize mode with thru on as a subprocess, and plays note-on/note-off pairs into
+``liveduet:in`` from a python-rtmidi client at the given rate while another client records
+``liveduet:out``. Reports:
+
+- events dropped: events sent minus events the runtime counted in (from ``--stats``), and thru
+  copies missing at the receiver;
+- answer latency (note-on sent -> its thru copy received, and -> the first machine note-on
+  after it) p50/p99 in the first and the last 10 s, and their ratio (drift);
+- RSS of the liveduet process after 10 s and at the end (growth), and its CPU use.
+
+    python benchmarks/bench_load.py                 # 60 s at 1000 events/s
+    python benchmarks/bench_load.py --seconds 20    # shorter
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from liveduet import catalog
+from liveduet.codec import chorale_codec
+from tests.factory import lstm_model
+from tests.jack import JackServer, wait_for
+
+
+def _model(tmp: Path) -> str:
+    path = catalog.models_dir() / f"{catalog.DEFAULT_HARMONY}.onnx"
+    if path.exists():
+        return str(path)
+    return str(lstm_model(tmp / "satb.onnx", chorale_codec(), hidden=128, embed=32))
+
+
+def _proc_stats(pid: int) -> tuple[float, float]:
+    """(RSS in MB, CPU seconds user+system) of ``pid``."""
+    with open(f"/proc/{pid}/status") as fh:
+        rss = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS"))
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return rss / 1024.0, (int(fields[11]) + int(fields[12])) / ticks
+
+
+class Recorder:
+    """Receives liveduet:out; stamps every message on arrival."""
+
+    def __init__(self, rtmidi: object) -> None:
+        self.events: list[tuple[float, tuple[int, ...]]] = []
+        self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="loadrec")  # type: ignore[attr-defined]
+        self.port.ignore_types(sysex=True, timing=True, active_sense=True)
+        self.port.set_callback(self._on)
+        self.port.open_virtual_port("in")
+
+    def _on(self, event: tuple[list[int], float], _data: object = None) -> None:
+        self.events.append((time.perf_counter(), tuple(event[0])))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--rate", type=float, default=1000.0, help="note events per second")
+    ap.add_argument("--model", help="model (default: bundled chorale_satb or a factory LSTM)")
+    args = ap.parse_args(argv)
+    import rtmidi
+
+    tmp = Path(tempfile.mkdtemp(prefix="liveduet-load-"))
+    stats_path = tmp / "stats.json"
+    with JackServer() as jack:
+        cmd = [sys.executable, "-m", "liveduet", "run", "--api", "jack", "--mode", "harmonize",
+               "--model", args.model or _model(tmp), "--thru", "--quiet", "--no-osc",
+               "--stats", str(stats_path), "--bpm", "120"]
+        proc = subprocess.Popen(cmd, env=jack.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            result = _drive(jack, proc, args.seconds, args.rate, rtmidi)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=20)
+        if proc.returncode != 0:
+            print(f"liveduet run exited {proc.returncode}:\n{err[-2000:]}")
+            return 1
+        counters = json.loads(stats_path.read_text())["counters"]
+        _report(result, counters, args)
+    return 0
+
+
+def _drive(jack: JackServer, proc: subprocess.Popen[str], seconds: float, rate: float,
+           rtmidi: object) -> dict[str, object]:
+    src = jack.find_port("liveduet in", 20)
+    out_port = jack.find_port("liveduet out", 20)
+    sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="loadsrc")  # type: ignore[attr-defined]
+    sender.open_virtual_port("out")
+    rec = Recorder(rtmidi)
+    jack.connect(jack.find_port("loadsrc:out"), src)
+    jack.connect(out_port, jack.find_port("loadrec:in"))
+    time.sleep(0.5)
+    sent: list[tuple[float, tuple[int, ...]]] = []
+    period = 1.0 / rate
+    t0 = time.perf_counter()
+    rss_early = cpu_early = None
+    pitch = 60
+    i = 0
+    while (now := time.perf_counter()) - t0 < seconds:
+        due = t0 + i * period
+        if now < due:
+            time.sleep(max(0.0, due - now - 0.0003))
+            while time.perf_counter() < due:
+                pass
+        if i % 2 == 0:
+            pitch = 60 + (i // 2) % 24
+            msg = (0x90, pitch, 1 + (i // 2) % 126)
+        else:
+            msg = (0x80, pitch, 0)
+        sender.send_message(list(msg))
+        sent.append((time.perf_counter(), msg))
+        i += 1
+        if rss_early is None and time.perf_counter() - t0 >= 10.0:
+            rss_early, cpu_early = _proc_stats(proc.pid)
+            t_early = time.perf_counter()
+    time.sleep(1.0)
+    rss_end, cpu_end = _proc_stats(proc.pid)
+    t_end = time.perf_counter()
+    sender.close_port()
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: proc.poll() is not None, 20, 0.05, "liveduet to exit")
+    rec.port.close_port()
+    return {"sent": sent, "received": list(rec.events), "t0": t0, "seconds": seconds,
+            "rss": (rss_early, rss_end), "cpu": (cpu_end - cpu_early) / (t_end - t_early)}
+
+
+def _latencies(result: dict[str, object], lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    sent = [(t, m) for t, m in result["sent"] if m[0] == 0x90]  # type: ignore[union-attr]
+    recv = result["received"]
+    t0 = float(result["t0"])  # type: ignore[arg-type]
+    thru, machine = [], []
+    j = 0
+    for t, msg in sent:
+        if not lo <= t - t0 < hi:
+            continue
+        while j < len(recv) and recv[j][0] < t:  # type: ignore[arg-type]
+            j += 1
+        k, got_thru, got_machine = j, None, None
+        while k < len(recv) and recv[k][0] < t + 0.05 and not (got_thru and got_machine):  # type: ignore[index]
+            rt, rmsg = recv[k]  # type: ignore[index]
+            if got_thru is None and rmsg == msg:
+                got_thru = rt - t
+            if got_machine is None and rmsg[0] & 0xF0 == 0x90 and rmsg[0] & 0x0F and rmsg[2]:
+                got_machine = rt - t
+            k += 1
+        if got_thru is not None:
+            thru.append(got_thru)
+        if got_machine is not None:
+            machine.append(got_machine)
+    return np.array(thru) * 1e3, np.array(machine) * 1e3
+
+
+def _report(result: dict[str, object], counters: dict[str, int], args: argparse.Namespace) -> None:
+    sent = result["sent"]
+    recv = result["received"]
+    ons = sum(1 for _, m in sent if m[0] == 0x90)  # type: ignore[union-attr]
+    thru_back = sum(1 for _, m in recv if m[0] == 0x90 and m[2] > 0)  # type: ignore[union-attr,index]
+    print(f"load: {len(sent)} events in {args.seconds:.0f} s ({len(sent) / args.seconds:.0f}/s)")  # type: ignore[arg-type]
+    print(f"runtime counted in: {counters.get('in')}  dropped: {len(sent) - counters.get('in', 0)}")  # type: ignore[arg-type]
+    print(f"note-ons sent: {ons}; note-ons received (thru + machine): {thru_back}")
+    first = _latencies(result, 0.0, 10.0)
+    last = _latencies(result, args.seconds - 10.0, args.seconds)
+    for label, a, b in (("thru", first[0], last[0]), ("machine", first[1], last[1])):
+        if not len(a) or not len(b):
+            print(f"{label}: no samples")
+            continue
+        pa, pb = np.percentile(a, [50, 99]), np.percentile(b, [50, 99])
+        print(f"{label:<8} first 10 s p50 {pa[0]:.3f} ms p99 {pa[1]:.3f} ms (n={len(a)}); "
+              f"last 10 s p50 {pb[0]:.3f} ms p99 {pb[1]:.3f} ms (n={len(b)}); "
+              f"p99 last/first {pb[1] / pa[1]:.2f}")
+    rss_a, rss_b = result["rss"]  # type: ignore[misc]
+    print(f"RSS after 10 s {rss_a:.1f} MB, at end {rss_b:.1f} MB, growth {rss_b - rss_a:+.1f} MB")
+    print(f"CPU of liveduet run under load: {result['cpu'] * 100:.1f}% of one core")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
