@@ -12,10 +12,13 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +26,8 @@ import pytest
 
 SHM_DIR = "/dev/shm"
 POOL = tuple(f"liveduet-test-{i}" for i in range(6))
+LOG_LINES = 400
+_LATE = re.compile(rb"client = (.+?) was not finished")
 
 
 def _jackd_running() -> bool:
@@ -66,6 +71,9 @@ class JackServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self._old_env: str | None = None
         self.log = b""
+        self.late: Counter[str] = Counter()  # JACK cycles each client did not finish in time
+        self._tail: deque[bytes] = deque(maxlen=LOG_LINES)
+        self._reader: threading.Thread | None = None
 
     @staticmethod
     def available() -> bool:
@@ -111,6 +119,9 @@ class JackServer:
                "-r", str(self.rate), "-p", str(self.period)]
         self.proc = subprocess.Popen(cmd, env=self.env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
+        self._tail.clear()
+        self._reader = threading.Thread(target=self._drain, args=(self.proc,), daemon=True)
+        self._reader.start()
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         os.environ["JACK_NO_START_SERVER"] = "1"
         try:
@@ -122,9 +133,21 @@ class JackServer:
             raise
         return self
 
+    def _drain(self, proc: subprocess.Popen[bytes]) -> None:
+        """Read jackd's output as it comes: a full pipe would block the server (and every
+        client call, e.g. closing a port); keep the last lines and count late clients."""
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self._tail.append(line)
+            late = _LATE.search(line)
+            if late:
+                self.late[late.group(1).decode(errors="replace")] += 1
+
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            out = self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
+            if self._reader is not None:
+                self._reader.join(5)
+            out = b"".join(self._tail).decode(errors="replace")
             raise RuntimeError(f"jackd exited with {self.proc.returncode}: {out[-500:]}")
         return "system:" in self.lsp_text()
 
@@ -178,7 +201,9 @@ class JackServer:
                 proc.kill()
                 proc.wait(5)
         if proc is not None and proc.stdout is not None:
-            self.log = proc.stdout.read()
+            if self._reader is not None:
+                self._reader.join(5)
+            self.log = b"".join(self._tail)
             proc.stdout.close()
         for path in glob.glob(os.path.join(SHM_DIR, f"jack*_{self.name}_*")):
             with contextlib.suppress(OSError):  # already gone: nothing to clean
