@@ -102,7 +102,7 @@ class JackServer:
         last: Exception | None = None
         for i, name in enumerate(names):
             self.name = name
-            if not self.fixed_name and self.lsp_text():
+            if not self.fixed_name and self._taken():
                 continue  # a live server (another test run) has this name
             try:
                 return self._start_once()
@@ -150,6 +150,15 @@ class JackServer:
             out = b"".join(self._tail).decode(errors="replace")
             raise RuntimeError(f"jackd exited with {self.proc.returncode}: {out[-500:]}")
         return "system:" in self.lsp_text()
+
+    def _taken(self) -> bool:
+        """True when a server with this name answers, or hangs (a stuck one still owns it)."""
+        try:
+            res = subprocess.run(["jack_lsp", "-s", self.name], env=self.env(),
+                                 capture_output=True, text=True, timeout=5)
+        except subprocess.TimeoutExpired:
+            return True
+        return res.returncode == 0 and bool(res.stdout)
 
     def lsp_text(self, *flags: str) -> str:
         """Output of ``jack_lsp`` against this server ('' if it fails)."""
