@@ -214,7 +214,7 @@ class Engine:
         if mode == "harmonize" and step >= self._emit:
             for n in range(self._emit, step + 1):
                 outs += self._emit_step(n, pos)  # harmony of this note goes out now
-        self._plan.extend(max(step, self._emit) + 1)
+        self._plan.extend(step + 1)  # lookahead waits: the answer goes out first
         return outs
 
     def _human_off(self, pos: float, ch: int, pitch: int) -> list[Out]:
