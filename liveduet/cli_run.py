@@ -34,6 +34,10 @@ RUN_OPTIONS: dict[str, Any] = {
     "osc_allow": [], "cc": True, "cc_channel": None,
 }
 DEFAULT_OSC_PORT = 8000
+CHECK_S = 0.25
+NAMED_CHECK_S = 1.0
+EXIT_LOST = 3
+"""Exit status when the MIDI system (the JACK server) went away during the run."""
 SHORT = {"top_p": "top-p", "listen_gap": "listen-gap"}
 
 
@@ -225,30 +229,53 @@ def stop_signals(stop: threading.Event) -> Iterator[None]:
 
 def play(rt: Runtime, portset: ports.PortSet, model: Any, opts: dict[str, Any],
          settings: Settings) -> int:
-    """Run until a signal; show the status; watch the ports. 0 on signals, 1 on a crash."""
+    """Run until a signal; show the status; watch the ports and the JACK server.
+
+    Returns 0 after SIGINT/SIGTERM, 1 when the conductor crashed, EXIT_LOST when the MIDI
+    system (the JACK server) went away.
+    """
     stop = threading.Event()
     line = None if opts["quiet"] else StatusLine(sys.stdout)
+    lost: ports.SystemLost | None = None
+    warned: set[str] = set()
+    next_named = time.monotonic() + NAMED_CHECK_S
     with stop_signals(stop):
         rt.start()
         print(f"liveduet: {settings.mode} with '{model.title}'; in {portset.input_names} -> out "
               f"'{portset.output_name}'; clock {opts['clock']}. Ctrl-C to stop.",
               file=sys.stderr, flush=True)
-        next_check = time.monotonic() + 1.0
-        while not stop.wait(0.25) and not rt.done.is_set():
+        while not stop.wait(CHECK_S) and not rt.done.is_set():
             if line is not None:
                 line.show(rt.snapshot)
-            if time.monotonic() >= next_check:
-                next_check = time.monotonic() + 1.0
-                for report in portset.check():
-                    print(f"liveduet: {report}", file=sys.stderr, flush=True)
+            _warn_once(rt.snapshot, warned)
+            named = time.monotonic() >= next_named
+            next_named += NAMED_CHECK_S if named else 0.0
+            try:
+                reports = portset.check(named)
+            except ports.SystemLost as err:
+                lost = err
+                break
+            for report in reports:
+                print(f"liveduet: {report}", file=sys.stderr, flush=True)
         rt.stop()
     if line is not None:
         line.close()
+    if lost is not None:
+        print(f"liveduet: error: {lost}", file=sys.stderr, flush=True)
+        return EXIT_LOST
     if rt.failed is not None:
         print(f"liveduet: error: the conductor stopped ({rt.failed}); all notes were released",
               file=sys.stderr)
         return 1
     return 0
+
+
+def _warn_once(status: dict[str, Any], warned: set[str]) -> None:
+    """Print each engine warning (e.g. NaN logits fell back to silence) the first time."""
+    for text in status.get("warnings", ()):
+        if text not in warned:
+            warned.add(text)
+            print(f"liveduet: warning: {text}; playing on", file=sys.stderr, flush=True)
 
 
 def write_stats(rt: Runtime, path: Path) -> None:

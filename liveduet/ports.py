@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import rtmidi
 
 from liveduet.errors import PortError
+from liveduet.jackwatch import JackWatch, NoteTrack
 
 CLIENT = "liveduet"
 VIRTUAL_IN = "liveduet in"
@@ -36,6 +37,9 @@ JACKD_CMD = "'jackd -d alsa -p 64' with a sound card, 'jackd -d dummy -r 48000 -
 LOOPMIDI = "https://www.tobias-erichsen.de/software/loopmidi.html"
 PROBE_TIMEOUT = 3.0
 FLUSH_S = 0.05
+JACK_LOST = ("the JACK server stopped; liveduet cannot reach its ports (notes still sounding in "
+             "the synth could not be released: send it All Notes Off). Fix: restart JACK "
+             f"({JACKD_CMD}) and run liveduet again")
 
 Sink = Callable[[float, tuple[int, ...], int], None]
 """Receives (perf_counter time, raw MIDI bytes, input index) from an input callback."""
@@ -185,6 +189,10 @@ def match_port(available: Sequence[str], wanted: str, kind: str,
 
 
 # -- open ports -----------------------------------------------------------------------------
+class SystemLost(PortError):
+    """The MIDI system itself went away (the JACK server stopped)."""
+
+
 @dataclass
 class _Port:
     """One opened rtmidi port: what was asked for and what it is now."""
@@ -193,6 +201,7 @@ class _Port:
     wanted: str | None            # None: our virtual port
     name: str
     alive: bool = True
+    links: list[str] | None = None  # JACK connections last seen (virtual ports on JACK)
 
 
 @dataclass
@@ -203,6 +212,8 @@ class PortSet:
     inputs: list[_Port] = field(default_factory=list)
     output: _Port | None = None
     sink: Sink | None = None
+    watch: JackWatch | None = None
+    track: NoteTrack = field(default_factory=NoteTrack)
     _send_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -221,6 +232,7 @@ class PortSet:
         if out is not None:
             with self._send_lock:
                 out.handle.send_message(msg)
+                self.track.sent(msg)
 
     def close(self) -> None:
         """Close every port (after the last sends had time to leave); ports stay closed."""
@@ -233,12 +245,70 @@ class PortSet:
                 port.handle.close_port()
                 port.handle.delete()
         self.inputs, self.output = [], None
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
 
-    def check(self) -> list[str]:
-        """Find named ports that vanished or came back (reopening them); return reports."""
-        named = [p for p in [*self.inputs, self.output] if p is not None and p.wanted]
-        if not named:
+    def check(self, named: bool = True) -> list[str]:
+        """Reports on the ports; raises SystemLost when the JACK server has gone.
+
+        Connections of our virtual ports are compared with the last call (a restored output
+        connection gets note-offs for what it may have missed; cheap, call it often). With
+        ``named``, named ports that vanished or came back (reopened) are looked for too (this
+        lists every port: call it about once a second).
+        """
+        reports = self._check_links()
+        if named and any(p is not None and p.wanted for p in [*self.inputs, self.output]):
+            reports += self._check_named()
+        return reports
+
+    def _check_links(self) -> list[str]:
+        watch = self.watch
+        if watch is None:
             return []
+        if watch.lost:
+            raise SystemLost(JACK_LOST)
+        reports = []
+        for port in [*self.inputs, *([self.output] if self.output else [])]:
+            if port.wanted is None:
+                reports += self._links_of(watch, port)
+        return reports
+
+    def _links_of(self, watch: JackWatch, port: _Port) -> list[str]:
+        now = watch.connections(port.name)
+        if now is None:
+            return []
+        before, port.links = port.links or [], now
+        gone = [n for n in before if n not in now]
+        gained = [n for n in now if n not in before]
+        reports = [f"{port.name!r} disconnected from {n!r}" for n in gone]
+        reports += [f"{port.name!r} connected to {n!r}" for n in gained]
+        if port is not self.output:
+            return reports
+        if gone and not now:
+            reports.append(f"{port.name!r} has no connection; liveduet plays on and closes "
+                           "the notes a receiver missed when one is connected again")
+        with self._send_lock:
+            if gone:
+                self.track.receiver_lost()
+            self.track.checkpoint()
+        if gained and (n := self._repair()):
+            reports.append(f"sent {n} note-off(s) for notes a receiver missed while unplugged")
+        return reports
+
+    def _repair(self) -> int:
+        """Send note-offs for every note a (re)connected receiver may still hold."""
+        out = self.output
+        if out is None:
+            return 0
+        with self._send_lock:
+            offs = self.track.repair()
+            for msg in offs:
+                with contextlib.suppress(Exception):  # the port may be gone again
+                    out.handle.send_message(list(msg))
+        return len(offs)
+
+    def _check_named(self) -> list[str]:
         try:
             now = list_ports(self.api)
         except PortError as err:
@@ -253,10 +323,17 @@ class PortSet:
 
     def _recheck(self, port: _Port, names: list[str], kind: str, idx: int) -> list[str]:
         present = port.name in names
+        is_out = port is self.output
         if port.alive and not present:
             port.alive = False
+            if is_out:
+                with self._send_lock:
+                    self.track.receiver_lost()
             return [f"{kind} port {port.name!r} vanished; waiting for it to come back"]
         if port.alive or not present:
+            if is_out and port.alive:
+                with self._send_lock:
+                    self.track.checkpoint()
             return []
         with self._send_lock:
             with contextlib.suppress(Exception):  # the old connection may be gone already
@@ -265,7 +342,10 @@ class PortSet:
         if isinstance(port.handle, rtmidi.MidiIn):
             self._listen(port.handle, idx)
         port.alive = True
-        return [f"{kind} port {port.name!r} is back; reopened"]
+        reports = [f"{kind} port {port.name!r} is back; reopened"]
+        if is_out and (n := self._repair()):
+            reports.append(f"sent {n} note-off(s) for notes the receiver missed")
+        return reports
 
     def _listen(self, handle: rtmidi.MidiIn, idx: int) -> None:
         sink = self.sink
@@ -299,6 +379,9 @@ def open_ports(api: int, inputs: Sequence[str] = (), output: str | None = None,
     except BaseException:
         ports.close()
         raise
+    if api == APIS["jack"]:
+        ports.watch = JackWatch.open()
+        ports.check()  # first look at the connections
     return ports
 
 

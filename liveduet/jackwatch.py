@@ -1,0 +1,134 @@
+"""Watch the JACK server and the connections of liveduet's ports (ctypes on libjack).
+
+python-rtmidi does not tell its user when the JACK server goes away (sends then vanish silently)
+nor when a port is connected or disconnected. :class:`JackWatch` opens one small extra client,
+``liveduet-watch``, through ``libjack`` (already loaded by python-rtmidi's JACK backend; ctypes is
+the standard library, so no new dependency): JACK calls its shutdown callback when the server
+dies, and :meth:`JackWatch.connections` lists what a port is wired to. It runs no audio
+callback; the runtime polls it from the main thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+from collections.abc import Sequence
+
+CLIENT = "liveduet-watch"
+NO_START_SERVER = 0x01
+_SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def _lib() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("jack") or "libjack.so.0"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        return None
+    lib.jack_client_open.restype = ctypes.c_void_p
+    lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int,
+                                     ctypes.POINTER(ctypes.c_int)]
+    lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN, ctypes.c_void_p]
+    lib.jack_activate.argtypes = [ctypes.c_void_p]
+    lib.jack_client_close.argtypes = [ctypes.c_void_p]
+    lib.jack_port_by_name.restype = ctypes.c_void_p
+    lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
+    lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.jack_free.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+class JackWatch:
+    """An extra JACK client that notices server shutdown and lists port connections."""
+
+    def __init__(self, lib: ctypes.CDLL, client: int) -> None:
+        self._lib = lib
+        self._client: int | None = client
+        self._lost = threading.Event()
+        self._lock = threading.Lock()
+        self._callback = _SHUTDOWN(lambda _arg: self._lost.set())  # keep a reference
+        lib.jack_on_shutdown(client, self._callback, None)
+        lib.jack_activate(client)
+
+    @classmethod
+    def open(cls) -> JackWatch | None:
+        """A watch on the current JACK server (JACK_DEFAULT_SERVER), or None if unreachable."""
+        lib = _lib()
+        if lib is None:
+            return None
+        status = ctypes.c_int(0)
+        client = lib.jack_client_open(CLIENT.encode(), NO_START_SERVER, ctypes.byref(status))
+        return cls(lib, client) if client else None
+
+    @property
+    def lost(self) -> bool:
+        """True once the JACK server has shut down or thrown this client out."""
+        return self._lost.is_set()
+
+    def connections(self, port: str) -> list[str] | None:
+        """Ports wired to ``port`` (full JACK name); None if the port or server is gone."""
+        with self._lock:
+            if self._client is None or self.lost:
+                return None
+            handle = self._lib.jack_port_by_name(self._client, port.encode())
+            if not handle:
+                return None
+            names = self._lib.jack_port_get_all_connections(self._client, handle)
+            if not names:
+                return []
+            out: list[str] = []
+            i = 0
+            while names[i] is not None:
+                out.append(names[i].decode(errors="replace"))
+                i += 1
+            self._lib.jack_free(names)
+            return out
+
+    def close(self) -> None:
+        """Close the client (safe to call twice; a dead server's client is only dropped)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None and not self.lost:
+            self._lib.jack_client_close(client)
+
+
+class NoteTrack:
+    """Notes sent on the output, to repair a receiver that missed note-offs while unplugged.
+
+    ``touched`` holds every key that sounded since the last check. When a receiver is seen
+    disconnected, those keys become ``orphans``: it may hold them, and their note-offs may have
+    gone nowhere. When a receiver is connected (again), :meth:`repair` gives note-offs for the
+    orphans that are not sounding now (a sounding note's own note-off will still reach it).
+    """
+
+    def __init__(self) -> None:
+        self.sounding: set[tuple[int, int]] = set()
+        self.touched: set[tuple[int, int]] = set()
+        self.orphans: set[tuple[int, int]] = set()
+
+    def sent(self, msg: Sequence[int]) -> None:
+        """Account one message that went out."""
+        if len(msg) < 3:
+            return
+        kind, key = msg[0] & 0xF0, (msg[0] & 0x0F, msg[1])
+        if kind == 0x90 and msg[2] > 0:
+            self.sounding.add(key)
+            self.touched.add(key)
+        elif kind in (0x80, 0x90):
+            self.sounding.discard(key)
+
+    def checkpoint(self) -> None:
+        """End of one check: from now on only what sounds or starts counts as touched."""
+        self.touched = set(self.sounding)
+
+    def receiver_lost(self) -> None:
+        """A receiver was unplugged: what sounded since the last check may hang there."""
+        self.orphans |= self.touched
+
+    def repair(self) -> list[tuple[int, int, int]]:
+        """Note-offs for orphaned keys that are not sounding now; forget the orphans."""
+        keys = sorted(self.orphans - self.sounding)
+        self.orphans = set()
+        return [(0x80 | ch, pitch, 0) for ch, pitch in keys]
