@@ -1,14 +1,21 @@
 """End-to-end latency of ``liveduet run`` over a JACK dummy server at 64 frames / 48 kHz.
 
-Measures, in one run:
-1. note-in -> harmony-note-out latency of ``liveduet run --mode harmonize`` against a bare
-   python-rtmidi echo client in its own process (the floor), notes interleaved between the two;
-2. the conductor's wake-up error (intended vs actual send time), from ``--stats``;
-3. idle CPU of ``liveduet run`` (process CPU time over ~10 s idle / wall time).
+Measures, in one run, for each runtime variant (``liveduet run`` processes side by side on one
+server, each with its own keyboard and recorder port):
+1. note-in -> harmony-note-out latency in ``--mode harmonize`` against a bare python-rtmidi echo
+   client in its own process (the floor); the notes go to the echo and every variant in a
+   shuffled order, note by note (interleaved);
+2. the conductor's wake-up error (intended vs actual send time) and its reaction time (input
+   callback -> answer sent, inside the process), from ``--stats``;
+3. idle CPU of each variant (process CPU time over ~10 s idle / wall time), side by side;
+4. JACK cycles each client did not finish in time (jackd's "was not finished" reports).
 
-Usage: python benchmarks/bench_e2e.py [--notes 200] [--idle 10]
-Targets: harmony p50 <= floor p50 + 0.25 ms; p99 - floor p99 < one JACK period;
-wake-up error p99 <= 100 us; idle CPU <= 3% of one core.
+Variants patch :class:`liveduet.runtime.Options` defaults before ``liveduet run`` starts;
+``tuned`` is the shipped default, the others switch one tuning off each.
+
+Usage: python benchmarks/bench_e2e.py [--notes 200] [--idle 10] [--variants tuned,untuned]
+Targets (for ``tuned``): harmony p50 <= floor p50 + 0.25 ms; p99 - floor p99 < one JACK
+period; wake-up error p99 <= 100 us; idle CPU <= 3% of one core.
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rtmidi
@@ -39,6 +49,16 @@ i.set_callback(lambda ev, _d: o.send_message(ev[0]))
 print("ready", flush=True)
 sys.stdin.read()
 """
+PRELUDE = ("import functools, sys; import liveduet.runtime as r; "
+           "r.Options = functools.partial(r.Options, **{kw!r}); "
+           "from liveduet.cli import main; sys.exit(main(sys.argv[1:]))")
+VARIANTS: dict[str, dict[str, Any]] = {
+    "tuned": {},
+    "untuned": {"switch_interval": None, "realtime": False, "yield_spin": False},
+    "no-rt": {"realtime": False},
+    "no-switch": {"switch_interval": None},
+    "hold-spin": {"yield_spin": False},
+}
 
 
 def harmony_model(tmp: Path) -> tuple[Path, str]:
@@ -62,95 +82,152 @@ class Recorder:
         self.port.set_callback(lambda ev, _d: self.events.append((time.perf_counter(),
                                                                   tuple(ev[0]))))
 
-    def first_on_after(self, t0: float, not_pitch: int | None = None) -> float | None:
+    def first_on_after(self, t0: float) -> float | None:
         for t, m in list(self.events):
-            if t >= t0 and m[0] & 0xF0 == 0x90 and m[2] > 0 and m[1] != not_pitch:
+            if t >= t0 and m[0] & 0xF0 == 0x90 and m[2] > 0:
                 return t - t0
         return None
 
 
-def start_liveduet(jack: JackServer, args: list[str]) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "liveduet", "run", "--api", "jack", "--no-osc", "--quiet",
-           *args]
+@dataclass
+class Target:
+    """One thing the keyboard plays into: the echo floor or a liveduet variant."""
+
+    name: str
+    keys: Any
+    rec: Recorder
+    proc: subprocess.Popen[str] | None = None
+    stats: Path | None = None
+    lat: list[float] = field(default_factory=list)
+    missed: int = 0
+    stderr: list[str] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+    clients: tuple[str, ...] = ()
+
+
+def start_liveduet(jack: JackServer, kw: dict[str, Any], args: list[str]
+                   ) -> tuple[subprocess.Popen[str], list[str], tuple[str, str]]:
+    """Start one variant; return it, its stderr lines and its (in, out) JACK port names."""
+    before = set(jack.ports())
+    cmd = [sys.executable, "-c", PRELUDE.format(kw=kw), "run", "--api", "jack", "--no-osc",
+           "--quiet", *args]
     proc = subprocess.Popen(cmd, env=jack.env(), cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    if "Ctrl-C to stop" not in line:
-        raise SystemExit(f"liveduet did not start: {line}{proc.stderr.read()}")
-    return proc
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    wait_for(lambda: any("Ctrl-C to stop" in ln for ln in lines) or proc.poll() is not None,
+             60.0, what="liveduet to start")
+    if proc.poll() is not None:
+        raise SystemExit(f"liveduet did not start: {''.join(lines)}")
+    new = wait_for(lambda: [p for p in jack.ports() if p not in before and "liveduet" in p]
+                   if len([p for p in jack.ports() if p not in before]) >= 2 else None, 10.0)
+    inp = next(p for p in new if p.endswith("liveduet in"))
+    out = next(p for p in new if p.endswith("liveduet out"))
+    return proc, lines, (inp, out)
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
+def stop(proc: subprocess.Popen[str], lines: list[str]) -> None:
     proc.send_signal(signal.SIGTERM)
-    proc.wait(20)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired as err:
+        proc.kill()
+        proc.wait(10)
+        raise SystemExit("liveduet did not exit within 30 s of SIGTERM:\n"
+                         + "".join(lines)) from err
 
 
-def measure_latency(jack: JackServer, notes: int, model: Path, stats: Path
-                    ) -> tuple[list[float], list[float], int]:
+def open_targets(jack: JackServer, variants: list[str], model: Path, tmp: Path) -> list[Target]:
+    targets = []
+    for i, name in enumerate(["echo", *variants]):
+        keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"keys{i}")
+        keys.open_virtual_port("out")
+        rec = Recorder(f"rec{i}")
+        t = Target(name, keys, rec)
+        if name == "echo":
+            jack.connect(f"keys{i}:out", "echoin:in")
+            jack.connect("echo:out", f"rec{i}:in")
+        else:
+            t.stats = tmp / f"stats-{name}.json"
+            t.proc, t.stderr, (inp, out) = start_liveduet(
+                jack, VARIANTS[name], ["--mode", "harmonize", "--model", str(model),
+                                       "--no-thru", "--bpm", "120", "--stats", str(t.stats)])
+            t.clients = (inp.split(":")[0], out.split(":")[0])
+            jack.connect(f"keys{i}:out", inp)
+            jack.connect(out, f"rec{i}:in")
+        targets.append(t)
+    return targets
+
+
+def measure_latency(jack: JackServer, notes: int, model: Path, variants: list[str],
+                    tmp: Path) -> list[Target]:
     echo = subprocess.Popen([sys.executable, "-c", ECHO], env=jack.env(), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     assert echo.stdout is not None and echo.stdout.readline().startswith("ready")
-    ld = start_liveduet(jack, ["--mode", "harmonize", "--model", str(model), "--no-thru",
-                               "--bpm", "120", "--stats", str(stats)])
-    to_ld, to_echo = (rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=n) for n in ("keys", "keys2"))
-    to_ld.open_virtual_port("out")
-    to_echo.open_virtual_port("out")
-    rec_ld, rec_echo = Recorder("rec_ld"), Recorder("rec_echo")
-    jack.connect("keys:out", jack.find_port(":liveduet in"))
-    jack.connect(jack.find_port(":liveduet out"), "rec_ld:in")
-    jack.connect("keys2:out", "echoin:in")
-    jack.connect("echo:out", "rec_echo:in")
-    lat_ld: list[float] = []
-    lat_echo: list[float] = []
-    missed = 0
+    targets = open_targets(jack, variants, model, tmp)
     rng = np.random.default_rng(0)
     try:
-        for i in range(notes):
+        time.sleep(1.0)
+        for _ in range(notes):
             pitch = int(rng.choice([60, 62, 64, 65, 67, 69, 71, 72]))
-            order = [(to_echo, rec_echo, lat_echo, None), (to_ld, rec_ld, lat_ld, None)]
-            for port, rec, out, _ in order if i % 2 else order[::-1]:
-                t0 = time.perf_counter()
-                port.send_message([0x90, pitch, 90])
-                try:
-                    wait_for(lambda rec=rec, t0=t0: rec.first_on_after(t0) is not None,
-                             0.05, 0.0002)
-                    out.append(rec.first_on_after(t0))  # type: ignore[arg-type]
-                except TimeoutError:
-                    missed += port is to_ld
-                time.sleep(0.02 + rng.uniform(0, 0.04))
-                port.send_message([0x80, pitch, 0])
-                time.sleep(0.01)
+            for k in rng.permutation(len(targets)):
+                play(targets[k], pitch, rng)
     finally:
-        stop(ld)
+        for t in targets:
+            if t.proc is not None:
+                stop(t.proc, t.stderr)
+            if t.stats is not None and t.stats.exists():
+                t.result = json.loads(t.stats.read_text())
         echo.stdin.close()  # type: ignore[union-attr]
         echo.wait(10)
-        for p in (to_ld, to_echo, rec_ld.port, rec_echo.port):
-            p.delete()
-    return lat_echo, lat_ld, missed
+        for t in targets:
+            t.keys.delete()
+            t.rec.port.delete()
+    return targets
 
 
-def idle_cpu(jack: JackServer, seconds: float) -> float:
-    """CPU seconds per wall second of an idle ``liveduet run`` (call mode, internal clock)."""
-    proc = start_liveduet(jack, ["--model", str(_melody()), "--bpm", "120"])
+def play(t: Target, pitch: int, rng: np.random.Generator) -> None:
+    t0 = time.perf_counter()
+    t.keys.send_message([0x90, pitch, 90])
+    try:
+        wait_for(lambda: t.rec.first_on_after(t0) is not None, 0.05, 0.0002)
+        t.lat.append(t.rec.first_on_after(t0))  # type: ignore[arg-type]
+    except TimeoutError:
+        t.missed += 1
+    time.sleep(0.02 + rng.uniform(0, 0.04))
+    t.keys.send_message([0x80, pitch, 0])
+    time.sleep(0.01)
+
+
+def idle_cpu(jack: JackServer, variants: list[str], seconds: float, model: Path
+             ) -> dict[str, float]:
+    """CPU seconds per wall second of idle ``liveduet run`` processes (call mode), side by side."""
+    procs = {v: start_liveduet(jack, VARIANTS[v], ["--model", str(model), "--bpm", "120"])
+             for v in variants}
     try:
         time.sleep(2.0)
-        c0, t0 = _cpu(proc.pid), time.monotonic()
+        c0, t0 = {v: _cpu(p[0].pid) for v, p in procs.items()}, time.monotonic()
         time.sleep(seconds)
-        c1, t1 = _cpu(proc.pid), time.monotonic()
+        c1, t1 = {v: _cpu(p[0].pid) for v, p in procs.items()}, time.monotonic()
     finally:
-        stop(proc)
-    return (c1 - c0) / (t1 - t0)
+        for proc, lines, _ in procs.values():
+            stop(proc, lines)
+    return {v: (c1[v] - c0[v]) / (t1 - t0) for v in variants}
 
 
-def _melody() -> Path:
+def melody_model(tmp: Path) -> Path:
     bundled = ROOT / "models" / "folk_melody.onnx"
     if bundled.exists():
         return bundled
     from tests.factory import lstm_model
 
-    path = Path(tempfile.mkdtemp()) / "melody.onnx"
-    return lstm_model(path, hidden=64)
+    return lstm_model(tmp / "melody.onnx", hidden=64)
 
 
 def _cpu(pid: int) -> float:
@@ -166,34 +243,58 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--notes", type=int, default=200)
     ap.add_argument("--idle", type=float, default=10.0)
+    ap.add_argument("--variants", default="tuned,untuned",
+                    help=f"comma-separated, from: {', '.join(VARIANTS)}")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, JackServer() as jack:
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    with tempfile.TemporaryDirectory() as tmp, JackServer(name="liveduet-bench-e2e") as jack:
         model, what = harmony_model(Path(tmp))
-        stats = Path(tmp) / "stats.json"
-        echo, ld, missed = measure_latency(jack, args.notes, model, stats)
-        wake = json.loads(stats.read_text())["wake_errors_s"]
-        cpu = idle_cpu(jack, args.idle)
-        report(jack, what, echo, ld, missed, wake, cpu, args.notes)
+        targets = measure_latency(jack, args.notes, model, variants, Path(tmp))
+        cpu = idle_cpu(jack, variants, args.idle, melody_model(Path(tmp)))
+    report(jack, what, targets, cpu, args.notes)
     return 0
 
 
-def report(jack: JackServer, what: str, echo: list[float], ld: list[float], missed: int,
-           wake: list[float], cpu: float, notes: int) -> None:
+def report(jack: JackServer, what: str, targets: list[Target], cpu: dict[str, float],
+           notes: int) -> None:
     period = jack.period_s * 1e3
-    e50, e99, l50, l99 = (pct(v, q) * 1e3 for v, q in ((echo, 50), (echo, 99), (ld, 50),
-                                                        (ld, 99)))
+    echo = targets[0]
+    e50, e99 = pct(echo.lat, 50) * 1e3, pct(echo.lat, 99) * 1e3
     print(f"JACK dummy {jack.rate} Hz, {jack.period} frames (period {period:.3f} ms); "
-          f"{notes} notes interleaved; model: {what}")
-    print(f"echo floor        n={len(echo):4d}  p50 {e50:7.3f} ms  p99 {e99:7.3f} ms")
-    print(f"liveduet harmony  n={len(ld):4d}  p50 {l50:7.3f} ms  p99 {l99:7.3f} ms  "
-          f"(no harmony note within 50 ms: {missed})")
-    print(f"ratio liveduet/floor  p50 {l50 / e50:5.2f}x  p99 {l99 / e99:5.2f}x;  "
-          f"extra p50 {l50 - e50:+.3f} ms (target <= +0.25), extra p99 {l99 - e99:+.3f} ms "
-          f"(target < one period {period:.3f})")
-    w50, w99 = pct(wake, 50) * 1e6, pct(wake, 99) * 1e6
-    print(f"wake-up error     n={len(wake):4d}  p50 {w50:7.1f} us  p99 {w99:7.1f} us "
-          "(target p99 <= 100)")
-    print(f"idle CPU          {cpu * 100:.2f}% of one core (target <= 3%)")
+          f"{notes} notes to each target, interleaved; model: {what}")
+    print(f"{'echo floor':<18} n={len(echo.lat):4d}  p50 {e50:7.3f} ms  p99 {e99:7.3f} ms")
+    base: dict[str, float] = {}
+    for t in targets[1:]:
+        l50, l99 = pct(t.lat, 50) * 1e3, pct(t.lat, 99) * 1e3
+        wake = t.result.get("wake_errors_s", [])
+        react = t.result.get("reactions_s", [])
+        delay = t.result.get("queue_delays_s", [])
+        feed = t.result.get("step_times_s", [])
+        w99, r50, r99 = pct(wake, 99) * 1e6, pct(react, 50) * 1e6, pct(react, 99) * 1e6
+        print(f"{t.name:<18} n={len(t.lat):4d}  p50 {l50:7.3f} ms  p99 {l99:7.3f} ms  "
+              f"(missed {t.missed}); extra over floor p50 {l50 - e50:+.3f} ms, "
+              f"p99 {l99 - e99:+.3f} ms")
+        print(f"{'':<18} wake-up error n={len(wake)} p50 {pct(wake, 50) * 1e6:6.1f} us "
+              f"p99 {w99:7.1f} us; reaction p50 {r50:6.1f} us p99 {r99:7.1f} us; "
+              f"idle CPU {cpu[t.name] * 100:.2f}%")
+        print(f"{'':<18} of which input queue p50 {pct(delay, 50) * 1e6:6.1f} us p99 "
+              f"{pct(delay, 99) * 1e6:7.1f} us; engine calls p50 {pct(feed, 50) * 1e6:6.1f} us "
+              f"p99 {pct(feed, 99) * 1e6:7.1f} us")
+        now = {"p50": l50, "p99": l99, "wake99": w99, "cpu": cpu[t.name]}
+        if base:
+            print(f"{'':<18} ratio to {targets[1].name}: " + ", ".join(
+                f"{k} {now[k] / base[k]:.2f}x" for k in now if base[k]))
+        else:
+            base = now
+    names = {c: f"{t.name} {'in' if k == 0 else 'out'}" for t in targets
+             for k, c in enumerate(t.clients)}
+    late = ", ".join(f"{names.get(c, c)} {n}" for c, n in jack.late.most_common(10)) or "none"
+    print(f"JACK cycles not finished in time, by client: {late}")
+    print(f"targets (first variant): extra p50 <= +0.25 ms, extra p99 < {period:.3f} ms, "
+          "wake-up p99 <= 100 us, idle CPU <= 3%")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from liveduet import rtthread
 from liveduet.clock import TRANSPORT, InternalClock, MidiClockFollower
 from liveduet.settings import Action, Command, Set
 
@@ -59,6 +60,9 @@ class Options:
     latency_offset: float = 0.0        # seconds added to grid-scheduled sends
     metronome: int | None = None       # MIDI channel 1-16 for click notes, None = off
     spin: float = 0.0005               # busy-wait before each due send
+    yield_spin: bool = True            # release the GIL on every turn of that busy-wait
+    switch_interval: float | None = 0.0002  # GIL switch interval while running (None: keep)
+    realtime: bool = True              # ask for SCHED_FIFO for the conductor (best effort)
     early: float = 0.002               # ask the engine this much ahead; the heap sends on time
     steps_per_beat: int = 4
     beats_per_bar: int = 4
@@ -113,6 +117,9 @@ class Runtime:
         self._beat = -1
         self.errors: dict[str, int] = {}
         self.wake_errors: list[float] = []
+        self.reactions: list[float] = []
+        self.delays: list[float] = []
+        self._restore: Callable[[], None] | None = None
         self.step_times: deque[float] = deque(maxlen=2000)
         self.counters = {"in": 0, "out": 0, "commands": 0, "late": 0}
         self.snapshot: dict[str, Any] = {}
@@ -137,6 +144,7 @@ class Runtime:
             self.clock.start(now)
             self._apply(Action("play"), now)
         self._update_status(time.perf_counter(), force=True)
+        self._restore = rtthread.tune_process(self.opt.switch_interval)
         self._thread = threading.Thread(target=self._run, name="liveduet-conductor", daemon=True)
         self._thread.start()
 
@@ -150,9 +158,13 @@ class Runtime:
                           timeout)
                 self._flush_all()
             self._thread = None
+        if self._restore is not None:
+            self._restore()
+            self._restore = None
 
     # -- conductor ------------------------------------------------------------------------
     def _run(self) -> None:
+        rtthread.tune_thread(self.opt.realtime)
         try:
             self._loop()
         except BaseException as err:  # a bug in the runtime itself: end cleanly, report
@@ -187,8 +199,13 @@ class Runtime:
             return
         end = perf() + due
         empty = self.queue.empty
-        while perf() < end and empty():
-            pass
+        if self.opt.yield_spin:
+            pause = time.sleep
+            while perf() < end and empty():
+                pause(0)  # lets a MIDI callback waiting for the GIL in at once
+        else:
+            while perf() < end and empty():
+                pass
 
     def _until_due(self, now: float) -> float:
         """Seconds from ``now`` to the next thing the conductor must do."""
@@ -238,6 +255,8 @@ class Runtime:
 
     def _midi(self, t: float, msg: tuple[int, ...]) -> None:
         self.counters["in"] += 1
+        if len(self.delays) < MAX_SAMPLES:
+            self.delays.append(time.perf_counter() - t)
         status = msg[0] if msg else 0
         if status in TRANSPORT:
             if isinstance(self.clock, MidiClockFollower):
@@ -257,7 +276,10 @@ class Runtime:
         pos = self.clock.position(t)
         outs = self.engine.feed(pos, msg)
         self.step_times.append(time.perf_counter() - now)
+        sent = self.counters["out"]
         self._emit(outs, self.clock.position(time.perf_counter()))
+        if self.counters["out"] > sent and len(self.reactions) < MAX_SAMPLES:
+            self.reactions.append(time.perf_counter() - t)
 
     def _transport(self, event: str | None, t: float) -> None:
         if event is None:
@@ -535,9 +557,13 @@ class Runtime:
                 log.warning("OSC feedback failed: %s", err)
 
     def stats(self) -> dict[str, Any]:
-        """Counters, wake-up errors (s) and recent engine call durations (s), for --stats."""
+        """Counters, wake-up errors, engine call durations and reactions (s), for --stats.
+
+        A reaction is input callback -> first answer sent (both in this process).
+        """
         return {"counters": dict(self.counters), "errors": dict(self.errors),
-                "wake_errors_s": list(self.wake_errors), "step_times_s": list(self.step_times)}
+                "wake_errors_s": list(self.wake_errors), "step_times_s": list(self.step_times),
+                "reactions_s": list(self.reactions), "queue_delays_s": list(self.delays)}
 
 
 def _p99(values: Sequence[float]) -> float:
