@@ -132,9 +132,25 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any], dict[st
     opts = {k: merged[k] for k in RUN_OPTIONS}
     if opts["clock"] not in ("internal", "midi"):
         raise ConfigError(f"clock={opts['clock']!r}; choose internal or midi")
-    if opts["metronome"] is not None and not 1 <= int(opts["metronome"]) <= 16:
-        raise ConfigError(f"--metronome {opts['metronome']}: give a MIDI channel from 1 to 16")
+    _check_range(opts, "metronome", 1, 16, "a MIDI channel from 1 to 16")
+    _check_range(opts, "cc_channel", 1, 16, "a MIDI channel from 1 to 16")
+    _check_range(opts, "osc_port", 0, 65535, "a UDP port from 1 to 65535 (0 = any free port)")
+    _check_range(opts, "osc_reply_port", 1, 65535, "a UDP port from 1 to 65535")
     return settings, opts, cc
+
+
+def _check_range(opts: dict[str, Any], name: str, low: int, high: int, what: str) -> None:
+    """Refuse a run option that is not an integer in ``low..high`` (ConfigError, one line)."""
+    value = opts[name]
+    if value is None:
+        return
+    flag = "--" + name.replace("_", "-")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or number != value or not low <= number <= high:
+        raise ConfigError(f"{flag} {value!r}: give {what}")
 
 
 # -- the run --------------------------------------------------------------------------------
