@@ -54,8 +54,8 @@ PRELUDE = ("import functools, sys; import liveduet.runtime as r; "
            "from liveduet.cli import main; sys.exit(main(sys.argv[1:]))")
 VARIANTS: dict[str, dict[str, Any]] = {
     "tuned": {},
-    "untuned": {"switch_interval": None, "realtime": False, "yield_spin": False},
-    "no-rt": {"realtime": False},
+    "untuned": {"switch_interval": None, "yield_spin": False},
+    "rt": {"realtime": True},
     "no-switch": {"switch_interval": None},
     "hold-spin": {"yield_spin": False},
 }

@@ -31,6 +31,8 @@ log = logging.getLogger("liveduet.runtime")
 RELEASING_SETS = frozenset(("mode", "channel"))
 RELEASING_ACTIONS = frozenset(("panic", "reset", "stop", "play"))
 IDLE_WAKE = 0.5
+NOTICES = {"end_call": "end_call: answering now", "reset": "reset: model state starts afresh",
+           "panic": "panic: all notes off", "play": "play", "stop": "stop"}
 
 
 class EngineLike(Protocol):
@@ -56,7 +58,8 @@ class Options:
     spin: float = 0.0005               # busy-wait before each due send
     yield_spin: bool = True            # release the GIL on every turn of that busy-wait
     switch_interval: float | None = 0.0002  # GIL switch interval while running (None: keep)
-    realtime: bool = True              # ask for SCHED_FIFO for the conductor (best effort)
+    realtime: bool = False             # SCHED_FIFO conductor: wake-up p99 7x tighter, but it
+    # starves non-real-time MIDI threads (jackd --no-realtime, ALSA) under dense input
     early: float = 0.002               # ask the engine this much ahead; the heap sends on time
     steps_per_beat: int = 4
     beats_per_bar: int = 4
@@ -296,6 +299,9 @@ class Runtime:
                 self._publish({cmd.name: getattr(self.engine.settings, cmd.name, None),
                                "message": self.message})
             raise
+        if isinstance(cmd, Action) and cmd.name in NOTICES:
+            self.message = NOTICES[cmd.name]
+            self._publish({"message": self.message})  # acknowledged even when repeated
         self._update_status(time.perf_counter(), force=True)
 
     def _apply(self, cmd: Command, t: float) -> None:
