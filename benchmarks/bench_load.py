@@ -5,8 +5,10 @@ harmonize mode with thru on as a subprocess, and plays note-on/note-off pairs in
 ``liveduet:in`` from a python-rtmidi client at the given rate while another client records
 ``liveduet:out``. Reports:
 
-- events dropped: events sent minus events the runtime counted in (from ``--stats``), and thru
-  copies missing at the receiver;
+- events dropped, attributed: a second bare python-rtmidi receiver (``loadtap:in``) is wired to
+  the same source port, so events the JACK side never delivered (sender or server) are told
+  apart from events delivered to liveduet's port that the runtime did not count in (``--stats``);
+  thru copies missing at the receiver;
 - answer latency (note-on sent -> its thru copy received, and -> the first machine note-on
   after it) p50/p99 in the first and the last 10 s, and their ratio (drift);
 - RSS of the liveduet process after 10 s and at the end (growth), and its CPU use.
@@ -57,9 +59,10 @@ def _proc_stats(pid: int) -> tuple[float, float]:
 class Recorder:
     """Receives liveduet:out; stamps every message on arrival."""
 
-    def __init__(self, rtmidi: object) -> None:
+    def __init__(self, rtmidi: object, client: str = "loadrec") -> None:
         self.events: list[tuple[float, tuple[int, ...]]] = []
-        self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="loadrec")  # type: ignore[attr-defined]
+        self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client,  # type: ignore[attr-defined]
+                                  queue_size_limit=4096)
         self.port.ignore_types(sysex=True, timing=True, active_sense=True)
         self.port.set_callback(self._on)
         self.port.open_virtual_port("in")
@@ -73,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--rate", type=float, default=1000.0, help="note events per second")
     ap.add_argument("--model", help="model (default: bundled chorale_satb or a factory LSTM)")
+    ap.add_argument("--send-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.send_only:
+        return send_main(args.rate, args.seconds)
     import rtmidi
 
     tmp = Path(tempfile.mkdtemp(prefix="liveduet-load-"))
@@ -98,21 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _drive(jack: JackServer, proc: subprocess.Popen[str], seconds: float, rate: float,
-           rtmidi: object) -> dict[str, object]:
-    src = jack.find_port("liveduet in", 20)
-    out_port = jack.find_port("liveduet out", 20)
-    sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="loadsrc")  # type: ignore[attr-defined]
+def send_main(rate: float, seconds: float) -> int:
+    """``--send-only``: the load source in its own process (no receiver shares its GIL).
+
+    Prints ``ready``, waits for a line on stdin, sends, then prints the send log as JSON
+    (``time.perf_counter`` is CLOCK_MONOTONIC on Linux: comparable across processes).
+    """
+    import rtmidi
+
+    sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="loadsrc")
     sender.open_virtual_port("out")
-    rec = Recorder(rtmidi)
-    jack.connect(jack.find_port("loadsrc:out"), src)
-    jack.connect(out_port, jack.find_port("loadrec:in"))
-    time.sleep(0.5)
+    print("ready", flush=True)
+    sys.stdin.readline()
     sent: list[tuple[float, tuple[int, ...]]] = []
     period = 1.0 / rate
     t0 = time.perf_counter()
-    rss_early = cpu_early = None
-    pitch = 60
     i = 0
     while (now := time.perf_counter()) - t0 < seconds:
         due = t0 + i * period
@@ -122,24 +128,56 @@ def _drive(jack: JackServer, proc: subprocess.Popen[str], seconds: float, rate: 
                 pass
         if i % 2 == 0:
             pitch = 60 + (i // 2) % 24
-            msg = (0x90, pitch, 1 + (i // 2) % 126)
+            msg: tuple[int, ...] = (0x90, pitch, 1 + (i // 2) % 126)
         else:
             msg = (0x80, pitch, 0)
         sender.send_message(list(msg))
         sent.append((time.perf_counter(), msg))
         i += 1
-        if rss_early is None and time.perf_counter() - t0 >= 10.0:
-            rss_early, cpu_early = _proc_stats(proc.pid)
-            t_early = time.perf_counter()
+    time.sleep(0.2)  # let JACK drain the ring buffer
+    sender.delete()
+    print(json.dumps({"t0": t0, "sent": sent}), flush=True)
+    return 0
+
+
+def _drive(jack: JackServer, proc: subprocess.Popen[str], seconds: float, rate: float,
+           rtmidi: object) -> dict[str, object]:
+    src = jack.find_port("liveduet in", 20)
+    out_port = jack.find_port("liveduet out", 20)
+    sender = subprocess.Popen([sys.executable, __file__, "--send-only", "--rate", str(rate),
+                               "--seconds", str(seconds)], env=jack.env(), text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert sender.stdin is not None and sender.stdout is not None
+    if sender.stdout.readline().strip() != "ready":
+        raise RuntimeError("the load sender did not start")
+    rec = Recorder(rtmidi)
+    tap = Recorder(rtmidi, "loadtap")
+    jack.connect("loadsrc:out", src)
+    jack.connect("loadsrc:out", jack.find_port("loadtap:in"))
+    jack.connect(out_port, jack.find_port("loadrec:in"))
+    time.sleep(0.5)
+    late_before = dict(jack.late)
+    sender.stdin.write("go\n")
+    sender.stdin.flush()
+    t_go = time.perf_counter()
+    time.sleep(min(10.0, seconds / 3))
+    rss_early, cpu_early = _proc_stats(proc.pid)
+    t_early = time.perf_counter()
+    log = json.loads(sender.stdout.readline())
+    sender.wait(20)
     time.sleep(1.0)
     rss_end, cpu_end = _proc_stats(proc.pid)
     t_end = time.perf_counter()
-    sender.close_port()
     proc.send_signal(signal.SIGTERM)
     wait_for(lambda: proc.poll() is not None, 20, 0.05, "liveduet to exit")
-    rec.port.close_port()
-    return {"sent": sent, "received": list(rec.events), "t0": t0, "seconds": seconds,
-            "rss": (rss_early, rss_end), "cpu": (cpu_end - cpu_early) / (t_end - t_early)}
+    rec.port.delete()  # before the server stops: a client outliving jackd can crash at exit
+    tap.port.delete()
+    late = {k: v - late_before.get(k, 0) for k, v in jack.late.items()
+            if v > late_before.get(k, 0)}
+    sent = [(float(t), tuple(m)) for t, m in log["sent"]]
+    return {"sent": sent, "received": list(rec.events), "tapped": len(tap.events),
+            "t0": float(log["t0"]), "seconds": seconds, "late": late, "start_delay": log["t0"]
+            - t_go, "rss": (rss_early, rss_end), "cpu": (cpu_end - cpu_early) / (t_end - t_early)}
 
 
 def _latencies(result: dict[str, object], lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +212,11 @@ def _report(result: dict[str, object], counters: dict[str, int], args: argparse.
     ons = sum(1 for _, m in sent if m[0] == 0x90)  # type: ignore[union-attr]
     thru_back = sum(1 for _, m in recv if m[0] == 0x90 and m[2] > 0)  # type: ignore[union-attr,index]
     print(f"load: {len(sent)} events in {args.seconds:.0f} s ({len(sent) / args.seconds:.0f}/s)")  # type: ignore[arg-type]
-    print(f"runtime counted in: {counters.get('in')}  dropped: {len(sent) - counters.get('in', 0)}")  # type: ignore[arg-type]
+    tapped, counted = int(result["tapped"]), int(counters.get("in", 0))  # type: ignore[call-overload]
+    print(f"delivered by JACK to a bare receiver: {tapped} (lost before liveduet: "
+          f"{len(sent) - tapped})")  # type: ignore[arg-type]
+    print(f"runtime counted in: {counted}  dropped in total: {len(sent) - counted}; "  # type: ignore[arg-type]
+          f"dropped by liveduet's input: {tapped - counted}")
     print(f"note-ons sent: {ons}; note-ons received (thru + machine): {thru_back}")
     first = _latencies(result, 0.0, 10.0)
     last = _latencies(result, args.seconds - 10.0, args.seconds)
@@ -188,6 +230,7 @@ def _report(result: dict[str, object], counters: dict[str, int], args: argparse.
               f"p99 last/first {pb[1] / pa[1]:.2f}")
     rss_a, rss_b = result["rss"]  # type: ignore[misc]
     print(f"RSS after 10 s {rss_a:.1f} MB, at end {rss_b:.1f} MB, growth {rss_b - rss_a:+.1f} MB")
+    print(f"JACK cycles missed per client during the load: {result['late'] or 'none'}")
     print(f"CPU of liveduet run under load: {result['cpu'] * 100:.1f}% of one core")
 
 
