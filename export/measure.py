@@ -18,8 +18,8 @@ from liveduet.evaluate import Score, score_tokens
 from liveduet.model import StepModel
 
 DRAFT_CARD = {"title": "draft", "corpus": "", "licence": "", "metrics": {}, "rebuild": ""}
-ROUNDS = 5
-STEPS = 2000
+ROUNDS = 9
+STEPS = 3000
 
 
 def validation_score(path: Path, pieces: list[np.ndarray]) -> Score:
@@ -32,14 +32,17 @@ def validation_score(path: Path, pieces: list[np.ndarray]) -> Score:
 
 
 def latency(paths: list[Path]) -> dict[str, dict[str, float]]:
-    """Median p50/p99 per file over ROUNDS interleaved rounds of check-model's timing."""
+    """Per file over ROUNDS interleaved rounds of check-model's timing: median p50 and p99, and
+    the least-disturbed round's p99 (other processes' preemptions dominate a shared machine's
+    tail, so the minimum over rounds estimates the model's own)."""
     models = {p.name: StepModel(p, threads=1) for p in paths}
     rounds: dict[str, list[dict[str, float]]] = {k: [] for k in models}
     for _ in range(ROUNDS):
         for name, model in models.items():
             rounds[name].append(step_latency_us(model, STEPS))
-    return {k: {q: float(np.median([r[q] for r in v])) for q in ("p50", "p99")}
-            for k, v in rounds.items()}
+    return {k: {"p50": float(np.median([r["p50"] for r in v])),
+                "p99": float(np.median([r["p99"] for r in v])),
+                "p99_min": float(min(r["p99"] for r in v))} for k, v in rounds.items()}
 
 
 def _export_variant(run: Path, codec: Any, root: Path, variant: str) -> tuple[Path, Path, float]:
@@ -53,7 +56,8 @@ def _export_variant(run: Path, codec: Any, root: Path, variant: str) -> tuple[Pa
 
 def measure_candidates(preset: Preset, cache: str, runs: dict[str, tuple[Path, dict[str, Any]]],
                        root: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Table of every candidate and the chosen one (fastest p99 within 1% of the best fp32)."""
+    """Table of every candidate and the chosen one: the fastest (median p50, then p99) whose
+    validation NLL/token is within 1% of the best fp32 candidate's."""
     corpus = load(cache)
     valid = corpus.split(True)
     rows: list[dict[str, Any]] = []
@@ -72,9 +76,9 @@ def measure_candidates(preset: Preset, cache: str, runs: dict[str, tuple[Path, d
                          "onnx_vs_torch_max_abs": err if kind == "fp32" else None})
     lat = latency([Path(r["path"]) for r in rows])
     for r in rows:
-        r.update({f"{q}_us": lat[Path(r["path"]).name][q] for q in ("p50", "p99")})
+        r.update({f"{q}_us": lat[Path(r["path"]).name][q] for q in ("p50", "p99", "p99_min")})
     best = min(r["nll_per_token"] for r in rows if r["weights"] == "fp32")
     eligible = [r for r in rows if r["nll_per_token"] <= best * 1.01]
-    choice = min(eligible, key=lambda r: (r["p99_us"], r["p50_us"]))
+    choice = min(eligible, key=lambda r: (r["p50_us"], r["p99_us"]))
     (root / "candidates.json").write_text(json.dumps({"rows": rows, "choice": choice}, indent=1))
     return rows, choice
