@@ -9,22 +9,26 @@ MUSIC21_LICENCE = (
     "licensing for corpus content; encodings are distributed with the encoders' permission "
     "and, to the best of their knowledge, are out of copyright in the US or licensed for use, "
     "'though there may be restrictions on commercial use'; they 'may or may not be free in "
-    "your jurisdiction'."
+    "your jurisdiction'. The music21 corpus docs (music21.corpus): music21 'does not own "
+    "most of the music in the corpus - it has been licensed to us (or in a free license). It "
+    "may not be free in all parts of the world, but to the best of our knowledge is true for "
+    "the US.'"
 )
 LICENCE_NOTES = {
     "essenFolksong": "corpus/essenFolksong/license.txt: 'The legal status of the Essen folksong "
-                     "database is unclear'; Ewa Dahlig-Turek gave permission for non-commercial "
+                     "database is unclear'; Ewa Dahlig-Turek gave permission for NON-COMMERCIAL "
                      "distribution and use in music21; ABC encodings by Seymour Shlien, "
-                     "distributed by his permission.",
-    "ryansMammoth": "Ryan's Mammoth Collection (1883, public domain tunes); ABC transcriptions "
-                    "contributed by volunteers (Z: lines, e.g. Ray Davies); no separate "
-                    "licence file in music21.",
+                     "distributed by his permission. (Most of this model's training data is "
+                     "Essen: check before any commercial use.)",
+    "ryansMammoth": "Ryan's Mammoth Collection (published 1883); ABC transcriptions "
+                    "contributed by volunteers (Z: lines, e.g. Ray Davies); music21 ships no "
+                    "separate licence file for it.",
     "airdsAirs": "James Aird's Selection of Scotch, English, Irish and Foreign Airs (1778-); ABC "
-                 "by Jack Campin (Z: line, 2009); no separate licence file in music21.",
+                 "by Jack Campin (Z: line, 2009); music21 ships no separate licence file for it.",
     "miscFolk": "American fife music and Northumbrian Minstrelsy ABC files (header comments name "
-                "the transcriber); no separate licence file in music21.",
-    "bach": "J.S. Bach four-part chorales (18th c., public domain music); music21's encodings; "
-            "no separate licence file in music21.",
+                "the transcriber); music21 ships no separate licence file for it.",
+    "bach": "J.S. Bach four-part chorales (18th-century music); music21's encodings; music21 "
+            "ships no separate licence file for them.",
 }
 
 
