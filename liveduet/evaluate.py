@@ -84,7 +84,15 @@ def score_tokens(model: StepModel, tokens: Sequence[int] | np.ndarray) -> Score:
 
 def score_file(model: StepModel, path: str | os.PathLike[str]) -> tuple[Score, EncodeReport]:
     """Read a MIDI file through the model's codec and score it teacher-forced."""
-    frames, report = midifile.midi_to_frames(model.codec, midifile.load(path))
+    mid = midifile.load(path)
+    codec = model.codec
+    with_notes = sum(any(m.type == "note_on" for m in t) for t in mid.tracks)
+    if codec.n_voices > 1 and with_notes < codec.n_voices:
+        names = ", ".join(v.name for v in codec.voices)
+        raise LiveduetError(f"{path}: {with_notes} track(s) with notes, but this model's codec "
+                            f"has {codec.n_voices} voices; give a type-1 MIDI file with one "
+                            f"track per voice in the order {names}")
+    frames, report = midifile.midi_to_frames(codec, mid)
     if frames.shape[0] == 0 or not (frames >= N_SPECIAL).any():
         raise LiveduetError(f"{path}: no notes in the model's range "
                             f"{model.codec.low}..{model.codec.high}; give a MIDI file with notes")

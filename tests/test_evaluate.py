@@ -85,3 +85,11 @@ def test_file_without_notes_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
     midifile.write_parts([midifile.Part("empty", 0, [])], 120).save(tmp_path / "e.mid")
     assert main(["eval", "--model", str(model), str(tmp_path / "e.mid")]) == 2
     assert "no notes" in capsys.readouterr().err
+
+
+def test_multi_voice_model_needs_one_track_per_voice(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    model = lstm_model(tmp_path / "satb.onnx", codec=chorale_codec())
+    path = _melody_file(tmp_path / "one.mid", [72, 74, 76])
+    assert main(["eval", "--model", str(model), str(path)]) == 2
+    assert "one track per voice in the order soprano, alto, tenor, bass" in capsys.readouterr().err
