@@ -17,7 +17,7 @@ MUSIC21_LICENCE = (
 LICENCE_NOTES = {
     "essenFolksong": "corpus/essenFolksong/license.txt: 'The legal status of the Essen folksong "
                      "database is unclear'; Ewa Dahlig-Turek gave permission for NON-COMMERCIAL "
-                     "distribution and use in music21; ABC encodings by Seymour Shlien, "
+                     "distribution and use in music21; ABC encodings by Seymour Schlien, "
                      "distributed by his permission. (Most of this model's training data is "
                      "Essen: check before any commercial use.)",
     "ryansMammoth": "Ryan's Mammoth Collection (published 1883); ABC transcriptions "
