@@ -6,6 +6,9 @@ a counter-based generator (SplitMix64 over ``(seed, step, voice)``): a re-decide
 same number as its first decision, so rollbacks and the lookahead never shift the random stream,
 and a seed change reseeds every later step at once.
 
+Top-p applies to the pitch only: the event (HOLD, REST or NOTE_ON) is drawn from the whole
+tempered distribution first, so rhythm follows the model and no token becomes absorbing.
+
 Masks never leave a voice without a legal token: REST is always legal, HOLD only while the voice
 sounds, and when key and range leave no pitch the key mask is dropped first, then the range.
 """
@@ -151,11 +154,22 @@ class Sampler:
         z -= z[legal].max()
         p = np.exp(z)
         p /= p.sum()
-        order = np.argsort(-p, kind="stable")
-        sorted_p = p[order]
-        cum = np.cumsum(sorted_p)
+        # Stage 1: the event (HOLD, REST or a note) from the full distribution. Top-p over the
+        # whole vocabulary would make HOLD and REST absorbing: once P(HOLD) >= top_p the nucleus
+        # is HOLD alone and the note never ends (seen as 10-beat holds from folk_melody).
+        p_note = float(p[self._is_note].sum())
+        cuts = (p[HOLD], p[HOLD] + p[REST])
+        if u < cuts[0]:
+            return HOLD
+        if u < cuts[1] or p_note <= 0.0:
+            return REST
+        # Stage 2: the pitch, within the top-p nucleus of the notes, re-using u's position
+        # inside the note segment (uniform given stage 1).
+        u2 = min(max((u - cuts[1]) / p_note, 0.0), 1.0 - 1e-12)
+        notes = np.where(self._is_note, p, 0.0)
+        order = np.argsort(-notes, kind="stable")
+        cum = np.cumsum(notes[order])
         keep = int(np.searchsorted(cum, top_p * cum[-1]) + 1)
-        kept = sorted_p[:keep]
-        cdf = np.cumsum(kept) / kept.sum()
-        i = min(int(np.searchsorted(cdf, u, side="right")), keep - 1)
+        cdf = cum[:keep] / cum[keep - 1]
+        i = min(int(np.searchsorted(cdf, u2, side="right")), keep - 1)
         return int(order[i])

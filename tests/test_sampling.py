@@ -61,7 +61,19 @@ def test_temperature_spreads_and_top_p_truncates() -> None:
     cold = draw(s, logits, legal, temperature=0.5)
     assert (cold == 10).mean() > 0.7 > 0.2 > (hot == 10).mean()  # ~0.80 and ~0.10
     nucleus = draw(s, logits, legal, temperature=0.5, top_p=0.85)  # 0.80 + 0.11 >= 0.85
-    assert set(nucleus.tolist()) <= {10, 11}
+    notes = nucleus[nucleus >= N_SPECIAL]
+    assert set(notes.tolist()) <= {10, 11} and len(notes) > 0.9 * len(nucleus)
+
+
+def test_top_p_never_makes_hold_absorbing() -> None:
+    """P(HOLD) above top_p must not freeze a note: top-p trims pitches, not the event."""
+    s = Sampler(CODEC)
+    logits = np.full(CODEC.vocab_size, -4.0, dtype=np.float32)
+    logits[HOLD] = 2.5  # P(HOLD) ~ 0.946 > top_p, 37 other legal tokens share ~0.054
+    legal = s.legal(0, 0, 127, None, True)
+    got = draw(s, logits, legal, n=4000, top_p=0.9)
+    share = float((got != HOLD).mean())
+    assert 0.035 < share < 0.075  # the model's own ~5% chance to move on survives top-p
 
 
 def test_density_biases_note_ons() -> None:
