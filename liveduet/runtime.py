@@ -4,8 +4,13 @@ MIDI input callbacks and the OSC server only enqueue (with the ``time.perf_count
 in the callback). The conductor drains that queue, asks the clock for grid positions, calls the
 engine (feed / advance / apply / swap_model), and sends each ``Out`` at the wall time of its
 position: it sleeps on the queue until shortly before the next due event, then spins for the
-last ``spin`` seconds. Answers to an input leave at once. A ledger of sounding notes makes sure
-every note-on gets its note-off: on Stop, panic, mode change, model swap, errors and exit.
+last ``spin`` seconds, releasing the GIL on every turn. Answers to an input leave at once.
+While it runs, the GIL switch interval is 0.2 ms (see :mod:`liveduet.rtthread`): the MIDI
+callback runs on the JACK thread and must never wait a whole JACK period for the GIL.
+
+Helpers: :mod:`liveduet.sender` (timed sends, note ledger: every note-on gets its note-off on
+Stop, panic, mode change, model swap, errors and exit), :mod:`liveduet.hotswap` (model loads off
+this thread), :mod:`liveduet.feedback` (status snapshot, OSC echo).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any, Protocol
 from liveduet import rtthread
 from liveduet.clock import TRANSPORT, InternalClock, MidiClockFollower
 from liveduet.feedback import Feedback, Publisher, beat_in_bar, p99
-from liveduet.schedule import SentLedger
+from liveduet.hotswap import HotSwap
 from liveduet.sender import MAX_SAMPLES, Sender
 from liveduet.settings import Action, Command, Set
 
@@ -65,9 +70,6 @@ class Options:
     beats_per_bar: int = 4
 
 
-Ledger = SentLedger  # the name earlier code used
-
-
 class Runtime:
     """Owns the conductor thread; everything else talks to it through :meth:`submit`."""
 
@@ -80,9 +82,8 @@ class Runtime:
         self.opt = options or Options()
         self.feedback = Feedback(publisher)
         self.ccmap = ccmap
-        self.loader = loader
         self.queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-        self._swap: tuple[Any, str, float] | None = None
+        self.swaps = HotSwap(loader, self.queue.put)
         self._hold_until = -math.inf
         self.errors: dict[str, int] = {}
         self.reactions: list[float] = []
@@ -201,8 +202,8 @@ class Runtime:
                 t = self.clock.time_of(nd)
                 if t is not None:
                     due = min(due, t + self.opt.latency_offset - self.opt.early)
-            if self._swap is not None:
-                t = self.clock.time_of(self._swap[2])
+            if self.swaps.boundary is not None:
+                t = self.clock.time_of(self.swaps.boundary)
                 due = min(due, t if t is not None else now)
         return due - now
 
@@ -289,7 +290,7 @@ class Runtime:
             self._update_status(time.perf_counter(), force=True)  # echoes learn
             return
         if isinstance(cmd, Action) and cmd.name == "model":
-            self._load_model(str(cmd.arg))
+            self._publish({"message": self.swaps.request(str(cmd.arg))})
             return
         try:
             self._apply(cmd, t)
@@ -329,40 +330,22 @@ class Runtime:
             self.out.emit(outs, pos)
 
     # -- model hot-swap -------------------------------------------------------------------
-    def _load_model(self, name: str) -> None:
-        if self.loader is None:
-            self._publish({"message": "model switching is not available here"})
-            return
-        loader, q = self.loader, self.queue
-
-        def work() -> None:
-            try:
-                q.put(("loaded", name, loader(name), None))
-            except Exception as err:  # any load failure is reported, the old model plays on
-                q.put(("loaded", name, None, err))
-
-        threading.Thread(target=work, name="liveduet-loader", daemon=True).start()
-        self._publish({"message": f"loading model {name}"})
-
     def _loaded(self, name: str, model: Any, err: BaseException | None) -> None:
-        if err is not None:
-            self.message = f"model {name!r} not loaded, the old one plays on: {err}"
-            log.warning("%s", self.message)
-            self._publish({"message": self.message})
-            return
         now = time.perf_counter()
-        boundary = math.floor(self.clock.position(now)) + 1.0
-        self._swap = (model, name, boundary if self.clock.running else -math.inf)
+        why = self.swaps.loaded(name, model, err, self.clock.position(now), self.clock.running)
+        if why is not None:
+            self._refused(why)
 
-    def _do_swap(self, pos: float) -> None:
-        model, name, _ = self._swap  # type: ignore[misc]
-        self._swap = None
+    def _refused(self, why: str) -> None:
+        self.message = why
+        log.warning("%s", why)
+        self._publish({"message": why})
+
+    def _do_swap(self, pos: float, model: Any, name: str) -> None:
         try:
             outs = self.engine.swap_model(model, pos)
         except Exception as err:  # e.g. a codec the current mode cannot use
-            self.message = f"model {name!r} refused, the old one plays on: {err}"
-            log.warning("%s", self.message)
-            self._publish({"message": self.message})
+            self._refused(f"model {name!r} refused, the old one plays on: {err}")
             return
         self.out.send_now(outs)
         self.out.drop_pending()
@@ -375,13 +358,13 @@ class Runtime:
         offset = self.opt.latency_offset
         pos = self.clock.position(now - offset)
         if self.clock.running:
-            if self._swap is not None and pos >= self._swap[2]:
-                self._do_swap(pos)
+            if (swap := self.swaps.take(pos)) is not None:
+                self._do_swap(pos, *swap)
             if pos >= self._hold_until:
                 self._advance(now, pos)
             self.out.metronome_due(pos)
-        elif self._swap is not None:
-            self._do_swap(pos)
+        elif (swap := self.swaps.take(math.inf)) is not None:
+            self._do_swap(pos, *swap)
         self.out.send_due(time.perf_counter())
         if now >= self.feedback.next_due:
             self._update_status(now)
