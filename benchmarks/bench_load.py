@@ -114,8 +114,10 @@ def send_main(rate: float, seconds: float) -> int:
 
     sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="loadsrc")
     sender.open_virtual_port("out")
+    parent = os.getppid()
     print("ready", flush=True)
-    sys.stdin.readline()
+    if sys.stdin.readline().strip() != "go":
+        return 1  # the benchmark went away before starting
     sent: list[tuple[float, tuple[int, ...]]] = []
     period = 1.0 / rate
     t0 = time.perf_counter()
@@ -134,6 +136,8 @@ def send_main(rate: float, seconds: float) -> int:
         sender.send_message(list(msg))
         sent.append((time.perf_counter(), msg))
         i += 1
+        if i % 1000 == 0 and os.getppid() != parent:
+            return 1  # the benchmark died: stop loading the machine
     time.sleep(0.2)  # let JACK drain the ring buffer
     sender.delete()
     print(json.dumps({"t0": t0, "sent": sent}), flush=True)
