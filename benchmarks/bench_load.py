@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--rate", type=float, default=1000.0, help="note events per second")
     ap.add_argument("--model", help="model (default: bundled chorale_satb or a factory LSTM)")
+    ap.add_argument("--period", type=int, default=64, help="JACK period in frames at 48 kHz")
     ap.add_argument("--send-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.send_only:
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="liveduet-load-"))
     stats_path = tmp / "stats.json"
-    with JackServer() as jack:
+    with JackServer(period=args.period) as jack:
         cmd = [sys.executable, "-m", "liveduet", "run", "--api", "jack", "--mode", "harmonize",
                "--model", args.model or _model(tmp), "--thru", "--quiet", "--no-osc",
                "--stats", str(stats_path), "--bpm", "120"]
@@ -92,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                                 stderr=subprocess.PIPE, text=True)
         try:
             result = _drive(jack, proc, args.seconds, args.rate, rtmidi)
+        except RuntimeError as err:
+            proc.kill()
+            print(f"{err}:\n{proc.communicate(timeout=20)[1][-3000:]}")
+            return 1
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -165,6 +170,8 @@ def _drive(jack: JackServer, proc: subprocess.Popen[str], seconds: float, rate: 
     sender.stdin.flush()
     t_go = time.perf_counter()
     time.sleep(min(10.0, seconds / 3))
+    if proc.poll() is not None:
+        raise RuntimeError(f"liveduet run exited early ({proc.returncode})")
     rss_early, cpu_early = _proc_stats(proc.pid)
     t_early = time.perf_counter()
     log = json.loads(sender.stdout.readline())
@@ -215,6 +222,7 @@ def _report(result: dict[str, object], counters: dict[str, int], args: argparse.
     recv = result["received"]
     ons = sum(1 for _, m in sent if m[0] == 0x90)  # type: ignore[union-attr]
     thru_back = sum(1 for _, m in recv if m[0] == 0x90 and m[2] > 0)  # type: ignore[union-attr,index]
+    print(f"JACK dummy server: 48 kHz, {args.period} frames per period")
     print(f"load: {len(sent)} events in {args.seconds:.0f} s ({len(sent) / args.seconds:.0f}/s)")  # type: ignore[arg-type]
     tapped, counted = int(result["tapped"]), int(counters.get("in", 0))  # type: ignore[call-overload]
     print(f"delivered by JACK to a bare receiver: {tapped} (lost before liveduet: "
