@@ -150,6 +150,21 @@ def test_cc_from_the_midi_input_changes_a_setting(live: Live) -> None:
              what="density 1.0 echoed after CC 22 = 127")
 
 
+def test_midi_learn_from_osc_binds_the_next_cc_and_echoes_its_end(live: Live) -> None:
+    since = len(live.feedback)
+    live.osc.send_message("/liveduet/learn", ["temperature"])
+    wait_for(lambda: ["temperature"] in live.seen("/liveduet/learn", since), 5.0,
+             what="learn temperature echoed")
+    since = len(live.feedback)
+    live.keys.send_message([0xB0, 50, 10])  # an unbound CC: it becomes temperature's
+    wait_for(lambda: [""] in live.seen("/liveduet/learn", since), 5.0,
+             what='learn "" echoed when the CC was learnt')
+    since = len(live.feedback)
+    live.keys.send_message([0xB0, 50, 127])
+    wait_for(lambda: [2.0] in live.seen("/liveduet/temperature", since), 5.0,
+             what="the learnt CC 50 setting temperature to its top (2.0)")
+
+
 def test_a_broken_model_leaves_the_old_one_playing_and_says_why(live: Live) -> None:
     since, t0 = len(live.feedback), time.perf_counter()
     live.osc.send_message("/liveduet/model", ["truncated.onnx"])  # a file cut in half
