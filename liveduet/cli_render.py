@@ -13,7 +13,7 @@ from liveduet.engine import Engine
 from liveduet.errors import ConfigError
 from liveduet.model import StepModel
 from liveduet.render import Duet, pick_part, render, write
-from liveduet.settings import FIELDS, Settings
+from liveduet.settings import FIELDS, Settings, with_mode_defaults
 from liveduet.turns import parse_steps
 
 SHORT = {"top_p": "top-p", "listen_gap": "listen-gap", "channel": "out-channel"}
@@ -81,7 +81,7 @@ def build_settings(args: argparse.Namespace, mode: str, steps_per_beat: int) -> 
         if f.name == "listen_gap":
             value = parse_steps(value, steps_per_beat)
         values[f.name] = value
-    return Settings.from_dict(values)
+    return Settings.from_dict(with_mode_defaults(values))
 
 
 def load_model(name: str | None, mode: str) -> StepModel:

@@ -61,6 +61,15 @@ FIELDS: tuple[Field, ...] = (
     Field("seed", "int", 0, 0, 2**31 - 1, help="random seed of the sampler"),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
+# Defaults that depend on the starting mode: the chorale harmoniser's voices agree with the
+# soprano far more often at 0.7 than at 0.9 (export/listen.py, models/chorale_satb.md).
+MODE_DEFAULTS: dict[str, dict[str, Any]] = {"harmonize": {"temperature": 0.7}}
+
+
+def with_mode_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` plus the defaults of its ``mode`` for every setting it does not give."""
+    extra = MODE_DEFAULTS.get(str(values.get("mode", "")).lower(), {})
+    return {**extra, **values}
 
 
 @dataclass(frozen=True)

@@ -65,3 +65,12 @@ def test_unknown_action_is_refused() -> None:
     assert Action("panic").name == "panic"
     with pytest.raises(ConfigError, match="unknown action"):
         Action("explode")
+
+
+def test_mode_defaults_fill_only_what_is_not_given() -> None:
+    from liveduet.settings import with_mode_defaults
+
+    assert Settings.from_dict(with_mode_defaults({"mode": "harmonize"})).temperature == 0.7
+    given = with_mode_defaults({"mode": "harmonize", "temperature": 1.1})
+    assert given["temperature"] == 1.1
+    assert with_mode_defaults({"mode": "call"}) == {"mode": "call"}
