@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -44,6 +46,20 @@ def _model(tmp: Path) -> str:
     if path.exists():
         return str(path)
     return str(lstm_model(tmp / "satb.onnx", chorale_codec(), hidden=128, embed=32))
+
+
+class RealtimeJack(JackServer):
+    """The test server started with ``-R`` (SCHED_FIFO process threads) instead of
+    ``--no-realtime``, as a musician runs JACK; needs permission for real-time scheduling."""
+
+    def _start_once(self) -> JackServer:
+        real = subprocess.Popen
+
+        def popen(cmd: list[str], *args: Any, **kw: Any) -> subprocess.Popen[bytes]:
+            return real(["-R" if c == "--no-realtime" else c for c in cmd], *args, **kw)
+
+        with mock.patch.object(subprocess, "Popen", popen):
+            return super()._start_once()
 
 
 def _proc_stats(pid: int) -> tuple[float, float]:
@@ -77,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=1000.0, help="note events per second")
     ap.add_argument("--model", help="model (default: bundled chorale_satb or a factory LSTM)")
     ap.add_argument("--period", type=int, default=64, help="JACK period in frames at 48 kHz")
+    ap.add_argument("--realtime", action="store_true", help="start jackd with -R (real-time "
+                    "threads) instead of --no-realtime")
+    ap.add_argument("--run-args", default="", help="extra 'liveduet run' arguments, e.g. "
+                    "'--input-poll 0.5'")
     ap.add_argument("--send-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.send_only:
@@ -85,10 +105,11 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="liveduet-load-"))
     stats_path = tmp / "stats.json"
-    with JackServer(period=args.period) as jack:
+    server = RealtimeJack if args.realtime else JackServer
+    with server(period=args.period) as jack:
         cmd = [sys.executable, "-m", "liveduet", "run", "--api", "jack", "--mode", "harmonize",
                "--model", args.model or _model(tmp), "--thru", "--quiet", "--no-osc",
-               "--stats", str(stats_path), "--bpm", "120"]
+               "--stats", str(stats_path), "--bpm", "120", *args.run_args.split()]
         proc = subprocess.Popen(cmd, env=jack.env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
@@ -222,7 +243,9 @@ def _report(result: dict[str, object], counters: dict[str, int], args: argparse.
     recv = result["received"]
     ons = sum(1 for _, m in sent if m[0] == 0x90)  # type: ignore[union-attr]
     thru_back = sum(1 for _, m in recv if m[0] == 0x90 and m[2] > 0)  # type: ignore[union-attr,index]
-    print(f"JACK dummy server: 48 kHz, {args.period} frames per period")
+    mode = "-R (real-time)" if args.realtime else "--no-realtime"
+    print(f"JACK dummy server: 48 kHz, {args.period} frames per period, {mode}; "
+          f"liveduet run extra args: {args.run_args or 'none'}")
     print(f"load: {len(sent)} events in {args.seconds:.0f} s ({len(sent) / args.seconds:.0f}/s)")  # type: ignore[arg-type]
     tapped, counted = int(result["tapped"]), int(counters.get("in", 0))  # type: ignore[call-overload]
     print(f"delivered by JACK to a bare receiver: {tapped} (lost before liveduet: "

@@ -31,7 +31,7 @@ RUN_OPTIONS: dict[str, Any] = {
     "model": None, "clock": "internal", "inputs": [], "output": None, "api": "auto",
     "latency_offset": 0.0, "metronome": None, "quiet": False, "stats": None,
     "osc": True, "osc_port": None, "osc_host": "127.0.0.1", "osc_reply_port": 9000,
-    "osc_allow": [], "cc": True, "cc_channel": None,
+    "osc_allow": [], "cc": True, "cc_channel": None, "input_poll": None,
 }
 DEFAULT_OSC_PORT = 8000
 CHECK_S = 0.25
@@ -67,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--osc-reply-port", type=int, help="port on the client for feedback (9000)")
     p.add_argument("--osc-allow", action="append", metavar="HOST", help="only accept OSC "
                    "from HOST (repeat)")
+    p.add_argument("--input-poll", type=float, metavar="MS", help="read MIDI input by polling "
+                   "every MS ms instead of a callback on the MIDI thread (no lost JACK cycles "
+                   "under dense input; adds up to MS of input latency)")
     p.add_argument("--no-cc", dest="cc", action="store_false", default=None,
                    help="do not map incoming MIDI CC to controls")
     p.add_argument("--cc-channel", type=int, help="channel of the default CC map (1-16)")
@@ -136,6 +139,9 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any], dict[st
     _check_range(opts, "cc_channel", 1, 16, "a MIDI channel from 1 to 16")
     _check_range(opts, "osc_port", 0, 65535, "a UDP port from 1 to 65535 (0 = any free port)")
     _check_range(opts, "osc_reply_port", 1, 65535, "a UDP port from 1 to 65535")
+    poll = opts["input_poll"]
+    if poll is not None and (not isinstance(poll, (int, float)) or not 0.05 <= poll <= 10):
+        raise ConfigError(f"--input-poll {poll!r}: give milliseconds from 0.05 to 10")
     return settings, opts, cc
 
 
@@ -171,7 +177,9 @@ def run_command(args: argparse.Namespace) -> int:
                  Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
                          metronome=opts["metronome"], steps_per_beat=spb),
                  ccmap=build_ccmap(opts, cc), loader=load_model)
-    holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=rt.on_midi))
+    poll = opts["input_poll"]
+    holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=rt.on_midi,
+                                   poll=None if poll is None else float(poll) / 1000.0))
     with contextlib.ExitStack() as stack:
         stack.callback(holder[0].close)
         rt.publisher = start_osc(opts, rt, stack)

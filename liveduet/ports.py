@@ -99,7 +99,10 @@ class PortSet:
     sink: Sink | None = None
     watch: JackWatch | None = None
     track: NoteTrack = field(default_factory=NoteTrack)
+    poll: float | None = None     # seconds between input polls; None: rtmidi callbacks
     _send_lock: threading.Lock = field(default_factory=threading.Lock)
+    _poller: threading.Thread | None = None
+    _polling: threading.Event = field(default_factory=threading.Event)
 
     @property
     def input_names(self) -> list[str]:
@@ -121,6 +124,10 @@ class PortSet:
 
     def close(self) -> None:
         """Close every port (after the last sends had time to leave); ports stay closed."""
+        self._polling.clear()
+        if self._poller is not None:
+            self._poller.join(1.0)
+            self._poller = None
         if self.output is not None:
             time.sleep(FLUSH_S)  # JACK sends from a ring buffer in its next cycles
         for port in [*self.inputs, *([self.output] if self.output else [])]:
@@ -233,6 +240,10 @@ class PortSet:
         return reports
 
     def _listen(self, handle: rtmidi.MidiIn, idx: int) -> None:
+        handle.ignore_types(sysex=True, timing=False, active_sense=True)
+        if self.poll is not None:
+            self._start_poller()  # rtmidi queues; the MIDI thread never waits for the GIL
+            return
         sink = self.sink
         perf = time.perf_counter
 
@@ -240,8 +251,29 @@ class PortSet:
             if sink is not None:
                 sink(perf(), tuple(event[0]), idx)
 
-        handle.ignore_types(sysex=True, timing=False, active_sense=True)
         handle.set_callback(callback)
+
+    def _start_poller(self) -> None:
+        if self._poller is not None:
+            return
+        self._polling.set()
+        self._poller = threading.Thread(target=self._poll_loop, name="liveduet-midi-poll",
+                                        daemon=True)
+        self._poller.start()
+
+    def _poll_loop(self) -> None:
+        """Drain every input's rtmidi queue, stamping at arrival; sleep ``poll`` when idle."""
+        perf, sink, pause = time.perf_counter, self.sink, float(self.poll or 0.0005)
+        while self._polling.is_set():
+            idle = True
+            for idx, port in enumerate(list(self.inputs)):
+                with contextlib.suppress(Exception):  # a port being reopened
+                    while (event := port.handle.get_message()) is not None:
+                        idle = False
+                        if sink is not None:
+                            sink(perf(), tuple(event[0]), idx)
+            if idle:
+                time.sleep(pause)
 
 
 def _local_name(kind: str) -> str:
@@ -249,12 +281,16 @@ def _local_name(kind: str) -> str:
 
 
 def open_ports(api: int, inputs: Sequence[str] = (), output: str | None = None,
-               sink: Sink | None = None) -> PortSet:
-    """Open named inputs (or one virtual input) and a named (or virtual) output."""
+               sink: Sink | None = None, poll: float | None = None) -> PortSet:
+    """Open named inputs (or one virtual input) and a named (or virtual) output.
+
+    With ``poll`` (seconds), input is read by a thread polling rtmidi's queue instead of a
+    callback on the MIDI system's thread (see docs/reliability.md, load).
+    """
     if api == APIS["winmm"] and (not inputs or output is None):
         inputs = inputs or [VIRTUAL_IN]
         output = output or VIRTUAL_OUT  # loopMIDI ports named like ours
-    ports = PortSet(api, sink=sink)
+    ports = PortSet(api, sink=sink, poll=poll)
     try:
         ports.output = _open_output(api, output, [VIRTUAL_IN] if not inputs else [])
         exclude = [VIRTUAL_OUT] if output is None else []

@@ -85,12 +85,14 @@ def test_match_port_exact_substring_ambiguous_missing() -> None:
     assert ports.match_port(names, "synth", "output", exclude=["in2"]) == 1
 
 
+@pytest.mark.parametrize("poll", [None, 0.0005], ids=["callback", "poll"])
 def test_virtual_ports_carry_messages_both_ways(jack_server: JackServer,
                                                 player: rtmidi.MidiOut,
-                                                listener: tuple[rtmidi.MidiIn, Recorder]) -> None:
+                                                listener: tuple[rtmidi.MidiIn, Recorder],
+                                                poll: float | None) -> None:
     api = ports.choose_api("jack")
     got = Recorder()
-    ps = ports.open_ports(api, sink=got)
+    ps = ports.open_ports(api, sink=got, poll=poll)
     try:
         assert ps.input_names == [jack_server.find_port(":liveduet in")]
         assert ps.output_name == jack_server.find_port(":liveduet out")
