@@ -56,7 +56,8 @@ class Engine:
         self._human = HumanRecord(tolerance)
         self.counters: dict[str, int] = dict.fromkeys(
             ("steps", "model_steps", "rollbacks", "answers", "barge_ins", "machine_notes",
-             "human_notes", "bad_logits", "late_input", "late_steps", "resets", "bad_input"), 0)
+             "human_notes", "bad_logits", "late_input", "late_steps", "resets", "bad_input",
+             "harmony_tables", "harmony_hits"), 0)
         self._warnings: list[str] = []
         self.turns: list[tuple[float, str]] = []  # (position, phase) at every emitted change
         self._anchor = (0.0, 0)

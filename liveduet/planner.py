@@ -14,10 +14,19 @@ import numpy as np
 
 from liveduet.codec import BOS, HOLD, REST, GridCodec
 from liveduet.errors import ConfigError
+from liveduet.harmony import Context, Harmonizer
 from liveduet.model import Snapshot, StepModel
 from liveduet.sampling import Sampler, key_pcs, keyed_uniform
 from liveduet.settings import Settings
-from liveduet.turns import HumanIn, HumanRecord, Turn, initial_turn, machine_owns, next_turn
+from liveduet.turns import (
+    ACCOMPANYING,
+    HumanIn,
+    HumanRecord,
+    Turn,
+    initial_turn,
+    machine_owns,
+    next_turn,
+)
 
 BEATS_PER_BAR = 4
 
@@ -56,6 +65,9 @@ class Planner:
         self.sampler = Sampler(self.codec)
         given = self.codec.roles("given") or self.codec.roles("shared")
         self.hv = given[0] if given else -1  # the human's voice
+        roles = [v.role for v in self.codec.voices]
+        tables = roles.count("given") == 1 and roles.count("sampled") == len(roles) - 1
+        self.harmony = Harmonizer(model, self.sampler, self.hv) if tables else None
         self.steps_per_bar = self.codec.steps_per_beat * BEATS_PER_BAR
         self.settings = settings
         self.human = human
@@ -67,6 +79,8 @@ class Planner:
 
     def start(self, step: int) -> None:
         """Zero the model state, feed BOS, and plan afresh from ``step``."""
+        if self.harmony is not None:
+            self.harmony.clear()
         self.model.reset()
         self.logits = self.model.step(BOS)[0].copy()
         self.counters["model_steps"] += 1
@@ -112,6 +126,8 @@ class Planner:
         for n in [k for k in self.played if k < keep]:
             del self.played[n]
         self.end_calls = {k for k in self.end_calls if k >= keep}
+        if self.harmony is not None:
+            self.harmony.prune(keep)
 
     def target(self, v: int, n: int, before: int | None) -> int | None:
         """Pitch the plan has sounding in voice ``v`` at step ``n`` (walking back over HOLDs).
@@ -132,6 +148,8 @@ class Planner:
                                            self.sounding)
         hin = self.human.at(n)
         turn = next_turn(turn0, self.settings, hin, n, n in self.end_calls, self.steps_per_bar)
+        if self.harmony is not None and turn.phase == ACCOMPANYING and turn.mode == "harmonize":
+            return self._table_step(n, hin, turn, snap, logits0, turn0, sounding0)
         played = self.played.get(n)
         fed: list[int] = []
         mach: list[int | None] = []
@@ -148,6 +166,32 @@ class Planner:
         self.turn = turn
         self.sounding = tuple(sounding)
         return PlannedStep(tuple(fed), tuple(mach), turn, snap, logits0, turn0, sounding0, bad)
+
+    def _table_step(self, n: int, hin: HumanIn, turn: Turn, snap: Snapshot,
+                    logits0: np.ndarray, turn0: Turn, sounding0: tuple[bool, ...]
+                    ) -> PlannedStep:
+        """A harmonize step through the harmony table of step ``n`` (built if not kept)."""
+        assert self.harmony is not None
+        s = self.settings
+        pcs = key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
+        ctx = Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low, s.high,
+                      pcs)
+        built = self.harmony.built
+        table = self.harmony.table(ctx, snap, logits0)
+        if self.harmony.built != built:
+            self.counters["model_steps"] += self.codec.n_voices
+            self.counters["harmony_tables"] += 1
+        else:
+            self.counters["harmony_hits"] += 1
+        row = table.rows[self._human_token(self.hv, hin) if hin.sounding else REST]
+        self.model.restore(table.row_state(row))
+        self.logits = table.logits[row].copy()
+        fed = tuple(int(t) for t in table.fed[row])
+        mach = tuple(None if v == self.hv else fed[v] for v in range(self.codec.n_voices))
+        self.turn = turn
+        self.sounding = tuple(m is not None and (m > REST or (m == HOLD and was))
+                              for m, was in zip(mach, sounding0, strict=True))
+        return PlannedStep(fed, mach, turn, snap, logits0, turn0, sounding0, bool(table.bad[row]))
 
     def _decide(self, v: int, n: int, hin: HumanIn, turn: Turn,
                 played: tuple[int, ...] | None, sounding: bool

@@ -109,6 +109,8 @@ class Sampler:
         self._voice = [codec.voice_tokens(v) for v in range(codec.n_voices)]
         self._pcs = (np.arange(codec.vocab_size) - N_SPECIAL + codec.low) % 12
         self._is_note = np.arange(codec.vocab_size) >= N_SPECIAL
+        self._gain = np.where(self._is_note, DENSITY_GAIN, 0.0)
+        self._gains: dict[float, np.ndarray] = {}
         self._cache: dict[tuple[int, int, int, frozenset[int] | None], np.ndarray] = {}
 
     def legal(self, voice: int, low: int, high: int, pcs: frozenset[int] | None,
@@ -142,34 +144,88 @@ class Sampler:
         mask[[HOLD, REST]] = True
         return mask
 
+    def _bias(self, legal: np.ndarray, density: float) -> np.ndarray:
+        """Additive logit bias: -inf on illegal tokens, the density gain on notes."""
+        gain = self._gains.get(density)
+        if gain is None:
+            if len(self._gains) > 64:
+                self._gains.clear()
+            gain = self._gains[density] = self._gain * (2.0 * density - 1.0)
+        return np.where(legal, gain, -np.inf)
+
     def sample(self, logits: np.ndarray, legal: np.ndarray, *, temperature: float, top_p: float,
                density: float, u: float) -> int | None:
-        """One token id drawn with uniform ``u``; ``None`` when the logits are not finite."""
-        z = np.asarray(logits, dtype=np.float64)
+        """One token id drawn with uniform ``u``; ``None`` when the logits are not finite.
+
+        The same arithmetic as :meth:`sample_rows` on one row (so both give the same token),
+        with Python scalars where numpy's per-call overhead would dominate.
+        """
+        z = np.array(logits, dtype=np.float64).ravel()
         if not np.isfinite(z).all():
             return None
-        z = np.where(legal, z, -np.inf)
-        z[self._is_note] += DENSITY_GAIN * (2.0 * density - 1.0)
-        z = z / max(temperature, 1e-6)
-        z -= z[legal].max()
-        p = np.exp(z)
-        p /= p.sum()
-        # Stage 1: the event (HOLD, REST or a note) from the full distribution. Top-p over the
-        # whole vocabulary would make HOLD and REST absorbing: once P(HOLD) >= top_p the nucleus
-        # is HOLD alone and the note never ends (seen as 10-beat holds from folk_melody).
-        p_note = float(p[self._is_note].sum())
-        cuts = (p[HOLD], p[HOLD] + p[REST])
-        if u < cuts[0]:
+        z += self._bias(legal, density)
+        z /= max(temperature, 1e-6)
+        z -= z.max()
+        p = np.exp(z, out=z)
+        hold = float(p[HOLD])
+        rest = hold + float(p[REST])  # p[BOS] == 0: BOS is never legal
+        notes = p[N_SPECIAL:]
+        order = None
+        if top_p < 1.0:
+            order = np.argsort(-notes, kind="stable")
+            notes = notes[order]
+        ncum = np.cumsum(notes)
+        mass = float(ncum[-1])
+        target = u * (rest + mass)
+        if target < hold:
             return HOLD
-        if u < cuts[1] or p_note <= 0.0:
+        if target < rest or mass <= 0.0:
             return REST
-        # Stage 2: the pitch, within the top-p nucleus of the notes, re-using u's position
-        # inside the note segment (uniform given stage 1).
-        u2 = min(max((u - cuts[1]) / p_note, 0.0), 1.0 - 1e-12)
-        notes = np.where(self._is_note, p, 0.0)
-        order = np.argsort(-notes, kind="stable")
-        cum = np.cumsum(notes[order])
-        keep = int(np.searchsorted(cum, top_p * cum[-1]) + 1)
-        cdf = cum[:keep] / cum[keep - 1]
-        i = min(int(np.searchsorted(cdf, u2, side="right")), keep - 1)
-        return int(order[i])
+        keep = min(int(np.count_nonzero(ncum < top_p * mass)) + 1, ncum.size)
+        limit = float(ncum[keep - 1])
+        u2 = min(max((target - rest) / mass, 0.0), 1.0 - 1e-12)
+        idx = min(int(np.count_nonzero(ncum <= u2 * limit)), keep - 1)
+        return int(idx if order is None else order[idx]) + N_SPECIAL
+
+    def sample_rows(self, logits: np.ndarray, legal: np.ndarray, *, temperature: float,
+                    top_p: float, density: float, u: float) -> np.ndarray:
+        """One token per row of ``logits`` ``[rows, vocab]``, all drawn with the same ``u``.
+
+        Row ``r``'s token depends on row ``r`` alone (element-wise operations, running sums
+        and counts along a row), and equals :meth:`sample` on that row. Non-finite rows give -1.
+
+        Top-p applies to the pitch only: the event (HOLD, REST or NOTE_ON) is drawn from the
+        whole tempered distribution first. Top-p over the whole vocabulary would make HOLD and
+        REST absorbing: once P(HOLD) >= top_p the nucleus is HOLD alone and the note never ends
+        (seen as 10-beat holds from folk_melody). The pitch re-uses u's position inside the
+        note segment (uniform given the event), within the top-p nucleus of the notes.
+        """
+        z = logits.astype(np.float64)
+        ok = np.isfinite(z).all(axis=1)
+        if not ok.all():
+            z[~ok] = 0.0
+        z += self._bias(legal, density)
+        z /= max(temperature, 1e-6)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z, out=z)
+        hold = p[:, HOLD]
+        rest = hold + p[:, REST]
+        notes = p[:, N_SPECIAL:]
+        rows = np.arange(p.shape[0])
+        order = None
+        if top_p < 1.0:
+            order = np.argsort(-notes, axis=1, kind="stable")
+            notes = notes[rows[:, None], order]
+        ncum = np.cumsum(notes, axis=1)
+        mass = ncum[:, -1]
+        target = u * (rest + mass)
+        keep = np.minimum((ncum < (top_p * mass)[:, None]).sum(axis=1) + 1, ncum.shape[1])
+        limit = ncum[rows, keep - 1]
+        u2 = np.minimum(np.maximum((target - rest) / np.maximum(mass, 1e-300), 0.0),
+                        1.0 - 1e-12)
+        idx = np.minimum((ncum <= (u2 * limit)[:, None]).sum(axis=1), keep - 1)
+        if order is not None:
+            idx = order[rows, idx]
+        out = np.where((target < rest) | (mass <= 0.0), REST, idx + N_SPECIAL)
+        out = np.where(target < hold, HOLD, out)
+        return np.where(ok, out, -1)

@@ -1,0 +1,129 @@
+"""Harmony tables: one harmonize step computed for every token the human's voice could take.
+
+In ``harmonize`` mode a step feeds the human's token (REST, HOLD or a NOTE_ON in the given
+voice's range) and then samples the machine's voices. A :class:`Table` runs that step once for
+*every* candidate token of the human's voice, as one batch (``StepModel.fork``), sampling the
+machine's voices per row with the same keyed uniform numbers. When the human's token is known,
+the step is a table lookup: the row's tokens, its final state and logits.
+
+Every harmonize step goes through a table, planned ahead or not, so the music does not depend
+on when the table was built: a dynamically quantised model's rows depend on the whole batch, so
+a lone sequential step would not give the row's numbers. A table is reused only when its
+inputs (model state and logits before the step, and everything sampling reads) are equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from liveduet.codec import HOLD, N_SPECIAL, REST, GridCodec
+from liveduet.model import Snapshot, StepModel
+from liveduet.sampling import Sampler, keyed_uniform
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything a harmonize step reads besides the model state and logits."""
+
+    step: int
+    sounding: tuple[bool, ...]
+    seed: int
+    temperature: float
+    top_p: float
+    density: float
+    low: int
+    high: int
+    pcs: frozenset[int] | None
+
+
+@dataclass(slots=True)
+class Table:
+    """One step for every candidate token of the human's voice (one row each)."""
+
+    ctx: Context
+    base: tuple[np.ndarray, ...]  # state before the step (batch of one)
+    logits0: np.ndarray  # logits before the step
+    rows: dict[int, int]  # human's token -> row
+    fed: np.ndarray  # [rows, voices] tokens fed (REST where the logits were not finite)
+    bad: np.ndarray  # [rows] some logits of the row were not finite
+    state: tuple[np.ndarray, ...]  # state after the step, batch of rows
+    axes: tuple[int, ...]  # batch axis of each state array
+    logits: np.ndarray  # [rows, vocab] logits after the step
+
+    def matches(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> bool:
+        """True when the table was built from exactly these inputs."""
+        return (ctx == self.ctx and snap.batch == 1
+                and all(np.array_equal(a, b) for a, b in zip(snap.arrays, self.base, strict=True))
+                and np.array_equal(logits0, self.logits0))
+
+    def row_state(self, row: int) -> Snapshot:
+        """The state after the step of ``row``, as a batch-of-one snapshot."""
+        return Snapshot(1, tuple(np.take(a, [row], axis=ax)
+                                 for a, ax in zip(self.state, self.axes, strict=True)))
+
+
+def candidates(codec: GridCodec, hv: int) -> list[int]:
+    """Every token the human's voice ``hv`` can be fed: REST, HOLD, each NOTE_ON in range."""
+    notes = [t for t in np.flatnonzero(codec.voice_tokens(hv)) if t >= N_SPECIAL]
+    return [REST, HOLD, *(int(t) for t in notes)]
+
+
+class Harmonizer:
+    """Builds and keeps harmony tables per step."""
+
+    def __init__(self, model: StepModel, sampler: Sampler, hv: int) -> None:
+        self.model = model
+        self.sampler = sampler
+        self.hv = hv
+        self.cands = np.array(candidates(model.codec, hv), dtype=np.int64)
+        self.rows = {int(t): i for i, t in enumerate(self.cands)}
+        self.tables: dict[int, Table] = {}
+        self.built = 0
+        self.hits = 0
+
+    def table(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> Table:
+        """The table for ``ctx``'s step from the model's current state (== ``snap``).
+
+        Builds it when no equal table is kept; the model state is left batched after a build
+        (the caller restores a row).
+        """
+        old = self.tables.get(ctx.step)
+        if old is not None and old.matches(ctx, snap, logits0):
+            self.hits += 1
+            return old
+        table = self._build(ctx, snap, logits0)
+        self.tables[ctx.step] = table
+        self.built += 1
+        return table
+
+    def _build(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> Table:
+        model, codec, n = self.model, self.model.codec, len(self.cands)
+        model.fork(n)
+        logits = np.broadcast_to(logits0, (n, logits0.size))
+        fed = np.empty((n, codec.n_voices), dtype=np.int64)
+        bad = np.zeros(n, dtype=bool)
+        for v in range(codec.n_voices):
+            if v == self.hv:
+                toks = self.cands
+            else:
+                legal = self.sampler.legal(v, ctx.low, ctx.high, ctx.pcs, ctx.sounding[v])
+                toks = self.sampler.sample_rows(
+                    logits, legal, temperature=ctx.temperature, top_p=ctx.top_p,
+                    density=ctx.density, u=keyed_uniform(ctx.seed, ctx.step, v))
+                bad |= toks < 0
+            fed[:, v] = np.where(toks < 0, REST, toks)
+            logits = model.step(fed[:, v]).copy()
+        axes = tuple(s.batch_axis for s in model.spec.states)
+        state = tuple(a.copy() for a in model.snapshot().arrays)
+        return Table(ctx, snap.arrays, logits0.copy(), self.rows, fed, bad, state, axes, logits)
+
+    def prune(self, keep: int) -> None:
+        """Forget tables of steps before ``keep``."""
+        for n in [k for k in self.tables if k < keep]:
+            del self.tables[n]
+
+    def clear(self) -> None:
+        """Forget every table (a new state or model)."""
+        self.tables.clear()
