@@ -43,7 +43,7 @@ class Engine:
     """The co-performer in virtual time; see the module docstring."""
 
     def __init__(self, model: StepModel, settings: Settings | None = None, *,
-                 lookahead: int = 2, tolerance: float = 0.5) -> None:
+                 lookahead: int = 2, tolerance: float = 0.5, tables: bool = True) -> None:
         if lookahead < 0:
             raise ConfigError(f"lookahead={lookahead}; give 0 or more steps")
         if not 0.0 < tolerance <= 1.0:
@@ -52,6 +52,7 @@ class Engine:
         check_mode(model.codec, self._settings.mode)
         self.lookahead = lookahead
         self.tolerance = tolerance
+        self.tables = tables  # harmonize through harmony tables (see liveduet.harmony)
         self._ledger = Ledger()
         self._human = HumanRecord(tolerance)
         self.counters: dict[str, int] = dict.fromkeys(
@@ -71,7 +72,8 @@ class Engine:
     # -- model and sequence -------------------------------------------------------------------
     def _use_model(self, model: StepModel) -> None:
         self._model = model
-        self._plan = Planner(model, self._settings, self._human, self.counters, self._emit)
+        self._plan = Planner(model, self._settings, self._human, self.counters, self._emit,
+                             tables=self.tables)
 
     @property
     def settings(self) -> Settings:

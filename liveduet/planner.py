@@ -59,14 +59,14 @@ class Planner:
     """Plans steps with the model; rolls back to any planned step."""
 
     def __init__(self, model: StepModel, settings: Settings, human: HumanRecord,
-                 counters: dict[str, int], start: int = 0) -> None:
+                 counters: dict[str, int], start: int = 0, *, tables: bool = True) -> None:
         self.model = model
         self.codec: GridCodec = model.codec
         self.sampler = Sampler(self.codec)
         given = self.codec.roles("given") or self.codec.roles("shared")
         self.hv = given[0] if given else -1  # the human's voice
         roles = [v.role for v in self.codec.voices]
-        tables = roles.count("given") == 1 and roles.count("sampled") == len(roles) - 1
+        tables = tables and roles.count("given") == 1 and roles.count("sampled") == len(roles) - 1
         self.harmony = Harmonizer(model, self.sampler, self.hv) if tables else None
         self.steps_per_bar = self.codec.steps_per_beat * BEATS_PER_BAR
         self.settings = settings

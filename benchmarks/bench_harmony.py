@@ -1,0 +1,136 @@
+"""Harmony note latency inside the engine: ``Engine.feed(note-on)`` -> its harmony Outs.
+
+Two engines run side by side on one soprano line in ``harmonize`` mode with the bundled
+``chorale_satb`` (or a factory SATB LSTM when it is missing), driven like the runtime drives
+them (``advance`` at every ``next_due``):
+- ``sequential``: ``Engine(tables=False)``: the note's step runs on the critical path (one
+  model step per voice, one sampling call per machine voice);
+- ``tables``: the shipped default: each planned step was run for every soprano token as one
+  batch, so the note is a table lookup.
+Per note the two are fed in a shuffled order (interleaved, so load drift hits both alike).
+Prints p50/p99 of the feed time and the ratio, and the planning cost: time of ``advance`` calls
+per grid step (p50/p99), and the CPU share planning takes at 120 and 300 bpm.
+
+    python benchmarks/bench_harmony.py [--notes 400] [--lookahead 2] [--model PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from liveduet.engine import Engine, Out  # noqa: E402
+from liveduet.model import StepModel  # noqa: E402
+from liveduet.settings import Settings  # noqa: E402
+
+
+def model_path(arg: str | None, tmp: Path) -> tuple[Path, str]:
+    """The model to time: ``--model``, the bundled chorale_satb, or a factory SATB LSTM."""
+    if arg:
+        return Path(arg), arg
+    bundled = ROOT / "models" / "chorale_satb.onnx"
+    if bundled.exists():
+        return bundled, "bundled chorale_satb"
+    from liveduet.codec import chorale_codec
+    from tests.factory import lstm_model
+
+    return lstm_model(tmp / "satb.onnx", chorale_codec(), hidden=256), "factory SATB LSTM h256"
+
+
+def soprano(n: int, seed: int = 0) -> list[tuple[float, int, float]]:
+    """(start, pitch, end) in steps: notes of 1-4 steps, played up to 0.3 step early/late."""
+    rng = random.Random(seed)
+    notes, step, pitch = [], 4, 67
+    for _ in range(n):
+        dur = rng.choice([1, 2, 2, 4])
+        pitch = max(60, min(79, pitch + rng.choice([-4, -2, -1, 1, 2, 3])))
+        start = step + rng.uniform(-0.3, 0.3)
+        notes.append((start, pitch, step + dur - 0.15))
+        step += dur
+    return notes
+
+
+class Driven:
+    """One engine driven in virtual time; records feed and advance timings."""
+
+    def __init__(self, model: StepModel, tables: bool, lookahead: int) -> None:
+        settings = Settings(mode="harmonize", temperature=0.7, thru=False)
+        self.engine = Engine(model, settings, lookahead=lookahead, tables=tables)
+        self.model = model
+        self.feeds: list[float] = []
+        self.advances: list[float] = []
+        self.harmony = 0
+
+    def until(self, pos: float) -> None:
+        """Advance at every due point before ``pos`` (planning happens here)."""
+        due = self.engine.next_due()
+        while due is not None and due < pos:
+            t = time.perf_counter()
+            self.engine.advance(due)
+            self.advances.append(time.perf_counter() - t)
+            due = self.engine.next_due()
+
+    def feed(self, pos: float, msg: tuple[int, ...], timed: bool) -> list[Out]:
+        t = time.perf_counter()
+        outs = self.engine.feed(pos, msg)
+        if timed:
+            self.feeds.append(time.perf_counter() - t)
+            self.harmony += sum(1 for o in outs if o.voice is not None and o.msg[0] >= 0x90)
+        return outs
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--notes", type=int, default=400)
+    ap.add_argument("--lookahead", type=int, default=2)
+    ap.add_argument("--model")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        path, label = model_path(args.model, Path(tmp))
+        runs = {name: Driven(StepModel(path), tables, args.lookahead)
+                for name, tables in (("sequential", False), ("tables", True))}
+        order = random.Random(1)
+        notes = soprano(args.notes)
+        for start, pitch, end in notes:
+            names = list(runs)
+            order.shuffle(names)
+            for name in names:
+                run = runs[name]
+                run.until(start)
+                run.feed(start, (0x90, pitch, 90), timed=True)
+                run.until(end)
+                run.feed(end, (0x80, pitch, 0), timed=False)
+        steps = notes[-1][2]
+    report(runs, label, args.lookahead, steps)
+    return 0
+
+
+def report(runs: dict[str, Driven], label: str, lookahead: int, steps: float) -> None:
+    """Print p50/p99 of feed and per-step planning cost, and ratios to ``sequential``."""
+    print(f"model: {label}; harmonize, lookahead {lookahead}, {len(runs['tables'].feeds)} notes")
+    base = np.percentile(runs["sequential"].feeds, [50, 99])
+    for name, run in runs.items():
+        p50, p99 = np.percentile(run.feeds, [50, 99])
+        plan = np.sum(run.advances) / steps
+        c = run.engine.counters
+        print(f"  {name:10s} feed(note-on)->harmony p50 {p50 * 1e3:6.3f} ms p99 {p99 * 1e3:6.3f} ms"
+              f"  (x{p50 / base[0]:.2f} / x{p99 / base[1]:.2f} of sequential);"
+              f" harmony note-ons {run.harmony}")
+        a50, a99 = np.percentile(run.advances, [50, 99])
+        print(f"  {name:10s} advance p50 {a50 * 1e3:6.3f} ms p99 {a99 * 1e3:6.3f} ms;"
+              f" planning per grid step {plan * 1e3:.3f} ms = {plan * 8 * 100:.2f}% of a core"
+              f" at 120 bpm, {plan * 20 * 100:.2f}% at 300 bpm; tables built"
+              f" {c['harmony_tables']}, reused {c['harmony_hits']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
