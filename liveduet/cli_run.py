@@ -23,7 +23,7 @@ from liveduet import catalog, ports
 from liveduet.clock import InternalClock, MidiClockFollower
 from liveduet.errors import ConfigError, LiveduetError
 from liveduet.runtime import Options, Runtime
-from liveduet.settings import FIELDS, Settings
+from liveduet.settings import FIELDS, Settings, with_mode_defaults
 from liveduet.status import StatusLine
 
 log = logging.getLogger("liveduet.run")
@@ -127,7 +127,7 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any], dict[st
     flat, cc = load_config(args.config)
     cli = {k: v for k, v in vars(args).items() if v is not None and k not in ("func", "command",
                                                                              "config")}
-    merged = {**RUN_OPTIONS, **flat, **cli}
+    merged = with_mode_defaults({**RUN_OPTIONS, **flat, **cli})
     settings = Settings()
     for f in FIELDS:
         if f.name in merged:
