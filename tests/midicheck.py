@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-DATA_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
-SYSTEM_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0,
-              0xFE: 0, 0xFF: 0}
+from liveduet.midimsg import CHANNEL_DATA, SYSTEM_DATA
 
 
 def midi_problem(msg: Sequence[int]) -> str | None:
@@ -22,7 +20,7 @@ def midi_problem(msg: Sequence[int]) -> str | None:
     if status == 0xF0:
         ok = len(msg) >= 2 and msg[-1] == 0xF7 and all(b < 0x80 for b in msg[1:-1])
         return None if ok else f"{list(msg)}: malformed sysex"
-    want = DATA_LEN.get(status & 0xF0) if status < 0xF0 else SYSTEM_LEN.get(status)
+    want = CHANNEL_DATA.get(status & 0xF0) if status < 0xF0 else SYSTEM_DATA.get(status)
     if want is None:
         return f"{list(msg)}: undefined status byte"
     if len(data) != want:
@@ -65,3 +63,14 @@ class Sounding:
         """Account several messages without voice information."""
         for msg in msgs:
             self.take(msg)
+
+
+def sounding_keys(msgs: Iterable[Sequence[int]]) -> set[tuple[int, int]]:
+    """(channel, pitch) of every note-on in ``msgs`` without a later note-off (no CC 123)."""
+    on: set[tuple[int, int]] = set()
+    for m in msgs:
+        if m[0] & 0xF0 == 0x90 and m[2] > 0:
+            on.add((m[0] & 0x0F, m[1]))
+        elif m[0] & 0xF0 in (0x80, 0x90):
+            on.discard((m[0] & 0x0F, m[1]))
+    return on

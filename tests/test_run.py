@@ -23,6 +23,7 @@ import rtmidi
 from liveduet.codec import melody_codec
 from tests.factory import scripted_model
 from tests.jack import JackServer, jack_server, wait_for
+from tests.midicheck import sounding_keys
 
 __all__ = ["jack_server"]
 ANSWER = 72
@@ -130,13 +131,7 @@ class Duet:
 
     def sounding(self) -> set[tuple[int, int]]:
         """Notes with a note-on and no note-off yet, from what the DAW received."""
-        on: set[tuple[int, int]] = set()
-        for _, m in list(self.got):
-            if m[0] & 0xF0 == 0x90 and m[2] > 0:
-                on.add((m[0] & 0x0F, m[1]))
-            elif m[0] & 0xF0 in (0x80, 0x90):
-                on.discard((m[0] & 0x0F, m[1]))
-        return on
+        return sounding_keys(m for _, m in list(self.got))
 
     def finish(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
         if self.clock is not None:

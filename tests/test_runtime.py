@@ -26,6 +26,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from liveduet.codec import melody_codec
 from tests.factory import broken_models, scripted_model
 from tests.jack import JackServer, jack_server, wait_for
+from tests.midicheck import sounding_keys
 
 __all__ = ["jack_server"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,13 +96,7 @@ class Live:
         return " | ".join(str(a[0]) for a in self.seen("/liveduet/message", since) if a)
 
     def sounding(self) -> set[tuple[int, int]]:
-        on: set[tuple[int, int]] = set()
-        for _, m in list(self.got):
-            if m[0] & 0xF0 == 0x90 and m[2] > 0:
-                on.add((m[0] & 0x0F, m[1]))
-            elif m[0] & 0xF0 in (0x80, 0x90):
-                on.discard((m[0] & 0x0F, m[1]))
-        return on
+        return sounding_keys(m for _, m in list(self.got))
 
     def notes_on(self, pitch: int, since: float = 0.0) -> int:
         return sum(1 for t, m in list(self.got)
