@@ -314,14 +314,7 @@ def _open_output(api: int, wanted: str | None, exclude: Sequence[str]) -> _Port:
             return _Port(handle, None, _own_name(api, VIRTUAL_OUT, "output"))
     except Exception as err:  # rtmidi SystemError variants
         raise PortError(_open_failed("output", wanted, api, err)) from err
-    names = list(handle.get_ports())
-    try:
-        idx = match_port(names, wanted, "output", exclude)
-        handle.open_port(idx, name=VIRTUAL_OUT)
-    except BaseException:
-        handle.delete()
-        raise
-    return _Port(handle, wanted, names[idx])
+    return _Port(handle, wanted, _open_named(handle, wanted, "output", exclude, VIRTUAL_OUT))
 
 
 def _open_input(api: int, wanted: str | None, exclude: Sequence[str], ports: PortSet,
@@ -334,14 +327,20 @@ def _open_input(api: int, wanted: str | None, exclude: Sequence[str], ports: Por
             return handle, _own_name(api, VIRTUAL_IN, "input")
     except Exception as err:  # rtmidi SystemError variants
         raise PortError(_open_failed("input", wanted, api, err)) from err
+    return handle, _open_named(handle, wanted, "input", exclude, VIRTUAL_IN)
+
+
+def _open_named(handle: rtmidi.MidiIn | rtmidi.MidiOut, wanted: str, kind: str,
+                exclude: Sequence[str], port_name: str) -> str:
+    """Open the existing port matching ``wanted`` and return its name; free ``handle`` on error."""
     names = list(handle.get_ports())
     try:
-        idx = match_port(names, wanted, "input", exclude)
-        handle.open_port(idx, name=VIRTUAL_IN)
+        idx = match_port(names, wanted, kind, exclude)
+        handle.open_port(idx, name=port_name)
     except BaseException:
         handle.delete()
         raise
-    return handle, names[idx]
+    return names[idx]
 
 
 def _own_name(api: int, port: str, kind: str) -> str:
