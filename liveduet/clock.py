@@ -4,8 +4,10 @@ Grid positions are float grid steps (16ths at 4 steps per beat) since transport 
 :class:`InternalClock` runs at a set tempo; a tempo change keeps the position continuous.
 :class:`MidiClockFollower` follows a DAW's MIDI clock (24 ppqn, Start/Stop/Continue/Song
 Position Pointer): it fits a line through the recent tick times (robust to the period jitter of
-an audio driver) and, when ticks drift the same way three times in a row beyond the jitter,
-drops the old ticks so a tempo change is followed within a fraction of a beat. Both predict the
+an audio driver). Ticks off the line stay out of the fit: a late burst after a stall catches up
+by itself; three in a row that do not shrink (a tempo change, a resumed stall) re-anchor the fit
+within a fraction of a beat; three that are the same whole number of periods late count as ticks
+lost in transport. Both predict the
 wall time of future positions (:meth:`time_of`) so the runtime can send on time.
 :class:`VirtualTime` is a settable time source for tests and offline runs.
 """
@@ -19,6 +21,7 @@ from typing import Protocol
 PPQN = 24
 CLOCK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 TRANSPORT = frozenset((CLOCK, START, CONTINUE, STOP, SPP))
+MAX_LOST = 4   # at most this many ticks in a row are taken as lost in transport
 
 
 class Clock(Protocol):
@@ -115,7 +118,9 @@ class MidiClockFollower:
         self._ticks: deque[tuple[int, float]] = deque(maxlen=window)
         self._count = -1                   # index of the last tick since the anchor
         self._fit = (0.0, 60.0 / (bpm * PPQN))   # (t at k=0, seconds per tick)
-        self._drift = 0                    # signed run of same-side residuals
+        self._outliers: list[tuple[int, float, float]] = []   # recent run off the line
+        self._pending: list[tuple[int, float]] = []   # ticks that may follow lost ones
+        self._pending_n = 0
         self._frozen = 0.0
         self._last = 0.0
 
@@ -153,38 +158,64 @@ class MidiClockFollower:
             self._ticks.clear()
             self._ticks.append((0, t))
             self._fit = (t, self._fit[1])
-            self._drift = 0
+            self._outliers.clear()
+            self._pending.clear()
             return "play"
         if not self.running:
             return None
-        self._count += self._missed(t) + 1
-        self._track_drift(self._count, t)
-        self._ticks.append((self._count, t))
-        self._refit()
+        self._count += 1
+        if not self._held_as_loss(self._count, t):
+            self._accept(self._count, t)
         return None
 
-    def _missed(self, t: float) -> int:
-        """Ticks lost in transport: a gap of about n periods (n >= 2) after a steady run."""
-        if len(self._ticks) < 4:
-            return 0
-        per = self._fit[1]
-        gap = (t - self._ticks[-1][1]) / per
-        return max(0, round(gap) - 1) if gap > 1.7 else 0
-
-    def _track_drift(self, k: int, t: float) -> None:
+    def _err(self, k: int, t: float) -> tuple[float, float]:
         t0, per = self._fit
-        err = t - (t0 + per * k)
+        return t - (t0 + per * k), per
+
+    def _held_as_loss(self, k: int, t: float) -> bool:
+        """Hold a tick that came a whole number of periods late; three such in a row mean ticks
+        were lost in transport (a stalled sender catches up in a burst instead, and a long stall
+        is not a loss)."""
+        err, per = self._err(k, t)
+        n = round(err / per)
+        whole = (len(self._ticks) >= 4 and 1 <= n <= MAX_LOST
+                 and abs(err - n * per) <= 0.25 * per)
+        if self._pending and (not whole or n != self._pending_n):
+            held, self._pending = self._pending, []
+            for hk, ht in held:
+                self._accept(hk, ht)
+        if not whole:
+            return False
+        self._pending.append((k, t))
+        self._pending_n = n
+        if len(self._pending) < 3:
+            return True
+        self._count += n
+        held, self._pending = self._pending, []
+        for hk, ht in held:
+            self._accept(hk + n, ht)
+        return True
+
+    def _accept(self, k: int, t: float) -> None:
+        """Fit a tick within the jitter; keep others out unless a run says tempo or phase moved."""
+        err, per = self._err(k, t)
         bound = max(self.min_jitter, 0.1 * per)
-        if abs(err) <= bound:
-            self._drift = 0
+        if len(self._ticks) < 3 or abs(err) <= bound:
+            self._outliers.clear()
+            self._ticks.append((k, t))
+            self._refit()
             return
-        side = 1 if err > 0 else -1
-        self._drift = self._drift + side if self._drift * side > 0 else side
-        if abs(self._drift) >= 3:  # a tempo change, not jitter: forget the old tempo
-            recent = list(self._ticks)[-2:]
+        # A burst catching up after a stall shrinks towards the line: those stay outliers.
+        # A tempo change grows away from it and a resumed stall stays off it: re-anchor.
+        prev = self._outliers[-1][2] if self._outliers else None
+        if prev is None or (prev > 0) != (err > 0) or abs(err) < abs(prev) - bound:
+            self._outliers.clear()
+        self._outliers.append((k, t, err))
+        if len(self._outliers) >= 3:
             self._ticks.clear()
-            self._ticks.extend(recent)
-            self._drift = 0
+            self._ticks.extend((ok, ot) for ok, ot, _ in self._outliers)
+            self._outliers.clear()
+            self._refit()
 
     def _refit(self) -> None:
         n = len(self._ticks)

@@ -138,3 +138,29 @@ def test_follower_counts_ticks_lost_in_transport() -> None:
     feed_ticks(f, times[:10] + times[12:])                 # ticks 10 and 11 never arrived
     assert f.position(times[-1]) == pytest.approx(29 / 6, abs=0.01)
     assert f.bpm == pytest.approx(120, rel=1e-6)
+
+
+@pytest.mark.parametrize("stall_periods", [2, 3, 5, 12])
+def test_follower_keeps_count_when_a_stalled_sender_catches_up(stall_periods: int) -> None:
+    """A late tick then a burst (a busy sender, not a loss) keeps the DAW's grid."""
+    f = MidiClockFollower()
+    f.on_message([START], 0.0)
+    times = tick_times(120, 60)
+    per = 60 / (120 * 24)
+    stalled = times[:20] + [times[20 + stall_periods] + 0.0002 * i
+                            for i in range(stall_periods + 1)] + times[21 + stall_periods:]
+    assert len(stalled) == len(times)
+    feed_ticks(f, stalled)
+    assert f.position(times[-1]) == pytest.approx(59 / 6, abs=0.01)
+    assert f.time_of(12.0) == pytest.approx(times[0] + 72 * per, abs=0.001)
+    assert f.bpm == pytest.approx(120, rel=1e-3)
+
+
+def test_follower_re_anchors_when_ticks_resume_after_a_long_stall() -> None:
+    f = MidiClockFollower()
+    f.on_message([START], 0.0)
+    times = tick_times(120, 24)
+    later = tick_times(120, 24, start=times[-1] + 3.0)      # three seconds of silence, no Stop
+    feed_ticks(f, times + later)
+    assert f.position(later[-1]) == pytest.approx(47 / 6, abs=0.01)
+    assert f.time_of(f.position(later[-1]) + 6) == pytest.approx(later[-1] + 0.75, abs=0.001)
