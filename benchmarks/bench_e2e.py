@@ -283,6 +283,11 @@ def report(jack: JackServer, what: str, targets: list[Target], cpu: dict[str, fl
         print(f"{'':<18} of which input queue p50 {pct(delay, 50) * 1e6:6.1f} us p99 "
               f"{pct(delay, 99) * 1e6:7.1f} us; engine calls p50 {pct(feed, 50) * 1e6:6.1f} us "
               f"p99 {pct(feed, 99) * 1e6:7.1f} us")
+        parts = np.array(t.result.get("reaction_parts_s", [])).reshape(-1, 3) * 1e6
+        if len(parts):
+            q, f, s = (np.median(parts[:, k]) for k in range(3))
+            print(f"{'':<18} answered notes: callback -> conductor p50 {q:6.1f} us, engine p50 "
+                  f"{f:6.1f} us p99 {np.percentile(parts[:, 1], 99):7.1f} us, send p50 {s:6.1f} us")
         now = {"p50": l50, "p99": l99, "wake99": w99, "cpu": cpu[t.name]}
         if base:
             print(f"{'':<18} ratio to {targets[1].name}: " + ", ".join(

@@ -35,6 +35,7 @@ RUN_OPTIONS: dict[str, Any] = {
 }
 DEFAULT_OSC_PORT = 8000
 CHECK_S = 0.25
+STATS_SAMPLES = 200_000   # per kind with --stats (the latest; about 2 MB each)
 NAMED_CHECK_S = 1.0
 EXIT_LOST = 3
 """Exit status when the MIDI system (the JACK server) went away during the run."""
@@ -175,7 +176,8 @@ def run_command(args: argparse.Namespace) -> int:
     holder: list[ports.PortSet] = []
     rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
                  Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
-                         metronome=opts["metronome"], steps_per_beat=spb),
+                         metronome=opts["metronome"], steps_per_beat=spb,
+                         keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
                  ccmap=build_ccmap(opts, cc), loader=load_model)
     poll = opts["input_poll"]
     holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=rt.on_midi,

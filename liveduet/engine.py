@@ -180,19 +180,48 @@ class Engine:
     # -- the interface ------------------------------------------------------------------------
     def feed(self, pos: float, msg: Sequence[int]) -> list[Out]:
         """One human MIDI message at ``pos``; returns what must go out now."""
-        if not is_valid(msg):
-            self.counters["bad_input"] += 1  # a broken message is dropped, never passed on
-            return []
-        self._last_pos = max(self._last_pos, pos)
-        status, kind, ch = msg[0], msg[0] & 0xF0, msg[0] & 0x0F
-        if status >= 0xF0:
-            return []  # clock and transport are the runtime's
-        if kind not in (NOTE_ON, NOTE_OFF):
-            return [Out(pos, tuple(msg))] if self._settings.thru else []
-        pitch, vel = int(msg[1]), int(msg[2])
-        if kind == NOTE_ON and vel > 0:
-            return self._human_on(pos, ch, pitch, vel)
-        return self._human_off(pos, ch, pitch)
+        return self.feed_many(((pos, msg),))
+
+    def feed_many(self, events: Sequence[tuple[float, Sequence[int]]]) -> list[Out]:
+        """Human messages that arrived together, in order: the state of feeding them one by one,
+        with one re-decision at the end instead of one per message.
+
+        A busy conductor drains its queue into one call, so a burst of notes costs one model
+        re-run; only the intermediate answers (superseded before they could sound) are skipped.
+        """
+        outs: list[Out] = []
+        changed: int | None = None     # first step whose human input changed
+        onset: int | None = None       # last step a note began (harmonize answers up to it)
+        at = self._last_pos
+        for pos, msg in events:
+            if not is_valid(msg):
+                self.counters["bad_input"] += 1  # a broken message is dropped, never passed on
+                continue
+            self._last_pos = at = max(self._last_pos, pos)
+            status, kind, ch = msg[0], msg[0] & 0xF0, msg[0] & 0x0F
+            if status >= 0xF0:
+                continue  # clock and transport are the runtime's
+            if kind not in (NOTE_ON, NOTE_OFF):
+                if self._settings.thru:
+                    outs.append(Out(pos, tuple(msg)))
+                continue
+            pitch, vel = int(msg[1]), int(msg[2])
+            if kind == NOTE_ON and vel > 0:
+                step = self._human_on(pos, ch, pitch, vel, outs)
+                if step is not None:
+                    onset = step if onset is None else max(onset, step)
+            else:
+                step = self._human_off(pos, ch, pitch, outs)
+            if step is not None:
+                changed = step if changed is None else min(changed, step)
+        if changed is not None:
+            outs += self._redecide(changed, at)
+        if onset is not None:
+            if self._settings.mode == "harmonize" and onset >= self._emit:
+                for n in range(self._emit, onset + 1):
+                    outs += self._emit_step(n, at)  # harmony of this note goes out now
+            self._plan.extend(onset + 1)  # lookahead waits: the answer goes out first
+        return outs
 
     def _human_step(self, pos: float) -> int:
         step = self._human.step_of(self._x(pos))
@@ -202,10 +231,12 @@ class Engine:
             step = base
         return step
 
-    def _human_on(self, pos: float, ch: int, pitch: int, vel: int) -> list[Out]:
-        outs = self._ledger.thru_on(ch, pitch, vel, pos) if self._settings.thru else []
+    def _human_on(self, pos: float, ch: int, pitch: int, vel: int, outs: list[Out]) -> int | None:
+        """Record a note-on (thru copy, barge-in note-offs into ``outs``); its step or None."""
+        if self._settings.thru:
+            outs += self._ledger.thru_on(ch, pitch, vel, pos)
         if not self._running:
-            return outs
+            return None
         self.counters["human_notes"] += 1
         step = self._human.note_on(self._human_step(pos), pitch, vel, ch)
         mode = self._settings.mode
@@ -213,21 +244,14 @@ class Engine:
             voices = [self._plan.hv] if mode == "continue" else range(self.codec.n_voices)
             for v in voices:
                 outs += self._ledger.off(v, pos)  # barge-in: the human takes the voice now
-        outs += self._redecide(step, pos)
-        if mode == "harmonize" and step >= self._emit:
-            for n in range(self._emit, step + 1):
-                outs += self._emit_step(n, pos)  # harmony of this note goes out now
-        self._plan.extend(step + 1)  # lookahead waits: the answer goes out first
-        return outs
+        return step
 
-    def _human_off(self, pos: float, ch: int, pitch: int) -> list[Out]:
-        outs = self._ledger.thru_off(ch, pitch, pos)
+    def _human_off(self, pos: float, ch: int, pitch: int, outs: list[Out]) -> int | None:
+        """Record a note-off (thru copy into ``outs``); the first changed step or None."""
+        outs += self._ledger.thru_off(ch, pitch, pos)
         if not self._running:
-            return outs
-        step = self._human.note_off(self._human_step(pos), pitch, ch)
-        if step is not None:
-            outs += self._redecide(step, pos)
-        return outs
+            return None
+        return self._human.note_off(self._human_step(pos), pitch, ch)
 
     def _current_phase(self) -> str:
         last = self._plan.steps.get(self._emit - 1)

@@ -29,7 +29,7 @@ from liveduet import rtthread
 from liveduet.clock import TRANSPORT, InternalClock, MidiClockFollower
 from liveduet.feedback import Feedback, Publisher, beat_in_bar, p99
 from liveduet.hotswap import HotSwap
-from liveduet.sender import MAX_SAMPLES, Sender
+from liveduet.sender import Sender
 from liveduet.settings import Action, Command, Set
 
 log = logging.getLogger("liveduet.runtime")
@@ -66,6 +66,7 @@ class Options:
     realtime: bool = False             # SCHED_FIFO conductor: wake-up p99 7x tighter, but it
     # starves non-real-time MIDI threads (jackd --no-realtime, ALSA) under dense input
     early: float = 0.002               # ask the engine this much ahead; the heap sends on time
+    keep_samples: int = 2000           # timing samples kept per kind (the latest; --stats: more)
     steps_per_beat: int = 4
     beats_per_bar: int = 4
 
@@ -86,8 +87,10 @@ class Runtime:
         self.swaps = HotSwap(loader, self.queue.put)
         self._hold_until = -math.inf
         self.errors: dict[str, int] = {}
-        self.reactions: list[float] = []
-        self.delays: list[float] = []
+        keep = self.opt.keep_samples   # timing samples are rings: memory stays flat
+        self.reactions: deque[float] = deque(maxlen=keep)
+        self.reaction_parts: deque[tuple[float, float, float]] = deque(maxlen=keep)
+        self.delays: deque[float] = deque(maxlen=keep)
         self._restore: Callable[[], None] | None = None
         self.step_times: deque[float] = deque(maxlen=2000)
         self.counters = {"in": 0, "out": 0, "commands": 0, "late": 0}
@@ -165,16 +168,37 @@ class Runtime:
                 item = get(timeout=min(wait, IDLE_WAKE)) if wait > 0 else self.queue.get_nowait()
             except queue.Empty:
                 item = ()
-            while item != ():
-                if item is None:
-                    return
-                self._guard("input", self._handle, item)
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    item = ()
+            if item != () and not self._drain(item):
+                return
             self._spin(perf)
             self._guard("tick", self._tick, perf())
+
+    def _drain(self, item: tuple[Any, ...] | None) -> bool:
+        """Handle ``item`` and everything queued behind it, in order; False on the stop item.
+
+        Notes queued together go to the engine in one call: under a burst the conductor
+        re-decides once per drain, not once per note, so it keeps up instead of falling behind.
+        """
+        notes: list[tuple[float, tuple[int, ...]]] = []
+        while True:
+            if item is None:
+                self._guard("input", self._feed, notes)
+                return False
+            if item[0] == "m":
+                if self._guard("input", self._midi, item[1], item[2]):
+                    notes.append((item[1], item[2]))
+            else:
+                if notes:
+                    self._guard("input", self._feed, notes)
+                    notes = []
+                self._guard("input", self._handle, item)
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+        if notes:
+            self._guard("input", self._feed, notes)
+        return True
 
     def _spin(self, perf: Callable[[], float]) -> None:
         due = self._until_due(perf())
@@ -207,10 +231,11 @@ class Runtime:
                 due = min(due, t if t is not None else now)
         return due - now
 
-    def _guard(self, where: str, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn``; an error is logged (first of each kind), counted, and play goes on."""
+    def _guard(self, where: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn`` (its result, None after an error); an error is logged (first of each
+        kind), counted, and play goes on."""
         try:
-            fn(*args)
+            return fn(*args)
         except Exception as err:  # the live loop never dies of one bad event
             key = f"{where}:{type(err).__name__}"
             self.errors[key] = self.errors.get(key, 0) + 1
@@ -219,28 +244,30 @@ class Runtime:
             self.message = f"{where} error: {err}"
             if where == "tick":
                 self._hold_until = self.clock.position(time.perf_counter()) + 1.0
+            return None
 
     # -- events ---------------------------------------------------------------------------
     def _handle(self, item: tuple[Any, ...]) -> None:
         kind = item[0]
         if kind == "m":
-            self._midi(item[1], item[2])
+            if self._midi(item[1], item[2]):
+                self._feed([(item[1], item[2])])
         elif kind == "c":
             self._command(item[1], time.perf_counter())
         elif kind == "loaded":
             self._loaded(item[1], item[2], item[3])
 
-    def _midi(self, t: float, msg: tuple[int, ...]) -> None:
+    def _midi(self, t: float, msg: tuple[int, ...]) -> bool:
+        """Count one input; handle transport and mapped CCs; True when it is for the engine."""
         self.counters["in"] += 1
-        if len(self.delays) < MAX_SAMPLES:
-            self.delays.append(time.perf_counter() - t)
+        self.delays.append(time.perf_counter() - t)
         status = msg[0] if msg else 0
         if status in TRANSPORT:
             if isinstance(self.clock, MidiClockFollower):
                 self._transport(self.clock.on_message(msg, t), t)
-            return
+            return False
         if status >= 0xF0:
-            return
+            return False
         if (status & 0xF0) == 0xB0 and self.ccmap is not None and len(msg) >= 3:
             ch = (status & 0x0F) + 1
             if self.ccmap.handles(ch, msg[1]):
@@ -250,16 +277,26 @@ class Runtime:
                     self._command(cmd, t)
                 elif was_learning:  # a learn just finished: echo learn ""
                     self._update_status(time.perf_counter(), force=True)
-                return
+                return False
+        return True
+
+    def _feed(self, notes: Sequence[tuple[float, tuple[int, ...]]]) -> None:
+        """Give stamped messages to the engine in one call; send its answer at once."""
+        if not notes:
+            return
         self.out.flush_early()
         now = time.perf_counter()
-        pos = self.clock.position(t)
-        outs = self.engine.feed(pos, msg)
-        self.step_times.append(time.perf_counter() - now)
+        position = self.clock.position
+        outs = self.engine.feed_many([(position(t), msg) for t, msg in notes])
+        fed = time.perf_counter()
+        self.step_times.append(fed - now)
         sent = self.counters["out"]
-        self.out.emit(outs, self.clock.position(time.perf_counter()))
-        if self.counters["out"] > sent and len(self.reactions) < MAX_SAMPLES:
-            self.reactions.append(time.perf_counter() - t)
+        self.out.emit(outs, position(fed))
+        if self.counters["out"] > sent:
+            done = time.perf_counter()
+            first = notes[0][0]   # the longest wait of the drain
+            self.reactions.append(done - first)
+            self.reaction_parts.append((now - first, fed - now, done - fed))
 
     def _transport(self, event: str | None, t: float) -> None:
         if event is None:
@@ -416,9 +453,12 @@ class Runtime:
     def stats(self) -> dict[str, Any]:
         """Counters, wake-up errors, engine call durations and reactions (s), for --stats.
 
-        A reaction is input callback -> first answer sent (both in this process).
+        A reaction is input callback -> first answer sent (both in this process); its parts are
+        (callback -> conductor, engine, send). Each kind keeps the latest ``keep_samples``.
         """
         return {"counters": dict(self.counters), "errors": dict(self.errors),
                 "wake_errors_s": list(self.out.wake_errors), "step_times_s": list(self.step_times),
-                "reactions_s": list(self.reactions), "queue_delays_s": list(self.delays)}
+                "reactions_s": list(self.reactions),
+                "reaction_parts_s": [list(p) for p in self.reaction_parts],
+                "queue_delays_s": list(self.delays)}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +18,6 @@ from liveduet.clock import InternalClock, MidiClockFollower
 from liveduet.schedule import Metronome, Schedule, SentLedger
 
 log = logging.getLogger("liveduet.runtime")
-MAX_SAMPLES = 200_000
 
 
 class Sender:
@@ -35,7 +35,7 @@ class Sender:
         self.schedule = Schedule()
         self.clicks = (None if opt.metronome is None else
                        Metronome(opt.metronome, opt.steps_per_beat, opt.beats_per_bar))
-        self.wake_errors: list[float] = []
+        self.wake_errors: deque[float] = deque(maxlen=opt.keep_samples)
 
     def due_time(self) -> float | None:
         """Wall time the earliest scheduled message is due (None: nothing, or stopped)."""
@@ -48,7 +48,7 @@ class Sender:
     def record_wake(self, pos: float) -> None:
         """Intended vs actual send time of an event due at grid position ``pos``."""
         t = self.clock.time_of(pos)
-        if t is not None and len(self.wake_errors) < MAX_SAMPLES:
+        if t is not None:
             err = time.perf_counter() - (t + self.opt.latency_offset)
             self.wake_errors.append(err)
             self.counters["late"] += err > 0.001
