@@ -32,10 +32,11 @@ RUN_OPTIONS: dict[str, Any] = {
     "latency_offset": 0.0, "metronome": None, "quiet": False, "stats": None,
     "osc": True, "osc_port": None, "osc_host": "127.0.0.1", "osc_reply_port": 9000,
     "osc_allow": [], "cc": True, "cc_channel": None, "input_poll": None,
+    "realtime": False,
 }
 DEFAULT_OSC_PORT = 8000
 CHECK_S = 0.25
-STATS_SAMPLES = 200_000   # per kind with --stats (the latest; about 2 MB each)
+STATS_SAMPLES = 20_000   # per kind with --stats: the latest (a ring; memory stays flat)
 NAMED_CHECK_S = 1.0
 EXIT_LOST = 3
 """Exit status when the MIDI system (the JACK server) went away during the run."""
@@ -71,6 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--input-poll", type=float, metavar="MS", help="read MIDI input by polling "
                    "every MS ms instead of a callback on the MIDI thread (no lost JACK cycles "
                    "under dense input; adds up to MS of input latency)")
+    p.add_argument("--realtime", action="store_true", default=None, help="ask for real-time "
+                   "(SCHED_FIFO) priority for the conductor: tighter send times; needs an rtprio "
+                   "limit (Linux 'audio' group) and a real-time JACK server (jackd -R)")
     p.add_argument("--no-cc", dest="cc", action="store_false", default=None,
                    help="do not map incoming MIDI CC to controls")
     p.add_argument("--cc-channel", type=int, help="channel of the default CC map (1-16)")
@@ -177,6 +181,7 @@ def run_command(args: argparse.Namespace) -> int:
     rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
                  Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
                          metronome=opts["metronome"], steps_per_beat=spb,
+                         realtime=bool(opts["realtime"]),
                          keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
                  ccmap=build_ccmap(opts, cc), loader=load_model)
     poll = opts["input_poll"]

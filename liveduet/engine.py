@@ -37,6 +37,8 @@ from liveduet.turns import ACCOMPANYING, ANSWERING, LISTENING, HumanRecord
 __all__ = ["Engine", "Out"]
 KEEP_EMITTED = 2  # emitted steps kept re-runnable for input that arrives late
 DEFAULT_VELOCITY = 80
+PLAN_QUIET = 0.1    # steps of no input before planning ahead again after a note
+PLAN_MARGIN = 0.2   # ... but plan at the latest this many steps before the next step is due
 
 
 class Engine:
@@ -64,6 +66,7 @@ class Engine:
         self._anchor = (0.0, 0)
         self._running = True
         self._last_pos = 0.0
+        self._last_input: float | None = None  # position of the latest human note message
         self._emit = 0
         self._phase = ""
         self._last_machine: tuple[int, int] | None = None
@@ -206,6 +209,7 @@ class Engine:
                     outs.append(Out(pos, tuple(msg)))
                 continue
             pitch, vel = int(msg[1]), int(msg[2])
+            self._last_input = pos
             if kind == NOTE_ON and vel > 0:
                 step = self._human_on(pos, ch, pitch, vel, outs)
                 if step is not None:
@@ -258,22 +262,31 @@ class Engine:
         return last.turn.phase if last is not None else self._plan.turn.phase
 
     def advance(self, pos: float) -> list[Out]:
-        """Emit every step due at ``pos``; plan ahead when no note is waiting to leave."""
+        """Emit every step due at ``pos``; plan ahead from :meth:`_plan_from`."""
         self._last_pos = max(self._last_pos, pos)
         if not self._running:
             return []
         outs: list[Out] = []
         x = self._x(pos) + 1e-9
-        first = self._emit
         while self._emit <= x:
             n = self._emit
             if x - n > 1.0:
                 self.counters["late_steps"] += 1
             outs += self._emit_step(n, self._pos_of(n))
-        if self._emit == first or x >= self._emit - 1 + self.tolerance:
+        if x >= self._plan_from():
             self._plan.extend(self._emit + self.lookahead)
         self._prune()
         return outs
+
+    def _plan_from(self) -> float:
+        """The fractional step from which the steps ahead are planned: the middle of the current
+        step; while the human keeps playing, once the input pauses for ``PLAN_QUIET`` steps, at
+        the latest ``PLAN_MARGIN`` before the next step is due (a note changes what the next
+        step hears, so planning after every note of a fast run would be thrown away)."""
+        start = self._emit - 1 + self.tolerance
+        if self._last_input is None:
+            return start
+        return max(start, min(self._x(self._last_input) + PLAN_QUIET, self._emit - PLAN_MARGIN))
 
     def next_due(self) -> float | None:
         """Position of the next emission, or of the next planning point if planning is due."""
@@ -281,8 +294,8 @@ class Engine:
             return None
         due = self._pos_of(self._emit)
         if self._plan.end < self._emit + self.lookahead:
-            plan_at = max(self._pos_of(self._emit - 1) + self.tolerance, self._last_pos)
-            due = min(due, plan_at)
+            plan_at = self._anchor[0] + (self._plan_from() - self._anchor[1])
+            due = min(due, max(plan_at, self._last_pos))
         return due
 
     def apply(self, cmd: Set | Action, pos: float) -> list[Out]:

@@ -150,7 +150,9 @@ class Runtime:
 
     # -- conductor ------------------------------------------------------------------------
     def _run(self) -> None:
-        rtthread.tune_thread(self.opt.realtime)
+        for why in rtthread.tune_thread(self.opt.realtime):
+            if self.opt.realtime and "real-time" in why:
+                log.warning("--realtime: %s", why)
         try:
             self._loop()
         except BaseException as err:  # a bug in the runtime itself: end cleanly, report
