@@ -8,6 +8,8 @@ server, each with its own keyboard and recorder port):
 2. the conductor's wake-up error (intended vs actual send time) and its reaction time (input
    callback -> answer sent, inside the process), from ``--stats``;
 3. idle CPU of each variant (process CPU time over ~10 s idle / wall time), side by side;
+   then the wake-up error again with each variant playing alone (``--mode continue``), without
+   the latency stage's keyboards, recorders and echo loading the two cores;
 4. JACK cycles each client did not finish in time (jackd's "was not finished" reports).
 
 Variants patch :class:`liveduet.runtime.Options` defaults before ``liveduet run`` starts;
@@ -58,6 +60,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rt": {"realtime": True},
     "no-switch": {"switch_interval": None},
     "hold-spin": {"yield_spin": False},
+    "fixed-spin": {"adaptive_spin": False},
 }
 
 
@@ -221,6 +224,23 @@ def idle_cpu(jack: JackServer, variants: list[str], seconds: float, model: Path
     return {v: (c1[v] - c0[v]) / (t1 - t0) for v in variants}
 
 
+def timing(jack: JackServer, variants: list[str], seconds: float, model: Path, tmp: Path
+           ) -> dict[str, list[float]]:
+    """Wake-up errors of ``liveduet run --mode continue`` (it plays on the grid by itself),
+    variants side by side with nothing else running on the server."""
+    stats = {v: tmp / f"timing-{v}.json" for v in variants}
+    procs = {v: start_liveduet(jack, VARIANTS[v], ["--model", str(model), "--bpm", "240",
+                                                   "--mode", "continue", "--stats", str(stats[v])])
+             for v in variants}
+    try:
+        time.sleep(seconds)
+    finally:
+        for proc, lines, _ in procs.values():
+            stop(proc, lines)
+    return {v: json.loads(stats[v].read_text()).get("wake_errors_s", []) if stats[v].exists()
+            else [] for v in variants}
+
+
 def melody_model(tmp: Path) -> Path:
     bundled = ROOT / "models" / "folk_melody.onnx"
     if bundled.exists():
@@ -243,6 +263,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--notes", type=int, default=200)
     ap.add_argument("--idle", type=float, default=10.0)
+    ap.add_argument("--timing", type=float, default=30.0, help="seconds of the wake-up stage")
     ap.add_argument("--variants", default="tuned,untuned",
                     help=f"comma-separated, from: {', '.join(VARIANTS)}")
     args = ap.parse_args()
@@ -254,7 +275,13 @@ def main() -> int:
         model, what = harmony_model(Path(tmp))
         targets = measure_latency(jack, args.notes, model, variants, Path(tmp))
         cpu = idle_cpu(jack, variants, args.idle, melody_model(Path(tmp)))
+        wakes = timing(jack, variants, args.timing, melody_model(Path(tmp)), Path(tmp))
     report(jack, what, targets, cpu, args.notes)
+    print(f"wake-up error playing alone (--mode continue at 240 bpm, {args.timing:.0f} s, "
+          "variants side by side):")
+    for v, w in wakes.items():
+        print(f"{v:<18} n={len(w):5d}  p50 {pct(w, 50) * 1e6:6.1f} us  p90 {pct(w, 90) * 1e6:6.1f}"
+              f" us  p99 {pct(w, 99) * 1e6:7.1f} us")
     return 0
 
 

@@ -25,6 +25,7 @@ from liveduet.errors import ConfigError, LiveduetError
 from liveduet.runtime import Options, Runtime
 from liveduet.settings import FIELDS, Settings, with_mode_defaults
 from liveduet.status import StatusLine
+from liveduet.tablebuilder import TableBuilder
 
 log = logging.getLogger("liveduet.run")
 RUN_OPTIONS: dict[str, Any] = {
@@ -172,7 +173,7 @@ def run_command(args: argparse.Namespace) -> int:
     model = load_model(opts["model"], settings.mode)
     from liveduet.engine import Engine
 
-    engine = Engine(model, settings)
+    engine = Engine(model, settings, table_source=TableBuilder.for_model)
     spb = int(model.codec.steps_per_beat)
     clock = (InternalClock(settings.bpm, spb) if opts["clock"] == "internal"
              else MidiClockFollower(spb, settings.bpm))

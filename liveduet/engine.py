@@ -21,11 +21,12 @@ re-run step draws the same random numbers as its first decision.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from liveduet.codec import HOLD, REST, GridCodec
 from liveduet.errors import ConfigError
+from liveduet.harmony import TableSource
 from liveduet.ledger import ALL_NOTES_OFF, CONTROL, NOTE_OFF, NOTE_ON, Ledger, Out
 from liveduet.midimsg import is_valid
 from liveduet.model import StepModel
@@ -45,7 +46,8 @@ class Engine:
     """The co-performer in virtual time; see the module docstring."""
 
     def __init__(self, model: StepModel, settings: Settings | None = None, *,
-                 lookahead: int = 2, tolerance: float = 0.5, tables: bool = True) -> None:
+                 lookahead: int = 2, tolerance: float = 0.5, tables: bool = True,
+                 table_source: Callable[[StepModel], TableSource | None] | None = None) -> None:
         if lookahead < 0:
             raise ConfigError(f"lookahead={lookahead}; give 0 or more steps")
         if not 0.0 < tolerance <= 1.0:
@@ -55,12 +57,14 @@ class Engine:
         self.lookahead = lookahead
         self.tolerance = tolerance
         self.tables = tables  # harmonize through harmony tables (see liveduet.harmony)
+        self._sources = table_source  # per model: who builds tables ahead (the runtime's worker)
+        self._source: TableSource | None = None
         self._ledger = Ledger()
         self._human = HumanRecord(tolerance)
         self.counters: dict[str, int] = dict.fromkeys(
             ("steps", "model_steps", "rollbacks", "answers", "barge_ins", "machine_notes",
              "human_notes", "bad_logits", "late_input", "late_steps", "resets", "bad_input",
-             "harmony_tables", "harmony_hits"), 0)
+             "harmony_tables", "harmony_hits", "harmony_prefetched"), 0)
         self._warnings: list[str] = []
         self.turns: list[tuple[float, str]] = []  # (position, phase) at every emitted change
         self._anchor = (0.0, 0)
@@ -74,9 +78,23 @@ class Engine:
 
     # -- model and sequence -------------------------------------------------------------------
     def _use_model(self, model: StepModel) -> None:
+        self.close()
+        self._source = self._sources(model) if self._sources is not None else None
         self._model = model
         self._plan = Planner(model, self._settings, self._human, self.counters, self._emit,
-                             tables=self.tables)
+                             tables=self.tables, source=self._source)
+
+    def prefetch(self) -> None:
+        """Let the table source start on the next harmonize step's table (call after sending:
+        the work happens elsewhere, this only hands over the inputs)."""
+        if self._running:
+            self._plan.prefetch()
+
+    def close(self) -> None:
+        """Stop the table source of the current model (if any)."""
+        if self._source is not None:
+            self._source.close()
+            self._source = None
 
     @property
     def settings(self) -> Settings:

@@ -7,14 +7,17 @@ machine's voices per row with the same keyed uniform numbers. When the human's t
 the step is a table lookup: the row's tokens, its final state and logits.
 
 Every harmonize step goes through a table, planned ahead or not, so the music does not depend
-on when the table was built: a dynamically quantised model's rows depend on the whole batch, so
-a lone sequential step would not give the row's numbers. A table is reused only when its
-inputs (model state and logits before the step, and everything sampling reads) are equal.
+on when (or where) the table was built: a dynamically quantised model's rows depend on the whole
+batch, so a lone sequential step would not give the row's numbers. A table is reused only when
+its inputs (model state and logits before the step, and everything sampling reads) are equal.
+A :class:`TableSource` (the live runtime's worker thread) may build the next table ahead on
+its own copy of the model; the table it hands back is the one this module would build.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -53,15 +56,35 @@ class Table:
     logits: np.ndarray  # [rows, vocab] logits after the step
 
     def matches(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> bool:
-        """True when the table was built from exactly these inputs."""
-        return (ctx == self.ctx and snap.batch == 1
-                and all(np.array_equal(a, b) for a, b in zip(snap.arrays, self.base, strict=True))
-                and np.array_equal(logits0, self.logits0))
+        """True when the table was built from exactly these inputs (bit for bit)."""
+        return same_inputs(self.ctx, self.base, self.logits0, ctx, snap, logits0)
 
     def row_state(self, row: int) -> Snapshot:
         """The state after the step of ``row``, as a batch-of-one snapshot."""
         return Snapshot(1, tuple(np.take(a, [row], axis=ax)
                                  for a, ax in zip(self.state, self.axes, strict=True)))
+
+
+def same_inputs(ctx: Context, base: tuple[np.ndarray, ...], logits0: np.ndarray,
+                other: Context, snap: Snapshot, other_logits: np.ndarray) -> bool:
+    """True when two harmonize steps read exactly the same inputs (bit for bit)."""
+    return (ctx == other and snap.batch == 1 and logits0.shape == other_logits.shape
+            and logits0.tobytes() == other_logits.tobytes()
+            and all(a.shape == b.shape and a.tobytes() == b.tobytes()
+                    for a, b in zip(snap.arrays, base, strict=True)))
+
+
+class TableSource(Protocol):
+    """Builds tables ahead, elsewhere (see :class:`liveduet.tablebuilder.TableBuilder`)."""
+
+    def request(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> None:
+        """Start building the table of these inputs (replaces an older request)."""
+
+    def take(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> Table | None:
+        """The table of these inputs if it is built or being built (waits for it), else None."""
+
+    def close(self) -> None:
+        """Stop building."""
 
 
 def candidates(codec: GridCodec, hv: int) -> list[int]:
@@ -73,15 +96,18 @@ def candidates(codec: GridCodec, hv: int) -> list[int]:
 class Harmonizer:
     """Builds and keeps harmony tables per step."""
 
-    def __init__(self, model: StepModel, sampler: Sampler, hv: int) -> None:
+    def __init__(self, model: StepModel, sampler: Sampler, hv: int,
+                 source: TableSource | None = None) -> None:
         self.model = model
         self.sampler = sampler
         self.hv = hv
+        self.source = source  # builds the next table ahead, off the caller's thread
         self.cands = np.array(candidates(model.codec, hv), dtype=np.int64)
         self.rows = {int(t): i for i, t in enumerate(self.cands)}
         self.tables: dict[int, Table] = {}
         self.built = 0
         self.hits = 0
+        self.fetched = 0
 
     def table(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> Table:
         """The table for ``ctx``'s step from the model's current state (== ``snap``).
@@ -93,10 +119,25 @@ class Harmonizer:
         if old is not None and old.matches(ctx, snap, logits0):
             self.hits += 1
             return old
+        if self.source is not None and (made := self.source.take(ctx, snap, logits0)) is not None:
+            self.tables[ctx.step] = made
+            self.fetched += 1
+            return made
         table = self._build(ctx, snap, logits0)
         self.tables[ctx.step] = table
         self.built += 1
         return table
+
+    def prefetch(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> None:
+        """Ask the source to build this step's table ahead unless an equal one is kept."""
+        old = self.tables.get(ctx.step)
+        if self.source is not None and not (old is not None and old.matches(ctx, snap, logits0)):
+            self.source.request(ctx, snap, logits0)
+
+    def build(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> Table:
+        """Build the table of these inputs now, from ``snap`` (the model is left batched)."""
+        self.model.restore(snap)
+        return self._build(ctx, snap, logits0)
 
     def _build(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> Table:
         model, codec, n = self.model, self.model.codec, len(self.cands)

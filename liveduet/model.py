@@ -72,6 +72,7 @@ class StepModel:
 
     def __init__(self, path: str | os.PathLike[str], threads: int = 1) -> None:
         self.path = os.fspath(path)
+        self.threads = threads
         self.session = open_session(self.path, threads)
         self.spec = inspect_model(self.path, self.session)
         self.codec: GridCodec = self.spec.codec

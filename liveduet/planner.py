@@ -14,7 +14,7 @@ import numpy as np
 
 from liveduet.codec import BOS, HOLD, REST, GridCodec
 from liveduet.errors import ConfigError
-from liveduet.harmony import Context, Harmonizer
+from liveduet.harmony import Context, Harmonizer, TableSource
 from liveduet.model import Snapshot, StepModel
 from liveduet.sampling import Sampler, key_pcs, keyed_uniform
 from liveduet.settings import Settings
@@ -59,7 +59,8 @@ class Planner:
     """Plans steps with the model; rolls back to any planned step."""
 
     def __init__(self, model: StepModel, settings: Settings, human: HumanRecord,
-                 counters: dict[str, int], start: int = 0, *, tables: bool = True) -> None:
+                 counters: dict[str, int], start: int = 0, *, tables: bool = True,
+                 source: TableSource | None = None) -> None:
         self.model = model
         self.codec: GridCodec = model.codec
         self.sampler = Sampler(self.codec)
@@ -67,7 +68,7 @@ class Planner:
         self.hv = given[0] if given else -1  # the human's voice
         roles = [v.role for v in self.codec.voices]
         tables = tables and roles.count("given") == 1 and roles.count("sampled") == len(roles) - 1
-        self.harmony = Harmonizer(model, self.sampler, self.hv) if tables else None
+        self.harmony = Harmonizer(model, self.sampler, self.hv, source) if tables else None
         self.steps_per_bar = self.codec.steps_per_beat * BEATS_PER_BAR
         self.settings = settings
         self.human = human
@@ -172,15 +173,14 @@ class Planner:
                     ) -> PlannedStep:
         """A harmonize step through the harmony table of step ``n`` (built if not kept)."""
         assert self.harmony is not None
-        s = self.settings
-        pcs = key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
-        ctx = Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low, s.high,
-                      pcs)
-        built = self.harmony.built
+        ctx = self._context(n, sounding0)
+        built, fetched = self.harmony.built, self.harmony.fetched
         table = self.harmony.table(ctx, snap, logits0)
         if self.harmony.built != built:
             self.counters["model_steps"] += self.codec.n_voices
             self.counters["harmony_tables"] += 1
+        elif self.harmony.fetched != fetched:
+            self.counters["harmony_prefetched"] += 1
         else:
             self.counters["harmony_hits"] += 1
         row = table.rows[self._human_token(self.hv, hin) if hin.sounding else REST]
@@ -192,6 +192,22 @@ class Planner:
         self.sounding = tuple(m is not None and (m > REST or (m == HOLD and was))
                               for m, was in zip(mach, sounding0, strict=True))
         return PlannedStep(fed, mach, turn, snap, logits0, turn0, sounding0, bool(table.bad[row]))
+
+    def _context(self, n: int, sounding0: tuple[bool, ...]) -> Context:
+        s = self.settings
+        pcs = key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
+        return Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low, s.high,
+                       pcs)
+
+    def prefetch(self) -> None:
+        """Have the table source build the next unplanned step's table ahead (harmonize)."""
+        harmony, n = self.harmony, self.end
+        if harmony is None or harmony.source is None:
+            return
+        turn = next_turn(self.turn, self.settings, self.human.at(n), n, n in self.end_calls,
+                         self.steps_per_bar)
+        if turn.phase == ACCOMPANYING and turn.mode == "harmonize":
+            harmony.prefetch(self._context(n, self.sounding), self.model.snapshot(), self.logits)
 
     def _decide(self, v: int, n: int, hin: HumanIn, turn: Turn,
                 played: tuple[int, ...] | None, sounding: bool

@@ -17,6 +17,7 @@ import ctypes.util
 import logging
 import os
 import sys
+from collections import deque
 from collections.abc import Callable
 
 log = logging.getLogger("liveduet.rtthread")
@@ -73,3 +74,35 @@ def _fifo(priority: int) -> str | None:
         return (f"no real-time priority ({err.strerror}); on Linux add your user to the "
                 "'audio' group with an rtprio limit for tighter timing")
     return None
+
+
+class SpinBudget:
+    """How long the conductor busy-waits before a due send.
+
+    A timed sleep ends late by the kernel's wake-up latency (tens of µs on a quiet machine).
+    The budget is a high quantile of how late the recent sleeps woke plus a margin, within
+    ``[low, high]``, so a quiet machine burns less CPU spinning. It never grows past ``high``:
+    measured under full CPU contention, a longer spin made sends *later* (a thread that spins
+    uses up its time slice and the scheduler preempts it for milliseconds; only real-time
+    priority helps there). Fixed at ``start`` when not ``adaptive``.
+    """
+
+    def __init__(self, start: float = 0.0005, *, adaptive: bool = True, low: float = 0.00008,
+                 high: float = 0.0005, margin: float = 0.00005, window: int = 64,
+                 quantile: float = 0.95) -> None:
+        self.seconds = start
+        self.adaptive = adaptive
+        self.low, self.high, self.margin, self.quantile = low, high, margin, quantile
+        self._late: deque[float] = deque(maxlen=window)
+        self._count = 0
+
+    def woke(self, late: float) -> None:
+        """Record that a timed sleep ended ``late`` seconds after it was asked to."""
+        if not self.adaptive:
+            return
+        self._late.append(max(0.0, late))
+        self._count += 1
+        if self._count % 16 == 0:
+            ordered = sorted(self._late)
+            q = ordered[int(self.quantile * (len(ordered) - 1))]
+            self.seconds = min(max(q + self.margin, self.low), self.high)

@@ -4,7 +4,9 @@ MIDI input callbacks and the OSC server only enqueue (with the ``time.perf_count
 in the callback). The conductor drains that queue, asks the clock for grid positions, calls the
 engine (feed / advance / apply / swap_model), and sends each ``Out`` at the wall time of its
 position: it sleeps on the queue until shortly before the next due event, then spins for the
-last ``spin`` seconds, releasing the GIL on every turn. Answers to an input leave at once.
+last fraction of a millisecond, releasing the GIL on every turn; how long it spins follows how
+late its recent sleeps woke (:class:`liveduet.rtthread.SpinBudget`). Answers to an input
+leave at once.
 While it runs, the GIL switch interval is 0.2 ms (see :mod:`liveduet.rtthread`): the MIDI
 callback runs on the JACK thread and must never wait a whole JACK period for the GIL.
 
@@ -46,6 +48,9 @@ class EngineLike(Protocol):
     @property
     def settings(self) -> Any: ...
     def feed(self, pos: float, msg: Sequence[int]) -> list[Any]: ...
+    def feed_many(self, events: Sequence[tuple[float, Sequence[int]]]) -> list[Any]: ...
+    def prefetch(self) -> None: ...
+    def close(self) -> None: ...
     def advance(self, pos: float) -> list[Any]: ...
     def next_due(self) -> float | None: ...
     def apply(self, cmd: Command, pos: float) -> list[Any]: ...
@@ -60,7 +65,8 @@ class Options:
 
     latency_offset: float = 0.0        # seconds added to grid-scheduled sends
     metronome: int | None = None       # MIDI channel 1-16 for click notes, None = off
-    spin: float = 0.0005               # busy-wait before each due send
+    spin: float = 0.0005               # busy-wait before each due send (the first value)
+    adaptive_spin: bool = True         # then: what recent sleeps overslept (rtthread.SpinBudget)
     yield_spin: bool = True            # release the GIL on every turn of that busy-wait
     switch_interval: float | None = 0.0002  # GIL switch interval while running (None: keep)
     realtime: bool = False             # SCHED_FIFO conductor: wake-up p99 7x tighter, but it
@@ -95,6 +101,7 @@ class Runtime:
         self.step_times: deque[float] = deque(maxlen=2000)
         self.counters = {"in": 0, "out": 0, "commands": 0, "late": 0}
         self.out = Sender(send, clock, self.opt, self.counters, self.errors)
+        self.spin = rtthread.SpinBudget(self.opt.spin, adaptive=self.opt.adaptive_spin)
         self.message = ""
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
@@ -163,13 +170,19 @@ class Runtime:
             self.done.set()
 
     def _loop(self) -> None:
-        get, perf = self.queue.get, time.perf_counter
+        get, perf, budget = self.queue.get, time.perf_counter, self.spin
         while True:
-            wait = self._until_due(perf()) - self.opt.spin
+            asked = min(self._until_due(perf()) - budget.seconds, IDLE_WAKE)
             try:
-                item = get(timeout=min(wait, IDLE_WAKE)) if wait > 0 else self.queue.get_nowait()
+                if asked > 0:
+                    slept = perf()
+                    item = get(timeout=asked)
+                else:
+                    item = self.queue.get_nowait()
             except queue.Empty:
                 item = ()
+                if asked > 0:
+                    budget.woke(perf() - slept - asked)
             if item != () and not self._drain(item):
                 return
             self._spin(perf)
@@ -204,7 +217,7 @@ class Runtime:
 
     def _spin(self, perf: Callable[[], float]) -> None:
         due = self._until_due(perf())
-        if due > self.opt.spin:
+        if due > self.spin.seconds:
             return
         end = perf() + due
         empty = self.queue.empty
@@ -299,6 +312,7 @@ class Runtime:
             first = notes[0][0]   # the longest wait of the drain
             self.reactions.append(done - first)
             self.reaction_parts.append((now - first, fed - now, done - fed))
+        self.engine.prefetch()   # the next harmony table is built on the worker meanwhile
 
     def _transport(self, event: str | None, t: float) -> None:
         if event is None:
@@ -424,6 +438,7 @@ class Runtime:
             if late:
                 self.out.record_wake(late[0].pos)
         self.out.emit(outs, pos, timed=True)
+        self.engine.prefetch()
 
     def _shutdown(self) -> None:
         """Exit path: the engine's releases, pending note-offs, then anything still sounding."""
@@ -434,6 +449,10 @@ class Runtime:
             log.exception("engine.release_all failed at shutdown; using the note ledger")
         self.out.drop_pending()
         self.out.flush_all()
+        try:
+            self.engine.close()
+        except Exception:
+            log.exception("closing the engine's table builder failed")
 
     # -- status and feedback --------------------------------------------------------------
     def _update_status(self, now: float, force: bool = False) -> None:

@@ -46,6 +46,15 @@ class RecordingEngine:
     def feed(self, pos: float, msg: Any) -> list[Any]:
         return []
 
+    def feed_many(self, events: Any) -> list[Any]:
+        return []
+
+    def prefetch(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
     def advance(self, pos: float) -> list[Any]:
         return []
 

@@ -1,0 +1,133 @@
+"""Harmony tables built ahead on a worker thread, so the conductor never waits for one.
+
+A harmony table (:mod:`liveduet.harmony`) takes milliseconds: four model steps over a batch of
+every token the human's voice could take. Built on the conductor, it delays any note that
+arrives meanwhile. :class:`TableBuilder` builds the *next* step's table on its own thread with
+its own copy of the model (a second onnxruntime session of the same file, same options), while
+the conductor goes on: onnxruntime releases the GIL while it runs, and the sampling between
+steps holds it for well under the 0.2 ms switch interval. The table it hands back is, bit for
+bit, the one the conductor would build (``tests/test_tablebuilder.py``), so the music does not
+depend on where a table was built.
+
+One request at a time: a newer request replaces a waiting one (the human played, the plan
+moved on); ``take`` returns the table of exactly these inputs if it is built, waits for it if
+it is being built, and otherwise returns None (the caller builds it itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+
+from liveduet.harmony import Context, Harmonizer, Table, same_inputs
+from liveduet.model import Snapshot, StepModel
+from liveduet.sampling import Sampler
+
+log = logging.getLogger("liveduet.tablebuilder")
+Request = tuple[Context, Snapshot, np.ndarray]
+WAIT_S = 0.05  # longest wait in ``take`` for a table being built (a build takes a few ms)
+
+
+class TableBuilder:
+    """Builds harmony tables for one model on a daemon thread; see the module docstring."""
+
+    def __init__(self, model: StepModel, hv: int) -> None:
+        self._source = (model.path, model.threads, hv)  # loaded on the thread: no stall here
+        self._cond = threading.Condition()
+        self._want: Request | None = None      # waiting to be built
+        self._busy: Request | None = None      # being built
+        self._done: Table | None = None        # the latest table built
+        self._closed = False
+        self.built = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name="liveduet-tables", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def for_model(cls, model: StepModel) -> TableBuilder | None:
+        """A builder for ``model`` when its harmonize steps go through tables, else None."""
+        roles = [v.role for v in model.codec.voices]
+        if roles.count("given") != 1 or roles.count("sampled") != len(roles) - 1:
+            return None
+        if model.spec.conditioning:
+            return None  # its conditioning values live in the conductor's session only
+        return cls(model, roles.index("given"))
+
+    def request(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> None:
+        """Build the table of these inputs next (a copy is taken; an older wish is dropped)."""
+        with self._cond:
+            if self._closed or any(r is not None and _same(r, ctx, snap, logits0)
+                                   for r in (self._want, self._busy)):
+                return
+            if self._done is not None and self._done.matches(ctx, snap, logits0):
+                return
+            self._want = (ctx, Snapshot(snap.batch, tuple(a.copy() for a in snap.arrays)),
+                          logits0.copy())
+            self._cond.notify_all()
+
+    def take(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> Table | None:
+        """The table of these inputs: built, or being built (wait up to ``WAIT_S``), or None."""
+        with self._cond:
+            def ready() -> bool:
+                done = self._done
+                return done is not None and done.matches(ctx, snap, logits0)
+
+            if not ready():
+                pending = any(r is not None and _same(r, ctx, snap, logits0)
+                              for r in (self._want, self._busy))
+                if not pending or not self._cond.wait_for(
+                        lambda: ready() or self._closed or not any(
+                            r is not None and _same(r, ctx, snap, logits0)
+                            for r in (self._want, self._busy)), WAIT_S):
+                    return None
+                if not ready():
+                    return None
+            return self._done
+
+    def close(self) -> None:
+        """Stop the thread (a build under way finishes first, at most a few ms)."""
+        with self._cond:
+            self._closed = True
+            self._want = None
+            self._cond.notify_all()
+        self._thread.join(1.0)
+
+    def _run(self) -> None:
+        path, threads, hv = self._source
+        try:
+            own = StepModel(path, threads)
+        except Exception:
+            log.exception("no worker copy of %s; harmony tables are built on the conductor", path)
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+            return
+        harmony = Harmonizer(own, Sampler(own.codec), hv)
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._want is not None or self._closed)
+                if self._closed:
+                    return
+                job, self._want = self._want, None
+                self._busy = job
+            assert job is not None
+            table: Table | None = None
+            try:
+                table = harmony.build(*job)
+                self.built += 1
+            except Exception:  # the conductor builds it itself; log the first failure
+                self.failed += 1
+                if self.failed == 1:
+                    log.exception("building a harmony table ahead failed; the conductor builds")
+            with self._cond:
+                self._busy = None
+                if table is not None:
+                    self._done = table
+                self._cond.notify_all()
+
+
+def _same(req: Request, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> bool:
+    rctx, rsnap, rlogits = req
+    return same_inputs(rctx, rsnap.arrays, rlogits, ctx, snap, logits0)
