@@ -11,7 +11,7 @@ Per note the two are fed in a shuffled order (interleaved, so load drift hits bo
 Prints p50/p99 of the feed time and the ratio, and the planning cost: time of ``advance`` calls
 per grid step (p50/p99), and the CPU share planning takes at 120 and 300 bpm.
 
-    python benchmarks/bench_harmony.py [--notes 400] [--lookahead 2] [--model PATH]
+    python benchmarks/bench_harmony.py [--notes 400] [--lookahead 1] [--model PATH]
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class Driven:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--notes", type=int, default=400)
-    ap.add_argument("--lookahead", type=int, default=2)
+    ap.add_argument("--lookahead", type=int, default=1)
     ap.add_argument("--model")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:

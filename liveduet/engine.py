@@ -46,7 +46,7 @@ class Engine:
     """The co-performer in virtual time; see the module docstring."""
 
     def __init__(self, model: StepModel, settings: Settings | None = None, *,
-                 lookahead: int = 2, tolerance: float = 0.5, tables: bool = True,
+                 lookahead: int = 1, tolerance: float = 0.5, tables: bool = True,
                  table_source: Callable[[StepModel], TableSource | None] | None = None) -> None:
         if lookahead < 0:
             raise ConfigError(f"lookahead={lookahead}; give 0 or more steps")
