@@ -38,6 +38,7 @@ log = logging.getLogger("liveduet.runtime")
 RELEASING_SETS = frozenset(("mode", "channel"))
 RELEASING_ACTIONS = frozenset(("panic", "reset", "stop", "play"))
 IDLE_WAKE = 0.5
+HOLD_SPIN = 0.00004  # the end of a spin does not yield the GIL (one yield takes ~10-30 µs)
 NOTICES = {"end_call": "end_call: answering now", "reset": "reset: model state starts afresh",
            "panic": "panic: all notes off", "play": "play", "stop": "stop"}
 
@@ -222,9 +223,11 @@ class Runtime:
         end = perf() + due
         empty = self.queue.empty
         if self.opt.yield_spin:
-            pause = time.sleep
-            while perf() < end and empty():
+            pause, hold = time.sleep, end - HOLD_SPIN
+            while perf() < hold and empty():
                 pause(0)  # lets a MIDI callback waiting for the GIL in at once
+            while perf() < end and empty():
+                pass      # the last few µs: a yield could overshoot the due time
         else:
             while perf() < end and empty():
                 pass
