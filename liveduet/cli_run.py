@@ -26,6 +26,7 @@ from liveduet.runtime import Options, Runtime
 from liveduet.settings import FIELDS, Settings, with_mode_defaults
 from liveduet.status import StatusLine
 from liveduet.tablebuilder import TableBuilder
+from liveduet.turns import parse_steps
 
 log = logging.getLogger("liveduet.run")
 RUN_OPTIONS: dict[str, Any] = {
@@ -86,6 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                            default=None, help=f.help)
         else:
             extra = f" ({', '.join(f.choices)})" if f.choices else f" ({f.low}..{f.high})"
+            if f.name == "listen_gap":
+                extra = " (steps, or beats/bars such as 1b, 2bar)"
             p.add_argument(flag, dest=f.name, metavar=f.name.upper(), help=f.help + extra)
     p.set_defaults(func=run_command)
     q = sub.add_parser("ports", help="list the MIDI ports liveduet can use")
@@ -134,11 +137,15 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any], dict[st
     cli = {k: v for k, v in vars(args).items() if v is not None and k not in ("func", "command",
                                                                              "config")}
     merged = with_mode_defaults({**RUN_OPTIONS, **flat, **cli})
+    gap = merged.get("listen_gap")
+    if isinstance(gap, str):   # '1b', '2bar': checked now, counted in the model's steps later
+        parse_steps(gap)
+        merged["listen_gap_text"] = merged.pop("listen_gap")
     settings = Settings()
     for f in FIELDS:
         if f.name in merged:
             settings = settings.with_value(f.name, merged.pop(f.name))
-    opts = {k: merged[k] for k in RUN_OPTIONS}
+    opts = {k: merged[k] for k in (*RUN_OPTIONS, "listen_gap_text") if k in merged}
     if opts["clock"] not in ("internal", "midi"):
         raise ConfigError(f"clock={opts['clock']!r}; choose internal or midi")
     _check_range(opts, "metronome", 1, 16, "a MIDI channel from 1 to 16")
@@ -171,6 +178,9 @@ def run_command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="liveduet: %(message)s")
     settings, opts, cc = resolve(args)
     model = load_model(opts["model"], settings.mode)
+    if "listen_gap_text" in opts:
+        settings = settings.with_value("listen_gap", parse_steps(
+            opts["listen_gap_text"], int(model.codec.steps_per_beat)))
     from liveduet.engine import Engine
 
     engine = Engine(model, settings, table_source=TableBuilder.for_model)
