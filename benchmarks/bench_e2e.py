@@ -221,20 +221,43 @@ def play(t: Target, pitch: int, rng: np.random.Generator) -> None:
     time.sleep(0.01)
 
 
-def idle_cpu(jack: JackServer, variants: list[str], seconds: float, model: Path
-             ) -> dict[str, float]:
-    """CPU seconds per wall second of idle ``liveduet run`` processes (call mode), side by side."""
-    procs = {v: start_liveduet(jack, VARIANTS[v], ["--model", str(model), "--bpm", "120"])
+BARE = """
+import sys, rtmidi
+i = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bare"); i.open_virtual_port("in")
+o = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bareout"); o.open_virtual_port("out")
+i.set_callback(lambda ev, d: None)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def idle_cpu(jack: JackServer, variants: list[str], seconds: float, model: Path,
+             harmony: Path) -> dict[str, float]:
+    """CPU seconds per wall second of idle processes side by side: each variant in call mode,
+    the first variant in harmonize mode too, and a bare python-rtmidi client with the same two
+    JACK ports (what any Python MIDI program pays)."""
+    procs = {v: start_liveduet(jack, VARIANTS[v], ["--model", str(model), "--bpm", "120"])[0]
              for v in variants}
+    procs[f"{variants[0]} harmonize"] = start_liveduet(
+        jack, VARIANTS[variants[0]], ["--model", str(harmony), "--mode", "harmonize",
+                                      "--bpm", "120"])[0]
+    bare = subprocess.Popen([sys.executable, "-c", BARE], env=jack.env(), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert bare.stdout is not None and bare.stdout.readline().startswith("ready")
+    procs["bare rtmidi"] = bare  # type: ignore[assignment]
     try:
         time.sleep(2.0)
-        c0, t0 = {v: _cpu(p[0].pid) for v, p in procs.items()}, time.monotonic()
+        c0, t0 = {v: _cpu(p.pid) for v, p in procs.items()}, time.monotonic()
         time.sleep(seconds)
-        c1, t1 = {v: _cpu(p[0].pid) for v, p in procs.items()}, time.monotonic()
+        c1, t1 = {v: _cpu(p.pid) for v, p in procs.items()}, time.monotonic()
     finally:
-        for proc, lines, _ in procs.values():
-            stop(proc, lines)
-    return {v: (c1[v] - c0[v]) / (t1 - t0) for v in variants}
+        for proc in procs.values():
+            if proc is bare:
+                bare.stdin.close()  # type: ignore[union-attr]
+                bare.wait(10)
+            else:
+                stop(proc, [])
+    return {v: (c1[v] - c0[v]) / (t1 - t0) for v in procs}
 
 
 def timing(jack: JackServer, variants: list[str], seconds: float, model: Path, tmp: Path
@@ -287,9 +310,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, JackServer(name="liveduet-bench-e2e") as jack:
         model, what = harmony_model(Path(tmp))
         targets = measure_latency(jack, args.notes, model, variants, Path(tmp))
-        cpu = idle_cpu(jack, variants, args.idle, melody_model(Path(tmp)))
+        cpu = idle_cpu(jack, variants, args.idle, melody_model(Path(tmp)), model)
         wakes = timing(jack, variants, args.timing, melody_model(Path(tmp)), Path(tmp))
     report(jack, what, targets, cpu, args.notes)
+    print("idle CPU side by side: " + ", ".join(f"{k} {v * 100:.2f}%" for k, v in cpu.items()))
     print(f"wake-up error playing alone (--mode continue at 240 bpm, {args.timing:.0f} s, "
           "variants side by side):")
     for v, w in wakes.items():
