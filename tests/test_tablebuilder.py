@@ -107,3 +107,23 @@ def test_prefetched_tables_play_exactly_what_the_conductor_would(seed: int) -> N
     assert with_worker == alone
     check_common(with_worker)
     assert helped.counters["harmony_prefetched"] > 0   # the worker's tables were used
+
+
+def test_model_swap_closes_the_old_worker_and_starts_one_for_the_new_model() -> None:
+    settings = Settings(mode="harmonize", temperature=0.7, seed=2, thru=False)
+    engine = Engine(StepModel(BUNDLED), settings, table_source=TableBuilder.for_model)
+    try:
+        outs = play(engine, soprano(2)[:20])
+        old = engine._source
+        assert isinstance(old, TableBuilder) and old._thread.is_alive()
+        outs += engine.swap_model(StepModel(BUNDLED), engine._last_pos)
+        assert not old._thread.is_alive()
+        new = engine._source
+        assert isinstance(new, TableBuilder) and new is not old
+        start = engine._last_pos + 1
+        outs += play(engine, [(start + pos, msg) for pos, msg in soprano(3)[:20]])
+        assert engine.counters["harmony_prefetched"] > 0 and new.built > 0
+        check_common(outs + engine.release_all(engine._last_pos + 100), ordered=False)
+    finally:
+        engine.close()
+    assert engine._source is None and not new._thread.is_alive()
