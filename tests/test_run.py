@@ -250,3 +250,24 @@ def test_missing_jack_server_exits_2_naming_jackd(answer_model: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2
     assert "no JACK server reachable" in res.stderr and "jackd -d" in res.stderr
+
+
+def test_realtime_flag_and_a_listen_gap_in_beats(answer_model: Path) -> None:
+    """``--realtime`` runs (or warns that it could not) and ``--listen-gap 2b`` waits 8 steps."""
+    if not JackServer.available():
+        pytest.skip("jackd2 is not installed: run 'bash scripts/test.sh' (it installs jackd2)")
+    with JackServer() as server:
+        d = Duet(server, answer_model, "--clock", "midi", "--listen-gap", "2b", "--realtime")
+        try:
+            d.start_clock(120)
+            step = 60 / 120 / 4
+            last_on = d.play([60, 62], step)
+            wait_for(lambda: len(d.answers()) >= 2, 10.0, what="two answer notes")
+            first = d.answers()[0][0]
+            code, err = d.finish()
+        finally:
+            if d.proc.poll() is None:
+                d.finish()
+    assert code == 0, err
+    assert first >= last_on + 8 * step - 0.01, "answered before two beats of silence"
+    assert first <= last_on + 8 * step + 16 * step
