@@ -41,7 +41,7 @@ import rtmidi
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.jack import JackServer, wait_for  # noqa: E402
+from tests.jack import JackServer, release, wait_for  # noqa: E402
 
 ECHO = """
 import sys, time, rtmidi
@@ -197,8 +197,7 @@ def measure_latency(jack: JackServer, notes: int, model: Path, variants: list[st
         echo.stdin.close()  # type: ignore[union-attr]
         echo.wait(10)
         for t in targets:
-            t.keys.delete()
-            t.rec.port.delete()
+            release(t.keys, t.rec.port)
     return targets
 
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from liveduet import catalog
 from liveduet.codec import chorale_codec
 from tests.factory import lstm_model
-from tests.jack import JackServer, wait_for
+from tests.jack import JackServer, release, wait_for
 
 
 def _model(tmp: Path) -> str:
@@ -202,8 +202,7 @@ def _drive(jack: JackServer, proc: subprocess.Popen[str], seconds: float, rate: 
     t_end = time.perf_counter()
     proc.send_signal(signal.SIGTERM)
     wait_for(lambda: proc.poll() is not None, 20, 0.05, "liveduet to exit")
-    rec.port.delete()  # before the server stops: a client outliving jackd can crash at exit
-    tap.port.delete()
+    release(rec.port, tap.port)  # before the server stops: a client outliving jackd can crash
     late = {k: v - late_before.get(k, 0) for k, v in jack.late.items()
             if v > late_before.get(k, 0)}
     sent = [(float(t), tuple(m)) for t, m in log["sent"]]

@@ -228,6 +228,8 @@ class PortSet:
                     self.track.checkpoint()
             return []
         with self._send_lock:
+            if isinstance(port.handle, rtmidi.MidiIn):
+                port.handle.cancel_callback()   # no callback may fire into a closing port
             with contextlib.suppress(Exception):  # the old connection may be gone already
                 port.handle.close_port()
             port.handle.open_port(names.index(port.name), name=_local_name(kind))

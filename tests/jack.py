@@ -47,6 +47,20 @@ def _remove_registry() -> None:
             os.remove(path)
 
 
+def release(*ports: Any) -> None:
+    """Delete python-rtmidi clients, an input's callback cancelled first (a callback firing
+    into a port being torn down is a known way to crash). No ``close_port()`` before
+    ``delete()``: on a virtual JACK port that pair segfaulted (tests/test_runtime.py, every
+    run); ``delete()`` closes the port itself."""
+    for port in ports:
+        if port is None:
+            continue
+        if hasattr(port, "cancel_callback"):
+            with contextlib.suppress(Exception):
+                port.cancel_callback()
+        port.delete()
+
+
 def wait_for(cond: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01,
              what: str = "condition") -> Any:
     """Poll ``cond`` until it returns a truthy value; raise TimeoutError naming ``what``."""

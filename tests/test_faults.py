@@ -24,7 +24,7 @@ import rtmidi
 
 from liveduet.codec import REST, melody_codec
 from tests.factory import scripted_model
-from tests.jack import JackServer, jack_server, wait_for
+from tests.jack import JackServer, jack_server, release, wait_for
 from tests.midicheck import Sounding
 
 __all__ = ["jack_server"]
@@ -157,9 +157,7 @@ class Live:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        for port in (self.keys, self.daw.port, self.spy.port if self.spy else None):
-            if port is not None:
-                port.delete()
+        release(self.keys, self.daw.port, self.spy.port if self.spy else None)
 
 
 @pytest.fixture

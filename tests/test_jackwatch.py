@@ -5,7 +5,7 @@ from __future__ import annotations
 import rtmidi
 
 from liveduet.jackwatch import JackWatch, NoteTrack
-from tests.jack import JackServer, jack_server, wait_for
+from tests.jack import JackServer, jack_server, release, wait_for
 
 __all__ = ["jack_server"]
 
@@ -57,5 +57,4 @@ def test_watch_lists_connections(jack_server: JackServer) -> None:
     finally:
         if watch is not None:
             watch.close()
-        src.delete()
-        dst.delete()
+        release(src, dst)

@@ -24,7 +24,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from liveduet.oscmap import ADDRESSES, addresses
 from liveduet.settings import FIELD_BY_NAME
 from tests.factory import lstm_model
-from tests.jack import JackServer, jack_server, wait_for
+from tests.jack import JackServer, jack_server, release, wait_for
 
 __all__ = ["jack_server"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def running(jack_server: JackServer, tmp_path_factory: pytest.TempPathFactory
     finally:
         proc.terminate()
         proc.wait(20)
-        rec.delete()
+        release(rec)
         listener.close()
 
 

@@ -11,7 +11,7 @@ import rtmidi
 
 from liveduet import ports
 from liveduet.errors import PortError
-from tests.jack import JackServer, jack_server, wait_for
+from tests.jack import JackServer, jack_server, release, wait_for
 
 __all__ = ["jack_server"]
 
@@ -47,7 +47,7 @@ def listener(jack_server: JackServer) -> Iterator[tuple[rtmidi.MidiIn, Recorder]
     inp.open_virtual_port("track")
     inp.set_callback(lambda ev, _d: rec(time.perf_counter(), tuple(ev[0]), 0))
     yield inp, rec
-    inp.delete()
+    release(inp)
 
 
 def test_no_jack_server_is_one_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:

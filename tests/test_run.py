@@ -22,7 +22,7 @@ import rtmidi
 
 from liveduet.codec import melody_codec
 from tests.factory import scripted_model
-from tests.jack import JackServer, jack_server, wait_for
+from tests.jack import JackServer, jack_server, release, wait_for
 from tests.midicheck import sounding_keys
 
 __all__ = ["jack_server"]
@@ -147,8 +147,7 @@ class Duet:
         self.reader.join(5)
         err = "".join(self.stderr)
         time.sleep(0.02)  # let the last JACK period reach our port
-        for port in (self.keys, self.clock_port, self.daw):
-            port.delete()
+        release(self.keys, self.clock_port, self.daw)
         return self.proc.returncode, err
 
 

@@ -25,7 +25,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from liveduet.codec import melody_codec
 from tests.factory import broken_models, scripted_model
-from tests.jack import JackServer, jack_server, wait_for
+from tests.jack import JackServer, jack_server, release, wait_for
 from tests.midicheck import sounding_keys
 
 __all__ = ["jack_server"]
@@ -115,8 +115,7 @@ class Live:
         code = self.proc.wait(20)
         time.sleep(0.05)  # the last JACK periods reach our port
         self.halt.set()
-        self.keys.delete()
-        self.rec.delete()
+        release(self.keys, self.rec)
         self.osc_in.close()
         return code
 
