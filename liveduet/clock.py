@@ -5,10 +5,10 @@ Grid positions are float grid steps (16ths at 4 steps per beat) since transport 
 :class:`MidiClockFollower` follows a DAW's MIDI clock (24 ppqn, Start/Stop/Continue/Song
 Position Pointer): it fits a line through the recent tick times (robust to the period jitter of
 an audio driver). Ticks off the line stay out of the fit: a late burst after a stall catches up
-by itself; three in a row that do not shrink (a tempo change, a resumed stall) re-anchor the fit
-within a fraction of a beat; three that are the same whole number of periods late count as ticks
-lost in transport. Both predict the
-wall time of future positions (:meth:`time_of`) so the runtime can send on time.
+by itself; ``CONFIRM`` (6, a quarter of a beat) in a row that do not shrink (a tempo change, a
+resumed stall) re-anchor the fit; ``CONFIRM`` the same whole number of periods late count as ticks
+lost in transport. Both predict the wall time of future positions (:meth:`time_of`) so the
+runtime can send on time.
 :class:`VirtualTime` is a settable time source for tests and offline runs.
 """
 
@@ -22,6 +22,8 @@ PPQN = 24
 CLOCK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 TRANSPORT = frozenset((CLOCK, START, CONTINUE, STOP, SPP))
 MAX_LOST = 4   # at most this many ticks in a row are taken as lost in transport
+CONFIRM = 6    # ticks in a row that confirm lost ticks or a new tempo/phase (a loaded sender
+# can run a period late for a few ticks; a wrong guess would shift the grid by a tick for good)
 
 
 class Clock(Protocol):
@@ -173,7 +175,7 @@ class MidiClockFollower:
         return t - (t0 + per * k), per
 
     def _held_as_loss(self, k: int, t: float) -> bool:
-        """Hold a tick that came a whole number of periods late; three such in a row mean ticks
+        """Hold a tick that came a whole number of periods late; ``CONFIRM`` in a row mean ticks
         were lost in transport (a stalled sender catches up in a burst instead, and a long stall
         is not a loss)."""
         err, per = self._err(k, t)
@@ -188,7 +190,7 @@ class MidiClockFollower:
             return False
         self._pending.append((k, t))
         self._pending_n = n
-        if len(self._pending) < 3:
+        if len(self._pending) < CONFIRM:
             return True
         self._count += n
         held, self._pending = self._pending, []
@@ -211,11 +213,21 @@ class MidiClockFollower:
         if prev is None or (prev > 0) != (err > 0) or abs(err) < abs(prev) - bound:
             self._outliers.clear()
         self._outliers.append((k, t, err))
-        if len(self._outliers) >= 3:
+        if len(self._outliers) < CONFIRM:
+            return
+        run, self._outliers = self._outliers, []
+        errs = sorted(e for _, _, e in run)
+        n = round(errs[len(errs) // 2] / per)
+        if (1 <= n <= MAX_LOST and errs[-1] - errs[0] <= 0.75 * per
+                and abs(errs[len(errs) // 2] - n * per) <= 0.35 * per):
+            # steadily n periods late, with more jitter than the strict check allows: ticks
+            # were lost (JACK drops events in cycles a busy client misses); count them
+            self._count += n
+            self._ticks.extend((ok + n, ot) for ok, ot, _ in run)
+        else:
             self._ticks.clear()
-            self._ticks.extend((ok, ot) for ok, ot, _ in self._outliers)
-            self._outliers.clear()
-            self._refit()
+            self._ticks.extend((ok, ot) for ok, ot, _ in run)
+        self._refit()
 
     def _refit(self) -> None:
         n = len(self._ticks)

@@ -134,7 +134,8 @@ class PortSet:
             with contextlib.suppress(Exception):  # closing a dead client must not mask exit
                 if isinstance(port.handle, rtmidi.MidiIn):
                     port.handle.cancel_callback()
-                port.handle.close_port()
+                # delete() closes the port itself; close_port() first segfaulted a test
+                # process whose JACK peer had gone (tests/jack.py release())
                 port.handle.delete()
         self.inputs, self.output = [], None
         if self.watch is not None:

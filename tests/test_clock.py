@@ -164,3 +164,25 @@ def test_follower_re_anchors_when_ticks_resume_after_a_long_stall() -> None:
     feed_ticks(f, times + later)
     assert f.position(later[-1]) == pytest.approx(47 / 6, abs=0.01)
     assert f.time_of(f.position(later[-1]) + 6) == pytest.approx(later[-1] + 0.75, abs=0.001)
+
+
+def test_follower_keeps_count_when_the_sender_runs_a_period_late_for_a_while() -> None:
+    """A loaded sender a whole period late for a few ticks (then back) lost nothing."""
+    f = MidiClockFollower()
+    f.on_message([START], 0.0)
+    times = tick_times(120, 60)
+    per = 60 / (120 * 24)
+    late = times[:20] + [t + per for t in times[20:25]] + times[25:]
+    feed_ticks(f, late)
+    assert f.position(times[-1]) == pytest.approx(59 / 6, abs=0.01)
+    assert f.time_of(12.0) == pytest.approx(times[0] + 72 * per, abs=0.001)
+
+
+def test_follower_keeps_the_grid_when_a_tick_is_lost_and_the_rest_jitter() -> None:
+    """A tick lost in a busy JACK cycle, the ticks after it 5.8 ms early or late by turns."""
+    f = MidiClockFollower()
+    f.on_message([START], 0.0)
+    times = tick_times(120, 60)
+    rest = [t + (0.0058 if i % 2 else -0.0058) for i, t in enumerate(times[31:])]
+    feed_ticks(f, times[:30] + rest)                     # tick 30 never arrived
+    assert f.position(times[-1]) == pytest.approx(59 / 6, abs=0.02)

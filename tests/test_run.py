@@ -66,8 +66,9 @@ class ClockSender(threading.Thread):
             nxt += 60.0 / (self.bpm * 24)
 
     def step_times(self) -> list[float]:
-        """Planned times of the ticks that start each grid step (every 6th tick)."""
-        return self.planned[::6]
+        """Send times of the ticks that start each grid step (every 6th tick): what the DAW
+        really sent, which a loaded test box may send late."""
+        return self.ticks[::6]
 
 
 class Duet:
