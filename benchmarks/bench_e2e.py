@@ -8,8 +8,8 @@ server, each with its own keyboard and recorder port):
 2. the conductor's wake-up error (intended vs actual send time) and its reaction time (input
    callback -> answer sent, inside the process), from ``--stats``;
 3. idle CPU of each variant (process CPU time over ~10 s idle / wall time), side by side;
-   then the wake-up error again with each variant playing alone (``--mode continue``), without
-   the latency stage's keyboards, recorders and echo loading the two cores;
+   then the wake-up error again with each variant playing alone (``--mode continue``, 5 s
+   slices, the variants taking turns), without the latency stage's clients on the two cores;
 4. JACK cycles each client did not finish in time (jackd's "was not finished" reports).
 
 Variants patch :class:`liveduet.runtime.Options` defaults before ``liveduet run`` starts;
@@ -261,19 +261,25 @@ def idle_cpu(jack: JackServer, variants: list[str], seconds: float, model: Path,
 
 def timing(jack: JackServer, variants: list[str], seconds: float, model: Path, tmp: Path
            ) -> dict[str, list[float]]:
-    """Wake-up errors of ``liveduet run --mode continue`` (it plays on the grid by itself),
-    variants side by side with nothing else running on the server."""
-    stats = {v: tmp / f"timing-{v}.json" for v in variants}
-    procs = {v: start_liveduet(jack, VARIANTS[v], ["--model", str(model), "--bpm", "240",
-                                                   "--mode", "continue", "--stats", str(stats[v])])
-             for v in variants}
-    try:
-        time.sleep(seconds)
-    finally:
-        for proc, lines, _ in procs.values():
-            stop(proc, lines)
-    return {v: json.loads(stats[v].read_text()).get("wake_errors_s", []) if stats[v].exists()
-            else [] for v in variants}
+    """Wake-up errors of ``liveduet run --mode continue`` (it plays on the grid by itself), each
+    variant truly alone: 5 s slices, the variants in turn in a shuffled order per round (side
+    by side, processes on the same tempo grid wake at the same instants and fight for the
+    two cores exactly when they should send)."""
+    rng = np.random.default_rng(1)
+    wakes: dict[str, list[float]] = {v: [] for v in variants}
+    for r in range(max(1, round(seconds / 5))):
+        for v in rng.permutation(variants):
+            stats = tmp / f"timing-{v}-{r}.json"
+            proc, lines, _ = start_liveduet(jack, VARIANTS[v], [
+                "--model", str(model), "--bpm", "240", "--mode", "continue", "--stats",
+                str(stats)])
+            try:
+                time.sleep(5.0)
+            finally:
+                stop(proc, lines)
+            if stats.exists():
+                wakes[v] += json.loads(stats.read_text()).get("wake_errors_s", [])
+    return wakes
 
 
 def melody_model(tmp: Path) -> Path:
@@ -313,8 +319,8 @@ def main() -> int:
         wakes = timing(jack, variants, args.timing, melody_model(Path(tmp)), Path(tmp))
     report(jack, what, targets, cpu, args.notes)
     print("idle CPU side by side: " + ", ".join(f"{k} {v * 100:.2f}%" for k, v in cpu.items()))
-    print(f"wake-up error playing alone (--mode continue at 240 bpm, {args.timing:.0f} s, "
-          "variants side by side):")
+    print(f"wake-up error playing alone (--mode continue at 240 bpm, {args.timing:.0f} s each, "
+          "in 5 s slices taking turns):")
     for v, w in wakes.items():
         print(f"{v:<18} n={len(w):5d}  p50 {pct(w, 50) * 1e6:6.1f} us  p90 {pct(w, 90) * 1e6:6.1f}"
               f" us  p99 {pct(w, 99) * 1e6:7.1f} us")

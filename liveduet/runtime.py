@@ -38,6 +38,7 @@ log = logging.getLogger("liveduet.runtime")
 RELEASING_SETS = frozenset(("mode", "channel"))
 RELEASING_ACTIONS = frozenset(("panic", "reset", "stop", "play"))
 IDLE_WAKE = 0.5
+START_LEAD = 0.1  # seconds from start() to the internal clock's step 0
 HOLD_SPIN = 0.00004  # the end of a spin does not yield the GIL (one yield takes ~10-30 µs)
 NOTICES = {"end_call": "end_call: answering now", "reset": "reset: model state starts afresh",
            "panic": "panic: all notes off", "play": "play", "stop": "stop"}
@@ -132,11 +133,12 @@ class Runtime:
         self.queue.put(("c", cmd))
 
     def start(self) -> None:
-        """Start the conductor thread (the internal clock starts playing now)."""
+        """Start the conductor thread; the internal clock reaches step 0 ``START_LEAD`` from now
+        (time to plan the first step: started at once, the first send was ~4 ms late)."""
         if isinstance(self.clock, InternalClock) and not self.clock.running:
-            now = time.perf_counter()
-            self.clock.start(now)
-            self._apply(Action("play"), now)
+            first = time.perf_counter() + START_LEAD
+            self.clock.start(first)
+            self._apply(Action("play"), first)
         self._update_status(time.perf_counter(), force=True)
         self._restore = rtthread.tune_process(self.opt.switch_interval)
         self._thread = threading.Thread(target=self._run, name="liveduet-conductor", daemon=True)

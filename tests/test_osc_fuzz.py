@@ -136,9 +136,16 @@ def _build(msg: tuple[str, list[Any]]) -> bytes | None:
 
 
 def _release(address: str, args: list[Any]) -> bool:
-    """True when ``parse`` may rightly submit nothing and count nothing (a button release)."""
+    """True when ``parse`` may rightly submit nothing and count nothing (a button release).
+
+    Judged on the values as they arrive: python-osc sends a float as float32, so 5e-324 is a
+    0.0 on the wire (a release), 1e308 an inf.
+    """
+    wire = [struct.unpack(">f", struct.pack(">f", a))[0]
+            if isinstance(a, float) and not isinstance(a, bool) and abs(a) < 3.5e38 else a
+            for a in args]
     try:
-        return oscmap.parse(address, args) is None
+        return oscmap.parse(address, wire) is None
     except (oscmap.Refused, ConfigError):
         return False
 
