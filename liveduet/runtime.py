@@ -268,11 +268,9 @@ class Runtime:
 
     # -- events ---------------------------------------------------------------------------
     def _handle(self, item: tuple[Any, ...]) -> None:
+        """A queued command or loaded model (MIDI items are drained by :meth:`_drain`)."""
         kind = item[0]
-        if kind == "m":
-            if self._midi(item[1], item[2]):
-                self._feed([(item[1], item[2])])
-        elif kind == "c":
+        if kind == "c":
             self._command(item[1], time.perf_counter())
         elif kind == "loaded":
             self._loaded(item[1], item[2], item[3])

@@ -56,35 +56,34 @@ class TableBuilder:
         return cls(model, roles.index("given"))
 
     def request(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> None:
-        """Build the table of these inputs next (a copy is taken; an older wish is dropped)."""
+        """Build the table of these inputs next (an older wish is dropped). ``snap`` is kept
+        as given (``StepModel.snapshot`` returns fresh copies); ``logits0`` is copied."""
         with self._cond:
-            if self._closed or any(r is not None and _same(r, ctx, snap, logits0)
-                                   for r in (self._want, self._busy)):
+            if self._closed or self._pending(ctx, snap, logits0) or self._ready(ctx, snap, logits0):
                 return
-            if self._done is not None and self._done.matches(ctx, snap, logits0):
-                return
-            self._want = (ctx, Snapshot(snap.batch, tuple(a.copy() for a in snap.arrays)),
-                          logits0.copy())
+            self._want = (ctx, snap, logits0.copy())
             self._cond.notify_all()
 
     def take(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> Table | None:
         """The table of these inputs: built, or being built (wait up to ``WAIT_S``), or None."""
         with self._cond:
-            def ready() -> bool:
-                done = self._done
-                return done is not None and done.matches(ctx, snap, logits0)
-
-            if not ready():
-                pending = any(r is not None and _same(r, ctx, snap, logits0)
-                              for r in (self._want, self._busy))
-                if not pending or not self._cond.wait_for(
-                        lambda: ready() or self._closed or not any(
-                            r is not None and _same(r, ctx, snap, logits0)
-                            for r in (self._want, self._busy)), WAIT_S):
+            if not self._ready(ctx, snap, logits0):
+                if not self._pending(ctx, snap, logits0):
                     return None
-                if not ready():
+                self._cond.wait_for(lambda: self._closed or not self._pending(ctx, snap, logits0),
+                                    WAIT_S)
+                if not self._ready(ctx, snap, logits0):
                     return None
             return self._done
+
+    def _ready(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> bool:
+        """The latest table built is the one of these inputs (call with the lock held)."""
+        return self._done is not None and self._done.matches(ctx, snap, logits0)
+
+    def _pending(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> bool:
+        """These inputs are waiting or being built (call with the lock held)."""
+        return any(r is not None and _same(r, ctx, snap, logits0)
+                   for r in (self._want, self._busy))
 
     def close(self) -> None:
         """Stop the thread (a build under way finishes first, at most a few ms)."""
