@@ -47,6 +47,21 @@ def _remove_registry() -> None:
             os.remove(path)
 
 
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM,
+                 timeout: float = 15.0) -> bool:
+    """Send ``sig`` to ``proc`` (if it still runs) and wait; kill it when it does not exit
+    within ``timeout``. True when it exited by itself."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+    return True
+
+
 def release(*ports: Any) -> None:
     """Delete python-rtmidi clients, an input's callback cancelled first (a callback firing
     into a port being torn down is a known way to crash). No ``close_port()`` before

@@ -24,7 +24,7 @@ import rtmidi
 
 from liveduet.codec import REST, melody_codec
 from tests.factory import scripted_model
-from tests.jack import JackServer, jack_server, release, wait_for
+from tests.jack import JackServer, jack_server, release, stop_process, wait_for
 from tests.midicheck import Sounding
 
 __all__ = ["jack_server"]
@@ -141,14 +141,9 @@ class Live:
         return t
 
     def finish(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
         try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
+            if not stop_process(self.proc, sig):
+                raise TimeoutError(f"liveduet did not exit within 15 s of signal {sig}")
         finally:
             self.reader.join(5)
         return self.proc.returncode, "\n".join(self.lines)

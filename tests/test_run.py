@@ -22,7 +22,7 @@ import rtmidi
 
 from liveduet.codec import melody_codec
 from tests.factory import scripted_model
-from tests.jack import JackServer, jack_server, release, wait_for
+from tests.jack import JackServer, jack_server, release, stop_process, wait_for
 from tests.midicheck import sounding_keys
 
 __all__ = ["jack_server"]
@@ -138,13 +138,7 @@ class Duet:
         if self.clock is not None:
             self.clock.halt.set()
             self.clock.join(2)
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, sig)
         self.reader.join(5)
         err = "".join(self.stderr)
         time.sleep(0.02)  # let the last JACK period reach our port
