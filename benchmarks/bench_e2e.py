@@ -5,8 +5,9 @@ server, each with its own keyboard and recorder port):
 1. note-in -> harmony-note-out latency in ``--mode harmonize`` against a bare python-rtmidi echo
    client in its own process (the floor); the notes go to the echo and every variant in a
    shuffled order, note by note (interleaved);
-2. the conductor's wake-up error (intended vs actual send time) and its reaction time (input
-   callback -> answer sent, inside the process), from ``--stats``;
+2. the conductor's wake-up error (actual minus intended time of the first message of each
+   send; every message of a chord is also reported) and its reaction time (input callback ->
+   answer sent, inside the process), from ``--stats``;
 3. idle CPU of each variant (process CPU time over ~10 s idle / wall time), side by side;
    then the wake-up error again with each variant playing alone (``--mode continue``, 5 s
    slices, the variants taking turns), without the latency stage's clients on the two cores;
@@ -260,13 +261,14 @@ def idle_cpu(jack: JackServer, variants: list[str], seconds: float, model: Path,
 
 
 def timing(jack: JackServer, variants: list[str], seconds: float, model: Path, tmp: Path
-           ) -> dict[str, list[float]]:
-    """Wake-up errors of ``liveduet run --mode continue`` (it plays on the grid by itself), each
-    variant truly alone: 5 s slices, the variants in turn in a shuffled order per round (side
-    by side, processes on the same tempo grid wake at the same instants and fight for the
-    two cores exactly when they should send)."""
+           ) -> dict[str, tuple[list[float], list[float]]]:
+    """Wake-up errors (first message of each send) and send errors (every message) of
+    ``liveduet run --mode continue`` (it plays on the grid by itself), each variant truly
+    alone: 5 s slices, the variants in turn in a shuffled order per round (side by side,
+    processes on the same tempo grid wake at the same instants and fight for the two cores
+    exactly when they should send)."""
     rng = np.random.default_rng(1)
-    wakes: dict[str, list[float]] = {v: [] for v in variants}
+    wakes: dict[str, tuple[list[float], list[float]]] = {v: ([], []) for v in variants}
     for r in range(max(1, round(seconds / 5))):
         for v in rng.permutation(variants):
             stats = tmp / f"timing-{v}-{r}.json"
@@ -278,7 +280,9 @@ def timing(jack: JackServer, variants: list[str], seconds: float, model: Path, t
             finally:
                 stop(proc, lines)
             if stats.exists():
-                wakes[v] += json.loads(stats.read_text()).get("wake_errors_s", [])
+                got = json.loads(stats.read_text())
+                wakes[v][0].extend(got.get("wake_first_s", []))
+                wakes[v][1].extend(got.get("wake_errors_s", []))
     return wakes
 
 
@@ -305,25 +309,42 @@ def main() -> int:
     ap.add_argument("--notes", type=int, default=200)
     ap.add_argument("--idle", type=float, default=10.0)
     ap.add_argument("--timing", type=float, default=30.0, help="seconds of the wake-up stage")
+    ap.add_argument("--dump", type=Path, help="write every latency and --stats figure as JSON")
+    ap.add_argument("--stages", default="latency,idle,timing",
+                    help="comma-separated stages to run (default: all three)")
     ap.add_argument("--variants", default="tuned,untuned",
                     help=f"comma-separated, from: {', '.join(VARIANTS)}")
     args = ap.parse_args()
+    stages = set(args.stages.split(","))
+    if not stages <= {"latency", "idle", "timing"}:
+        ap.error(f"unknown stages {sorted(stages - {'latency', 'idle', 'timing'})}")
     variants = [v for v in args.variants.split(",") if v]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants:
         ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     with tempfile.TemporaryDirectory() as tmp, JackServer(name="liveduet-bench-e2e") as jack:
         model, what = harmony_model(Path(tmp))
-        targets = measure_latency(jack, args.notes, model, variants, Path(tmp))
-        cpu = idle_cpu(jack, variants, args.idle, melody_model(Path(tmp)), model)
-        wakes = timing(jack, variants, args.timing, melody_model(Path(tmp)), Path(tmp))
-    report(jack, what, targets, cpu, args.notes)
-    print("idle CPU side by side: " + ", ".join(f"{k} {v * 100:.2f}%" for k, v in cpu.items()))
-    print(f"wake-up error playing alone (--mode continue at 240 bpm, {args.timing:.0f} s each, "
-          "in 5 s slices taking turns):")
-    for v, w in wakes.items():
-        print(f"{v:<18} n={len(w):5d}  p50 {pct(w, 50) * 1e6:6.1f} us  p90 {pct(w, 90) * 1e6:6.1f}"
-              f" us  p99 {pct(w, 99) * 1e6:7.1f} us")
+        cpu = {v: float("nan") for v in variants}
+        if "latency" in stages:
+            targets = measure_latency(jack, args.notes, model, variants, Path(tmp))
+        if "idle" in stages:
+            cpu = idle_cpu(jack, variants, args.idle, melody_model(Path(tmp)), model)
+        if "timing" in stages:
+            wakes = timing(jack, variants, args.timing, melody_model(Path(tmp)), Path(tmp))
+    if "latency" in stages:
+        report(jack, what, targets, cpu, args.notes)
+        if args.dump:
+            args.dump.write_text(json.dumps({t.name: {"lat": t.lat, **t.result} for t in targets}))
+    if "idle" in stages:
+        print("idle CPU side by side: " + ", ".join(f"{k} {v * 100:.2f}%" for k, v in cpu.items()))
+    if "timing" in stages:
+        print(f"wake-up error playing alone (--mode continue at 240 bpm, {args.timing:.0f} s "
+              "each, in 5 s slices taking turns):")
+        for v, (first, every) in wakes.items():
+            print(f"{v:<18} n={len(first):5d}  p50 {pct(first, 50) * 1e6:6.1f} us  p90 "
+                  f"{pct(first, 90) * 1e6:6.1f} us  p99 {pct(first, 99) * 1e6:7.1f} us")
+            print(f"{'':<18} every message of each instant (n={len(every)}): p50 "
+                  f"{pct(every, 50) * 1e6:6.1f} us  p99 {pct(every, 99) * 1e6:7.1f} us")
     return 0
 
 
@@ -338,7 +359,7 @@ def report(jack: JackServer, what: str, targets: list[Target], cpu: dict[str, fl
     base: dict[str, float] = {}
     for t in targets[1:]:
         l50, l99 = pct(t.lat, 50) * 1e3, pct(t.lat, 99) * 1e3
-        wake = t.result.get("wake_errors_s", [])
+        wake = t.result.get("wake_first_s", [])
         react = t.result.get("reactions_s", [])
         delay = t.result.get("queue_delays_s", [])
         feed = t.result.get("step_times_s", [])

@@ -11,7 +11,10 @@ Per note the two are fed in a shuffled order (interleaved, so load drift hits bo
 Prints p50/p99 of the feed time and the ratio, and the planning cost: time of ``advance`` calls
 per grid step (p50/p99), and the CPU share planning takes at 120 and 300 bpm.
 
-    python benchmarks/bench_harmony.py [--notes 400] [--lookahead 1] [--model PATH]
+    python benchmarks/bench_harmony.py [--notes 400] [--lookahead 1] [--model PATH] [--gap MS]
+
+``--gap MS`` sleeps that long before each timed note-on, as a live conductor sleeps between
+notes: its caches are cold then, and the same call takes ~2x longer than in a tight loop.
 """
 
 from __future__ import annotations
@@ -79,7 +82,10 @@ class Driven:
             self.advances.append(time.perf_counter() - t)
             due = self.engine.next_due()
 
-    def feed(self, pos: float, msg: tuple[int, ...], timed: bool) -> list[Out]:
+    def feed(self, pos: float, msg: tuple[int, ...], timed: bool, gap: float = 0.0
+             ) -> list[Out]:
+        if gap > 0:
+            time.sleep(gap)
         t = time.perf_counter()
         outs = self.engine.feed(pos, msg)
         if timed:
@@ -93,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--notes", type=int, default=400)
     ap.add_argument("--lookahead", type=int, default=1)
     ap.add_argument("--model")
+    ap.add_argument("--gap", type=float, default=0.0, help="ms of sleep before each note-on")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         path, label = model_path(args.model, Path(tmp))
@@ -106,10 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 run = runs[name]
                 run.until(start)
-                run.feed(start, (0x90, pitch, 90), timed=True)
+                run.feed(start, (0x90, pitch, 90), timed=True, gap=args.gap / 1000.0)
                 run.until(end)
                 run.feed(end, (0x80, pitch, 0), timed=False)
         steps = notes[-1][2]
+    if args.gap:
+        label += f"; {args.gap:g} ms asleep before each note-on"
     report(runs, label, args.lookahead, steps)
     return 0
 

@@ -194,7 +194,8 @@ def run_command(args: argparse.Namespace) -> int:
                          metronome=opts["metronome"], steps_per_beat=spb,
                          realtime=bool(opts["realtime"]),
                          keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
-                 ccmap=build_ccmap(opts, cc), loader=load_model)
+                 ccmap=build_ccmap(opts, cc), loader=load_model,
+                 send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps))
     poll = opts["input_poll"]
     holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=rt.on_midi,
                                    poll=None if poll is None else float(poll) / 1000.0))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -142,17 +143,17 @@ class GridCodec:
             raise CodecError("'shared' is for one-voice codecs; mark each voice given or sampled")
 
     # -- vocabulary ---------------------------------------------------------------------------
-    @property
+    @cached_property
     def low(self) -> int:
         """Lowest pitch in the vocabulary."""
         return min(v.low for v in self.voices)
 
-    @property
+    @cached_property
     def high(self) -> int:
         """Highest pitch in the vocabulary."""
         return max(v.high for v in self.voices)
 
-    @property
+    @cached_property
     def vocab_size(self) -> int:
         """Number of token ids."""
         return N_SPECIAL + self.high - self.low + 1

@@ -16,8 +16,8 @@ its own copy of the model; the table it hands back is the one this module would 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -26,9 +26,9 @@ from liveduet.model import Snapshot, StepModel
 from liveduet.sampling import Sampler, keyed_uniform
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """Everything a harmonize step reads besides the model state and logits."""
+class Context(NamedTuple):
+    """Everything a harmonize step reads besides the model state and logits (a tuple: made
+    for every harmonize step and compared with the kept table's)."""
 
     step: int
     sounding: tuple[bool, ...]
@@ -43,7 +43,12 @@ class Context:
 
 @dataclass(slots=True)
 class Table:
-    """One step for every candidate token of the human's voice (one row each)."""
+    """One step for every candidate token of the human's voice (one row each).
+
+    Each row's tokens, flag, state and logits are also kept ready to use as they are (built with
+    the table, on the builder's thread): a note's answer is a few lookups, not array work on
+    the conductor, whose caches are cold when a note wakes it.
+    """
 
     ctx: Context
     base: tuple[np.ndarray, ...]  # state before the step (batch of one)
@@ -53,7 +58,27 @@ class Table:
     bad: np.ndarray  # [rows] some logits of the row were not finite
     state: tuple[np.ndarray, ...]  # state after the step, batch of rows
     axes: tuple[int, ...]  # batch axis of each state array
-    logits: np.ndarray  # [rows, vocab] logits after the step
+    logits: np.ndarray  # [rows, vocab] logits after the step (read-only)
+    row_fed: list[tuple[int, ...]] = field(default_factory=list)  # fed as Python ints
+    row_bad: list[bool] = field(default_factory=list)
+    row_snaps: list[Snapshot] = field(default_factory=list)  # state after, batch of one
+
+    def __post_init__(self) -> None:
+        for a in (self.logits, *self.state):
+            a.flags.writeable = False
+        if not self.row_snaps:
+            self.row_fed = [tuple(r) for r in self.fed.tolist()]
+            self.row_bad = [bool(b) for b in self.bad.tolist()]
+            self.row_snaps = [self._row(r) for r in range(len(self.fed))]
+
+    def _row(self, row: int) -> Snapshot:
+        """Row ``row`` of the state as a batch of one: read-only views, no copies."""
+        views = []
+        for a, ax in zip(self.state, self.axes, strict=True):
+            index: list[slice] = [slice(None)] * a.ndim
+            index[ax] = slice(row, row + 1)
+            views.append(a[tuple(index)])
+        return Snapshot(1, tuple(views))
 
     def matches(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> bool:
         """True when the table was built from exactly these inputs (bit for bit)."""
@@ -61,8 +86,7 @@ class Table:
 
     def row_state(self, row: int) -> Snapshot:
         """The state after the step of ``row``, as a batch-of-one snapshot."""
-        return Snapshot(1, tuple(np.take(a, [row], axis=ax)
-                                 for a, ax in zip(self.state, self.axes, strict=True)))
+        return self.row_snaps[row]
 
 
 def same_inputs(ctx: Context, base: tuple[np.ndarray, ...], logits0: np.ndarray,
@@ -70,7 +94,7 @@ def same_inputs(ctx: Context, base: tuple[np.ndarray, ...], logits0: np.ndarray,
     """True when two harmonize steps read exactly the same inputs (bit for bit)."""
     return (ctx == other and snap.batch == 1 and logits0.shape == other_logits.shape
             and logits0.tobytes() == other_logits.tobytes()
-            and all(a.shape == b.shape and a.tobytes() == b.tobytes()
+            and all(a is b or (a.shape == b.shape and a.tobytes() == b.tobytes())
                     for a, b in zip(snap.arrays, base, strict=True)))
 
 
@@ -157,7 +181,7 @@ class Harmonizer:
             fed[:, v] = np.where(toks < 0, REST, toks)
             logits = model.step(fed[:, v]).copy()
         axes = tuple(s.batch_axis for s in model.spec.states)
-        state = tuple(a.copy() for a in model.snapshot().arrays)
+        state = model.snapshot().arrays  # read-only copies
         return Table(ctx, snap.arrays, logits0.copy(), self.rows, fed, bad, state, axes, logits)
 
     def prune(self, keep: int) -> None:

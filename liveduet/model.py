@@ -3,8 +3,11 @@
 One token per row per :meth:`StepModel.step`, through a prepared onnxruntime IOBinding: the
 token, logits and state arrays are allocated once per batch size and bound by pointer, and the
 state ping-pongs between two buffer sets, so a step allocates nothing and copies nothing.
-:meth:`prime` feeds many tokens in one call. :meth:`snapshot`/:meth:`restore` copy the state
-exactly; :meth:`fork` tiles it to a batch (best-of-n), :meth:`select` keeps one row.
+:meth:`prime` feeds many tokens in one call. :meth:`snapshot`/:meth:`restore` keep and bring
+back the state exactly; :meth:`fork` tiles it to a batch (best-of-n), :meth:`select` keeps one
+row. Snapshots are read-only, so a restore is lazy: the state is copied into the buffers only
+when the model runs again, and a snapshot of a restored state is the restored snapshot itself
+(the engine's rollbacks and harmony table rows restore states far more often than it steps).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from liveduet.errors import LiveduetError
 
 @dataclass(frozen=True)
 class Snapshot:
-    """An exact copy of the model state (and its batch size)."""
+    """An exact copy of the model state (and its batch size). Never write into its arrays:
+    a model restored from it reads them later (``StepModel.snapshot`` makes them read-only)."""
 
     batch: int
     arrays: tuple[np.ndarray, ...]
@@ -80,6 +84,7 @@ class StepModel:
                       for c in self.spec.conditioning}
         self._bound: dict[int, _Bound] = {}
         self._b = self._binding(1)
+        self._pending: Snapshot | None = None  # restored, not yet copied into the buffers
         self._check_runs()
 
     # -- setup ----------------------------------------------------------------------------
@@ -107,6 +112,8 @@ class StepModel:
     @property
     def batch(self) -> int:
         """Rows currently stepped together."""
+        if self._pending is not None:
+            return self._pending.batch
         return self._b.tokens.shape[0]
 
     @property
@@ -125,7 +132,7 @@ class StepModel:
 
         The returned array is a view valid until the next call; copy it to keep it.
         """
-        b = self._b
+        b = self._live()
         b.tokens[:, 0] = tokens
         self.session.run_with_iobinding(b.bindings[b.cur])
         b.cur ^= 1
@@ -133,6 +140,7 @@ class StepModel:
 
     def prime(self, tokens: np.ndarray | list[int]) -> np.ndarray:
         """Feed ``T`` tokens per row in one call; return logits ``[batch, T, vocab]``."""
+        self._live()
         arr = np.asarray(tokens, dtype=np.int64)
         if arr.ndim == 1:
             arr = np.broadcast_to(arr, (self.batch, arr.size))
@@ -151,17 +159,32 @@ class StepModel:
 
     # -- state ----------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
-        """An exact copy of the current state."""
-        return Snapshot(self.batch, tuple(a.copy() for a in self._b.state))
+        """An exact, read-only copy of the current state (the restored snapshot itself while
+        the model has not run since :meth:`restore`)."""
+        if self._pending is not None:
+            return self._pending
+        arrays = tuple(a.copy() for a in self._b.state)
+        for a in arrays:
+            a.flags.writeable = False
+        return Snapshot(self.batch, arrays)
 
     def restore(self, snap: Snapshot) -> None:
-        """Make ``snap`` the current state (switching batch size if needed)."""
-        self._b = self._binding(snap.batch)
-        for dst, src in zip(self._b.state, snap.arrays, strict=True):
-            np.copyto(dst, src)
+        """Make ``snap`` the current state (switching batch size if needed). Lazy: copied into
+        the buffers when the model next runs, so ``snap`` must not change (see Snapshot)."""
+        self._pending = snap
+
+    def _live(self) -> _Bound:
+        """The buffers holding the current state (a pending restore is copied in now)."""
+        snap, self._pending = self._pending, None
+        if snap is not None:
+            self._b = self._binding(snap.batch)
+            for dst, src in zip(self._b.state, snap.arrays, strict=True):
+                np.copyto(dst, src)
+        return self._b
 
     def reset(self) -> None:
         """Zero state, batch of one; feed BOS next to start a sequence."""
+        self._pending = None
         self._b = self._binding(1)
         for a in self._b.state:
             a.fill(0.0)
@@ -172,7 +195,7 @@ class StepModel:
             raise LiveduetError(f"fork needs a batch of 1, the model holds {self.batch}; select()")
         if n < 1:
             raise LiveduetError(f"fork({n}): n must be >= 1")
-        old = self._b.state
+        old = self._live().state
         self._b = self._binding(n)
         for spec, dst, src in zip(self.spec.states, self._b.state, old, strict=True):
             np.copyto(dst, np.repeat(src, n, axis=spec.batch_axis))
@@ -181,7 +204,7 @@ class StepModel:
         """Keep only ``row`` of a forked batch, back to a batch of one."""
         if not 0 <= row < self.batch:
             raise LiveduetError(f"select({row}) but the batch has {self.batch} rows")
-        old = self._b.state
+        old = self._live().state
         self._b = self._binding(1)
         for spec, dst, src in zip(self.spec.states, self._b.state, old, strict=True):
             np.copyto(dst, np.take(src, [row], axis=spec.batch_axis))

@@ -185,13 +185,13 @@ class Planner:
             self.counters["harmony_hits"] += 1
         row = table.rows[self._human_token(self.hv, hin) if hin.sounding else REST]
         self.model.restore(table.row_state(row))
-        self.logits = table.logits[row].copy()
-        fed = tuple(int(t) for t in table.fed[row])
+        self.logits = table.logits[row]   # read-only: no copy needed
+        fed = table.row_fed[row]
         mach = tuple(None if v == self.hv else fed[v] for v in range(self.codec.n_voices))
         self.turn = turn
         self.sounding = tuple(m is not None and (m > REST or (m == HOLD and was))
                               for m, was in zip(mach, sounding0, strict=True))
-        return PlannedStep(fed, mach, turn, snap, logits0, turn0, sounding0, bool(table.bad[row]))
+        return PlannedStep(fed, mach, turn, snap, logits0, turn0, sounding0, table.row_bad[row])
 
     def _context(self, n: int, sounding0: tuple[bool, ...]) -> Context:
         s = self.settings

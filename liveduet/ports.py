@@ -122,6 +122,21 @@ class PortSet:
                 out.handle.send_message(msg)
                 self.track.sent(msg)
 
+    def send_many(self, msgs: Sequence[Sequence[int]], stamps: list[float]) -> None:
+        """Send messages back to back, appending ``time.perf_counter()`` to ``stamps`` just before
+        each (the :data:`liveduet.sender.SendMany` contract; raises on the first failure)."""
+        perf = time.perf_counter
+        with self._send_lock:
+            out = self.output
+            if out is None:
+                stamps += [perf()] * len(msgs)
+                return
+            send, sent = out.handle.send_message, self.track.sent
+            for msg in msgs:
+                stamps.append(perf())
+                send(msg)
+                sent(msg)
+
     def close(self) -> None:
         """Close every port (after the last sends had time to leave); ports stay closed."""
         self._polling.clear()

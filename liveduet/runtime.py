@@ -31,7 +31,7 @@ from liveduet import rtthread
 from liveduet.clock import TRANSPORT, InternalClock, MidiClockFollower
 from liveduet.feedback import Feedback, Publisher, beat_in_bar, p99
 from liveduet.hotswap import HotSwap
-from liveduet.sender import Sender
+from liveduet.sender import Sender, SendMany
 from liveduet.settings import Action, Command, Set
 
 log = logging.getLogger("liveduet.runtime")
@@ -85,7 +85,8 @@ class Runtime:
     def __init__(self, engine: EngineLike, clock: InternalClock | MidiClockFollower,
                  send: Callable[[Sequence[int]], None], options: Options | None = None, *,
                  publisher: Publisher | None = None, ccmap: Any = None,
-                 loader: Callable[[str], Any] | None = None) -> None:
+                 loader: Callable[[str], Any] | None = None,
+                 send_many: SendMany | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.opt = options or Options()
@@ -102,7 +103,7 @@ class Runtime:
         self._restore: Callable[[], None] | None = None
         self.step_times: deque[float] = deque(maxlen=2000)
         self.counters = {"in": 0, "out": 0, "commands": 0, "late": 0}
-        self.out = Sender(send, clock, self.opt, self.counters, self.errors)
+        self.out = Sender(send, clock, self.opt, self.counters, self.errors, send_many)
         self.spin = rtthread.SpinBudget(self.opt.spin, adaptive=self.opt.adaptive_spin)
         self.message = ""
         self._thread: threading.Thread | None = None
@@ -219,10 +220,14 @@ class Runtime:
         return True
 
     def _spin(self, perf: Callable[[], float]) -> None:
+        """Busy-wait for what is due within the spin budget; the messages due then are taken
+        from the schedule first and leave the moment the wait ends (back to back). Input
+        arriving meanwhile ends the wait at once: they go back to the schedule."""
         due = self._until_due(perf())
         if due > self.spin.seconds:
             return
         end = perf() + due
+        ready = self.out.take_due(end)
         empty = self.queue.empty
         if self.opt.yield_spin:
             pause, hold = time.sleep, end - HOLD_SPIN
@@ -233,6 +238,11 @@ class Runtime:
         else:
             while perf() < end and empty():
                 pass
+        if ready:
+            if perf() >= end:
+                self.out.send_batch(ready)
+            else:
+                self.out.put_back(ready)
 
     def _until_due(self, now: float) -> float:
         """Seconds from ``now`` to the next thing the conductor must do."""
@@ -475,13 +485,17 @@ class Runtime:
         self.feedback.publish(values)
 
     def stats(self) -> dict[str, Any]:
-        """Counters, wake-up errors, engine call durations and reactions (s), for --stats.
+        """Counters, send errors, engine call durations and reactions (s), for --stats.
+
+        ``wake_errors_s``: actual minus intended send time of every grid-timed message;
+        ``wake_first_s``: of the first message of each send (the conductor's wake-up error).
 
         A reaction is input callback -> first answer sent (both in this process); its parts are
         (callback -> conductor, engine, send). Each kind keeps the latest ``keep_samples``.
         """
         return {"counters": dict(self.counters), "errors": dict(self.errors),
-                "wake_errors_s": list(self.out.wake_errors), "step_times_s": list(self.step_times),
+                "wake_errors_s": list(self.out.wake_errors),
+                "wake_first_s": list(self.out.wake_first), "step_times_s": list(self.step_times),
                 "reactions_s": list(self.reactions),
                 "reaction_parts_s": [list(p) for p in self.reaction_parts],
                 "queue_delays_s": list(self.delays)}

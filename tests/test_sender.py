@@ -1,0 +1,152 @@
+"""The conductor's sender: what is due leaves back to back, in order; failures lose nothing else.
+
+Pure: a plain clock started in the past, senders that record what they were given.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from liveduet.clock import InternalClock
+from liveduet.runtime import Options
+from liveduet.sender import Msg, Sender, one_by_one
+
+STEP = 0.125  # 120 bpm, 4 steps per beat
+
+
+class Port:
+    """Stamps each message with the time it is told to (``lag`` after its due time)."""
+
+    def __init__(self, clock: InternalClock, lag: float = 0.0, fail: Msg | None = None) -> None:
+        self.clock, self.lag, self.fail = clock, lag, fail
+        self.sent: list[Msg] = []
+        self.calls = 0
+
+    def send_many(self, msgs: Sequence[Msg], stamps: list[float]) -> None:
+        self.calls += 1
+        for msg in msgs:
+            stamps.append(self.clock.time_of(0.0) + self.lag)  # type: ignore[operator]
+            if msg == self.fail:
+                raise OSError("port vanished")
+            self.sent.append(msg)
+
+
+def sender(port: Port | None = None, clock: InternalClock | None = None
+           ) -> tuple[Sender, InternalClock, list[Msg]]:
+    clock = clock or InternalClock(120.0)
+    clock.start(time.perf_counter() - 10 * STEP)   # step 0 was 1.25 s ago: all below is due
+    plain: list[Msg] = []
+    out = Sender(plain.append, clock, Options(), {"in": 0, "out": 0, "late": 0}, {},
+                 None if port is None else port.send_many)
+    return out, clock, plain
+
+
+CHORD = [(0x90, 60, 90), (0x90, 64, 90), (0x90, 67, 90)]
+
+
+def test_a_chord_due_at_once_goes_in_one_call_in_schedule_order() -> None:
+    port = Port(InternalClock(120.0))
+    out, clock, _ = sender(port)
+    port.clock = clock
+    out.push(0.0, (0x80, 55, 0), True)
+    for msg in CHORD:
+        out.push(0.0, msg, True)
+    out.push(20.0, (0x80, 60, 0), True)        # not due yet
+    out.send_due(time.perf_counter())
+    assert port.calls == 1
+    assert port.sent == [(0x80, 55, 0), *CHORD]
+    assert out.ledger.sounding == {(0, 60), (0, 64), (0, 67)}
+    assert out.counters["out"] == 4
+    assert len(out.schedule) == 1
+
+
+def test_wake_errors_come_from_the_stamp_taken_before_each_message() -> None:
+    port = Port(InternalClock(120.0), lag=0.0003)
+    out, clock, _ = sender(port)
+    port.clock = clock
+    for msg in CHORD:
+        out.push(0.0, msg, True)
+    out.push(0.0, (0xB0, 7, 100), False)        # untimed: sent, not measured
+    out.send_due(time.perf_counter())
+    assert list(out.wake_errors) == pytest.approx([0.0003] * 3, abs=1e-9)
+    assert out.counters["late"] == 0
+
+
+def test_a_failing_message_is_counted_and_the_rest_still_go() -> None:
+    port = Port(InternalClock(120.0), fail=CHORD[1])
+    out, clock, _ = sender(port)
+    port.clock = clock
+    for msg in CHORD:
+        out.push(0.0, msg, True)
+    out.send_due(time.perf_counter())
+    assert port.sent == [CHORD[0], CHORD[2]]
+    assert out.errors == {"send:OSError": 1}
+    assert out.ledger.sounding == {(0, 60), (0, 67)}   # the lost note-on is not "sounding"
+    assert out.counters["out"] == 2
+    assert len(out.wake_errors) == 2
+    assert sorted(out.ledger.offs()) == [(0x80, 60, 0), (0x80, 67, 0)]
+
+
+def test_plain_send_callables_are_sent_one_by_one_with_real_stamps() -> None:
+    out, _, plain = sender()
+    for msg in CHORD:
+        out.push(0.0, msg, True)
+    before = time.perf_counter()
+    out.send_due(before)
+    assert plain == CHORD
+    assert all(e > 0 for e in out.wake_errors)         # step 0 was 1.25 s ago
+    assert all(abs(e - 10 * STEP) < 1.0 for e in out.wake_errors)
+
+
+def test_stamps_of_one_by_one_are_in_send_order() -> None:
+    seen: list[Msg] = []
+    stamps: list[float] = []
+    one_by_one(seen.append)(CHORD, stamps)
+    assert seen == CHORD and len(stamps) == 3 and stamps == sorted(stamps)
+
+
+def test_a_sender_that_does_not_stamp_still_finishes() -> None:
+    clock = InternalClock(120.0)
+    got: list[Msg] = []
+    out = Sender(got.append, clock, Options(), {"in": 0, "out": 0, "late": 0}, {},
+                 lambda msgs, stamps: got.extend(msgs))
+    clock.start(time.perf_counter() - 1.0)
+    for msg in CHORD:
+        out.push(0.0, msg, True)
+    out.send_due(time.perf_counter())
+    assert got == CHORD and out.counters["out"] == 3 and len(out.wake_errors) == 3
+
+
+def test_flush_all_and_drop_pending_close_every_sounding_note() -> None:
+    port = Port(InternalClock(120.0))
+    out, clock, _ = sender(port)
+    port.clock = clock
+    out.send_msgs(CHORD)
+    out.push(30.0, (0x80, 60, 0), False)           # its note-off, scheduled for later
+    out.push(30.0, (0x90, 72, 90), False)          # a note that never started
+    out.drop_pending()
+    assert port.sent[3:] == [(0x80, 60, 0)]
+    out.flush_all(all_notes_off=True)
+    assert port.sent[4:6] == [(0x80, 64, 0), (0x80, 67, 0)]
+    assert port.sent[6:] == [(0xB0 | ch, 123, 0) for ch in range(16)]
+    assert out.ledger.sounding == set()
+
+
+def test_messages_taken_early_and_put_back_keep_their_order() -> None:
+    port = Port(InternalClock(120.0))
+    out, clock, _ = sender(port)
+    port.clock = clock
+    out.push(0.0, (0x80, 55, 0), True)
+    for msg in CHORD:
+        out.push(0.0, msg, True)
+    out.push(1.0, (0x80, 60, 0), False)
+    ready = out.take_due(time.perf_counter())
+    assert ready.msgs == [(0x80, 55, 0), *CHORD, (0x80, 60, 0)]
+    assert len(out.schedule) == 0 and port.sent == []
+    out.put_back(ready)
+    out.push(0.0, (0x90, 48, 90), True)    # scheduled after: leaves after them
+    out.send_due(time.perf_counter())
+    assert port.sent == [(0x80, 55, 0), *CHORD, (0x90, 48, 90), (0x80, 60, 0)]
