@@ -62,6 +62,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-switch": {"switch_interval": None},
     "hold-spin": {"yield_spin": False},
     "fixed-spin": {"adaptive_spin": False},
+    "prefetch-now": {"prefetch_after": 0.0},
 }
 
 

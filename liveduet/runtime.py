@@ -74,6 +74,8 @@ class Options:
     realtime: bool = False             # SCHED_FIFO conductor: wake-up p99 7x tighter, but it
     # starves non-real-time MIDI threads (jackd --no-realtime, ALSA) under dense input
     early: float = 0.002               # ask the engine this much ahead; the heap sends on time
+    prefetch_after: float = 0.004      # the next harmony table is started this long after a
+    # send: building it at once took a core while JACK delivered the notes (they came later)
     keep_samples: int = 2000           # timing samples kept per kind (the latest; --stats: more)
     steps_per_beat: int = 4
     beats_per_bar: int = 4
@@ -95,6 +97,7 @@ class Runtime:
         self.queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self.swaps = HotSwap(loader, self.queue.put)
         self._hold_until = -math.inf
+        self._prefetch_at = math.inf   # when to let the engine build ahead (after a send)
         self.errors: dict[str, int] = {}
         keep = self.opt.keep_samples   # timing samples are rings: memory stays flat
         self.reactions: deque[float] = deque(maxlen=keep)
@@ -246,7 +249,7 @@ class Runtime:
 
     def _until_due(self, now: float) -> float:
         """Seconds from ``now`` to the next thing the conductor must do."""
-        due = self.feedback.next_due
+        due = min(self.feedback.next_due, self._prefetch_at)
         t = self.out.due_time()
         if t is not None:
             due = min(due, t)
@@ -325,7 +328,7 @@ class Runtime:
             first = notes[0][0]   # the longest wait of the drain
             self.reactions.append(done - first)
             self.reaction_parts.append((now - first, fed - now, done - fed))
-        self.engine.prefetch()   # the next harmony table is built on the worker meanwhile
+        self._prefetch(self.counters["out"] > sent)
 
     def _transport(self, event: str | None, t: float) -> None:
         if event is None:
@@ -432,6 +435,8 @@ class Runtime:
         elif (swap := self.swaps.take(math.inf)) is not None:
             self._do_swap(pos, *swap)
         self.out.send_due(time.perf_counter())
+        if now >= self._prefetch_at:
+            self._prefetch(sent=False)
         if now >= self.feedback.next_due:
             self._update_status(now)
 
@@ -451,7 +456,19 @@ class Runtime:
             if late:
                 self.out.record_wake(late[0].pos)
         self.out.emit(outs, pos, timed=True)
-        self.engine.prefetch()
+        self._prefetch(bool(outs))
+
+    def _prefetch(self, sent: bool) -> None:
+        """Let the engine build the next harmony table ahead (on its worker): ``prefetch_after``
+        after a send, once JACK has delivered it (a table takes a core for a few ms; started at
+        once, the answer reached the DAW a JACK period or more later), else now unless a
+        deferred start is pending (then it waits for that)."""
+        now = time.perf_counter()
+        if sent and self.opt.prefetch_after > 0:   # a burst of sends does not put it off
+            self._prefetch_at = min(self._prefetch_at, now + self.opt.prefetch_after)
+        elif now >= self._prefetch_at or self._prefetch_at == math.inf:
+            self._prefetch_at = math.inf
+            self.engine.prefetch()
 
     def _shutdown(self) -> None:
         """Exit path: the engine's releases, pending note-offs, then anything still sounding."""
