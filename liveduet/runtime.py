@@ -225,11 +225,11 @@ class Runtime:
     def _spin(self, perf: Callable[[], float]) -> None:
         """Busy-wait for what is due within the spin budget; the messages due then are taken
         from the schedule first and leave the moment the wait ends (back to back). Input
-        arriving meanwhile ends the wait at once: they go back to the schedule."""
-        due = self._until_due(perf())
-        if due > self.spin.seconds:
+        arriving meanwhile ends the wait at once: they go back to the schedule. Only sends
+        need this precision: engine work is asked ``early``, status and prefetch are not timed."""
+        end = self.out.due_time()
+        if end is None or end - perf() > self.spin.seconds:
             return
-        end = perf() + due
         ready = self.out.take_due(end)
         empty = self.queue.empty
         if self.opt.yield_spin:
