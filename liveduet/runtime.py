@@ -39,6 +39,7 @@ RELEASING_SETS = frozenset(("mode", "channel"))
 RELEASING_ACTIONS = frozenset(("panic", "reset", "stop", "play"))
 IDLE_WAKE = 0.5
 START_LEAD = 0.1  # seconds from start() to the internal clock's step 0
+PREFETCH_MAX_WAIT = 0.02  # seconds a stream of sends may put the next table's start off
 HOLD_SPIN = 0.00004  # the end of a spin does not yield the GIL (one yield takes ~10-30 µs)
 NOTICES = {"end_call": "end_call: answering now", "reset": "reset: model state starts afresh",
            "panic": "panic: all notes off", "play": "play", "stop": "stop"}
@@ -98,6 +99,7 @@ class Runtime:
         self.swaps = HotSwap(loader, self.queue.put)
         self._hold_until = -math.inf
         self._prefetch_at = math.inf   # when to let the engine build ahead (after a send)
+        self._prefetch_since = 0.0     # the first send that put it off
         self.errors: dict[str, int] = {}
         keep = self.opt.keep_samples   # timing samples are rings: memory stays flat
         self.reactions: deque[float] = deque(maxlen=keep)
@@ -462,10 +464,15 @@ class Runtime:
         """Let the engine build the next harmony table ahead (on its worker): ``prefetch_after``
         after a send, once JACK has delivered it (a table takes a core for a few ms; started at
         once, the answer reached the DAW a JACK period or more later), else now unless a
-        deferred start is pending (then it waits for that)."""
+        deferred start is pending (then it waits for that). Each send puts the start off again,
+        but never more than ``PREFETCH_MAX_WAIT`` past the first deferral (a dense run of notes
+        still gets its tables built ahead)."""
         now = time.perf_counter()
-        if sent and self.opt.prefetch_after > 0:   # a burst of sends does not put it off
-            self._prefetch_at = min(self._prefetch_at, now + self.opt.prefetch_after)
+        if sent and self.opt.prefetch_after > 0:
+            if self._prefetch_at == math.inf:
+                self._prefetch_since = now
+            self._prefetch_at = min(now + self.opt.prefetch_after,
+                                    self._prefetch_since + PREFETCH_MAX_WAIT)
         elif now >= self._prefetch_at or self._prefetch_at == math.inf:
             self._prefetch_at = math.inf
             self.engine.prefetch()
