@@ -59,17 +59,16 @@ class Table:
     state: tuple[np.ndarray, ...]  # state after the step, batch of rows
     axes: tuple[int, ...]  # batch axis of each state array
     logits: np.ndarray  # [rows, vocab] logits after the step (read-only)
-    row_fed: list[tuple[int, ...]] = field(default_factory=list)  # fed as Python ints
-    row_bad: list[bool] = field(default_factory=list)
-    row_snaps: list[Snapshot] = field(default_factory=list)  # state after, batch of one
+    row_fed: list[tuple[int, ...]] = field(init=False)  # fed as Python ints
+    row_bad: list[bool] = field(init=False)
+    row_snaps: list[Snapshot] = field(init=False)  # state after, batch of one
 
     def __post_init__(self) -> None:
         for a in (self.logits, *self.state):
             a.flags.writeable = False
-        if not self.row_snaps:
-            self.row_fed = [tuple(r) for r in self.fed.tolist()]
-            self.row_bad = [bool(b) for b in self.bad.tolist()]
-            self.row_snaps = [self._row(r) for r in range(len(self.fed))]
+        self.row_fed = [tuple(r) for r in self.fed.tolist()]
+        self.row_bad = [bool(b) for b in self.bad.tolist()]
+        self.row_snaps = [self._row(r) for r in range(len(self.fed))]
 
     def _row(self, row: int) -> Snapshot:
         """Row ``row`` of the state as a batch of one: read-only views, no copies."""

@@ -116,11 +116,7 @@ class PortSet:
 
     def send(self, msg: Sequence[int]) -> None:
         """Send raw MIDI bytes now (thread safe)."""
-        out = self.output
-        if out is not None:
-            with self._send_lock:
-                out.handle.send_message(msg)
-                self.track.sent(msg)
+        self.send_many((msg,), [])
 
     def send_many(self, msgs: Sequence[Sequence[int]], stamps: list[float]) -> None:
         """Send messages back to back, appending ``time.perf_counter()`` to ``stamps`` just before

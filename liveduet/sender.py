@@ -110,14 +110,7 @@ class Sender:
 
         The engine believes they went out; what it answers to new input must follow them.
         """
-        sched, batch = self.schedule, Batch()
-        limit = time.perf_counter() + self.opt.early
-        while (first := sched.first()) is not None and first[1]:
-            t = self.due_time()
-            if t is None or t > limit:
-                break
-            batch.add(sched.pop())
-        self.send_batch(batch)
+        self.send_batch(self.take_due(time.perf_counter() + self.opt.early, timed_only=True))
 
     def push(self, pos: float, msg: tuple[int, ...], timed: bool) -> None:
         """Schedule ``msg`` at grid position ``pos``."""
@@ -127,11 +120,12 @@ class Sender:
         """Send every scheduled message due by ``now``, back to back (see the module docstring)."""
         self.send_batch(self.take_due(now))
 
-    def take_due(self, until: float) -> Batch:
+    def take_due(self, until: float, timed_only: bool = False) -> Batch:
         """Take every scheduled message due by ``until`` out of the schedule, in order, to send
-        with :meth:`send_batch` then (or return with :meth:`put_back`)."""
+        with :meth:`send_batch` then (or return with :meth:`put_back`); with ``timed_only``,
+        stop at the first one that is not grid-timed."""
         sched, batch = self.schedule, Batch()
-        while len(sched):
+        while (first := sched.first()) is not None and (first[1] or not timed_only):
             t = self.due_time()
             if t is None or t > until:
                 break

@@ -6,13 +6,13 @@ Pure: a plain clock started in the past, senders that record what they were give
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from liveduet.clock import InternalClock
 from liveduet.runtime import Options
-from liveduet.sender import Msg, Sender, one_by_one
+from liveduet.sender import Msg, Sender, SendMany, one_by_one
 
 STEP = 0.125  # 120 bpm, 4 steps per beat
 
@@ -34,26 +34,36 @@ class Port:
             self.sent.append(msg)
 
 
-def sender(port: Port | None = None, clock: InternalClock | None = None
-           ) -> tuple[Sender, InternalClock, list[Msg]]:
-    clock = clock or InternalClock(120.0)
+def started_clock() -> InternalClock:
+    clock = InternalClock(120.0)
     clock.start(time.perf_counter() - 10 * STEP)   # step 0 was 1.25 s ago: all below is due
-    plain: list[Msg] = []
-    out = Sender(plain.append, clock, Options(), {"in": 0, "out": 0, "late": 0}, {},
-                 None if port is None else port.send_many)
-    return out, clock, plain
+    return clock
+
+
+def new_sender(clock: InternalClock, send: Callable[[Sequence[int]], None],
+               send_many: SendMany | None = None) -> Sender:
+    return Sender(send, clock, Options(), {"in": 0, "out": 0, "late": 0}, {}, send_many)
+
+
+def wired(lag: float = 0.0, fail: Msg | None = None) -> tuple[Sender, Port]:
+    """A sender whose messages go to a recording :class:`Port`."""
+    port = Port(started_clock(), lag, fail)
+    return new_sender(port.clock, port.sent.append, port.send_many), port
 
 
 CHORD = [(0x90, 60, 90), (0x90, 64, 90), (0x90, 67, 90)]
 
 
-def test_a_chord_due_at_once_goes_in_one_call_in_schedule_order() -> None:
-    port = Port(InternalClock(120.0))
-    out, clock, _ = sender(port)
-    port.clock = clock
+def push_chord(out: Sender) -> None:
+    """A note-off and then CHORD, all timed at step 0."""
     out.push(0.0, (0x80, 55, 0), True)
     for msg in CHORD:
         out.push(0.0, msg, True)
+
+
+def test_a_chord_due_at_once_goes_in_one_call_in_schedule_order() -> None:
+    out, port = wired()
+    push_chord(out)
     out.push(20.0, (0x80, 60, 0), True)        # not due yet
     out.send_due(time.perf_counter())
     assert port.calls == 1
@@ -64,9 +74,7 @@ def test_a_chord_due_at_once_goes_in_one_call_in_schedule_order() -> None:
 
 
 def test_wake_errors_come_from_the_stamp_taken_before_each_message() -> None:
-    port = Port(InternalClock(120.0), lag=0.0003)
-    out, clock, _ = sender(port)
-    port.clock = clock
+    out, _ = wired(lag=0.0003)
     for msg in CHORD:
         out.push(0.0, msg, True)
     out.push(0.0, (0xB0, 7, 100), False)        # untimed: sent, not measured
@@ -76,9 +84,7 @@ def test_wake_errors_come_from_the_stamp_taken_before_each_message() -> None:
 
 
 def test_a_failing_message_is_counted_and_the_rest_still_go() -> None:
-    port = Port(InternalClock(120.0), fail=CHORD[1])
-    out, clock, _ = sender(port)
-    port.clock = clock
+    out, port = wired(fail=CHORD[1])
     for msg in CHORD:
         out.push(0.0, msg, True)
     out.send_due(time.perf_counter())
@@ -91,7 +97,8 @@ def test_a_failing_message_is_counted_and_the_rest_still_go() -> None:
 
 
 def test_plain_send_callables_are_sent_one_by_one_with_real_stamps() -> None:
-    out, _, plain = sender()
+    plain: list[Msg] = []
+    out = new_sender(started_clock(), plain.append)
     for msg in CHORD:
         out.push(0.0, msg, True)
     before = time.perf_counter()
@@ -109,11 +116,8 @@ def test_stamps_of_one_by_one_are_in_send_order() -> None:
 
 
 def test_a_sender_that_does_not_stamp_still_finishes() -> None:
-    clock = InternalClock(120.0)
     got: list[Msg] = []
-    out = Sender(got.append, clock, Options(), {"in": 0, "out": 0, "late": 0}, {},
-                 lambda msgs, stamps: got.extend(msgs))
-    clock.start(time.perf_counter() - 1.0)
+    out = new_sender(started_clock(), got.append, lambda msgs, stamps: got.extend(msgs))
     for msg in CHORD:
         out.push(0.0, msg, True)
     out.send_due(time.perf_counter())
@@ -121,9 +125,7 @@ def test_a_sender_that_does_not_stamp_still_finishes() -> None:
 
 
 def test_flush_all_and_drop_pending_close_every_sounding_note() -> None:
-    port = Port(InternalClock(120.0))
-    out, clock, _ = sender(port)
-    port.clock = clock
+    out, port = wired()
     out.send_msgs(CHORD)
     out.push(30.0, (0x80, 60, 0), False)           # its note-off, scheduled for later
     out.push(30.0, (0x90, 72, 90), False)          # a note that never started
@@ -136,12 +138,8 @@ def test_flush_all_and_drop_pending_close_every_sounding_note() -> None:
 
 
 def test_messages_taken_early_and_put_back_keep_their_order() -> None:
-    port = Port(InternalClock(120.0))
-    out, clock, _ = sender(port)
-    port.clock = clock
-    out.push(0.0, (0x80, 55, 0), True)
-    for msg in CHORD:
-        out.push(0.0, msg, True)
+    out, port = wired()
+    push_chord(out)
     out.push(1.0, (0x80, 60, 0), False)
     ready = out.take_due(time.perf_counter())
     assert ready.msgs == [(0x80, 55, 0), *CHORD, (0x80, 60, 0)]
