@@ -13,6 +13,9 @@ broken and the fix. Rules, by the name each error carries:
 ``card``          the card (JSON) has title, corpus, licence, metrics and rebuild
 ``vocab``         the logits' vocab size equals the codec's
 ``conditioning``  extra inputs without ``_out`` are declared in ``liveduet.conditioning``
+``position``      an optional int64 ``[batch, time]`` input declared in ``liveduet.position``
+                  (scheme ``metre-v1``: the metrical position id of each token's grid step,
+                  fed by the engine; see :mod:`liveduet.metre`)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ KEY_CONTRACT = "liveduet.contract"
 KEY_CODEC = "liveduet.codec"
 KEY_CARD = "liveduet.card"
 KEY_CONDITIONING = "liveduet.conditioning"
+KEY_POSITION = "liveduet.position"
 CARD_FIELDS = ("title", "corpus", "licence", "metrics", "rebuild")
 STATE_SUFFIX = "_out"
 
@@ -64,6 +68,15 @@ class ConditioningSpec:
 
 
 @dataclass(frozen=True)
+class PositionSpec:
+    """An int64 ``[batch, time]`` input of metrical position ids (``liveduet.position``)."""
+
+    name: str
+    scheme: str
+    size: int
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """What a valid model file carries."""
 
@@ -74,6 +87,7 @@ class ModelSpec:
     conditioning: tuple[ConditioningSpec, ...] = ()
     vocab_size: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
+    position: PositionSpec | None = None
 
 
 def open_session(path: str, threads: int = 1) -> ort.InferenceSession:
@@ -116,13 +130,43 @@ def inspect_model(path: str | os.PathLike[str], session: ort.InferenceSession | 
     vocab = _check_logits(path, outputs, batch_sym)
     meta = dict(sess.get_modelmeta().custom_metadata_map)
     codec, card, cond_decl = _check_metadata(path, meta)
+    position = _check_position(path, inputs, meta, batch_sym)
     if vocab is not None and vocab != codec.vocab_size:
         raise ModelError(
             path, "vocab", f"logits have {vocab} entries but the codec's vocabulary has "
             f"{codec.vocab_size}", "export with the same codec that built the training tokens",
         )
-    states, conds = _check_states(path, inputs, outputs, batch_sym, cond_decl)
-    return ModelSpec(path, codec, card, states, conds, vocab or codec.vocab_size, meta)
+    others = {k: v for k, v in inputs.items() if position is None or k != position.name}
+    states, conds = _check_states(path, others, outputs, batch_sym, cond_decl)
+    return ModelSpec(path, codec, card, states, conds, vocab or codec.vocab_size, meta,
+                     position)
+
+
+def _check_position(path: str, inputs: dict[str, Any], meta: dict[str, str], batch_sym: str
+                    ) -> PositionSpec | None:
+    """The declared position input, or None for a model without one."""
+    if KEY_POSITION not in meta:
+        return None
+    from liveduet.metre import POSITION_SCHEME, POSITION_SIZE
+
+    decl = _json(path, meta, KEY_POSITION, "position")
+    name, scheme = str(decl.get("input", "position")), decl.get("scheme")
+    if scheme != POSITION_SCHEME:
+        raise ModelError(path, "position", f"position scheme {scheme!r} is unknown",
+                         f"declare {{\"scheme\": \"{POSITION_SCHEME}\"}} (liveduet.metre)")
+    arg = inputs.get(name)
+    if arg is None:
+        raise ModelError(path, "position", f"'{KEY_POSITION}' names input {name!r}, which the "
+                         "graph lacks", "export the position ids as that input or drop the key")
+    dims = _dims(arg)
+    if arg.type != "tensor(int64)" or len(dims) != 2 or dims[0] != batch_sym:
+        raise ModelError(path, "position", f"input {name!r} is {arg.type}{dims}",
+                         f"export it as int64 [{batch_sym}, time] like 'tokens'")
+    size = int(decl.get("size", POSITION_SIZE))
+    if size != POSITION_SIZE:
+        raise ModelError(path, "position", f"{name!r} declares {size} ids, {scheme} has "
+                         f"{POSITION_SIZE}", "train with the ids of liveduet.metre")
+    return PositionSpec(name, scheme, size)
 
 
 def _dims(arg: Any) -> list[int | str]:
@@ -255,10 +299,17 @@ def _conditioning(path: str, name: str, arg: Any, decl: Any) -> ConditioningSpec
 
 
 def metadata_props(codec: GridCodec, card: dict[str, Any],
-                   conditioning: dict[str, Any] | None = None) -> dict[str, str]:
-    """The metadata_props an exporter writes for ``codec`` and ``card``."""
+                   conditioning: dict[str, Any] | None = None,
+                   position: str | None = None) -> dict[str, str]:
+    """The metadata_props an exporter writes for ``codec`` and ``card`` (``position``: the
+    name of a ``metre-v1`` position input, if the graph has one)."""
     props = {KEY_CONTRACT: CONTRACT_VERSION, KEY_CODEC: codec.dumps(),
              KEY_CARD: json.dumps(card, sort_keys=True)}
     if conditioning:
         props[KEY_CONDITIONING] = json.dumps(conditioning, sort_keys=True)
+    if position:
+        from liveduet.metre import POSITION_SCHEME, POSITION_SIZE
+
+        props[KEY_POSITION] = json.dumps({"input": position, "scheme": POSITION_SCHEME,
+                                          "size": POSITION_SIZE}, sort_keys=True)
     return props

@@ -38,6 +38,7 @@ class _Bound:
     def __init__(self, sess: ort.InferenceSession, spec: ModelSpec, batch: int,
                  cond: dict[str, np.ndarray]) -> None:
         self.tokens = np.zeros((batch, 1), dtype=np.int64)
+        self.position = np.zeros((batch, 1), dtype=np.int64)
         self.logits = np.zeros((batch, 1, spec.vocab_size), dtype=np.float32)
         self.bufs = [
             [np.zeros(s.concrete_shape(batch), dtype=np.float32) for s in spec.states]
@@ -58,6 +59,8 @@ class _Bound:
               ) -> ort.IOBinding:
         b = sess.io_binding()
         b.bind_ortvalue_input("tokens", self._value(self.tokens))
+        if spec.position is not None:
+            b.bind_ortvalue_input(spec.position.name, self._value(self.position))
         b.bind_ortvalue_output("logits", self._value(self.logits))
         for i, s in enumerate(spec.states):
             b.bind_ortvalue_input(s.name, self._value(self.bufs[src][i]))
@@ -82,6 +85,7 @@ class StepModel:
         self.codec: GridCodec = self.spec.codec
         self._cond = {c.name: np.asarray(c.default, dtype=np.float32)
                       for c in self.spec.conditioning}
+        self._position = 0
         self._bound: dict[int, _Bound] = {}
         self._b = self._binding(1)
         self._pending: Snapshot | None = None  # restored, not yet copied into the buffers
@@ -122,6 +126,11 @@ class StepModel:
         return self.spec.vocab_size
 
     @property
+    def has_position(self) -> bool:
+        """True when the model takes metrical position ids (``liveduet.position``)."""
+        return self.spec.position is not None
+
+    @property
     def title(self) -> str:
         """The model card's title."""
         return str(self.spec.card.get("title", os.path.basename(self.path)))
@@ -134,12 +143,23 @@ class StepModel:
         """
         b = self._live()
         b.tokens[:, 0] = tokens
+        if b.position[0, 0] != self._position:
+            b.position.fill(self._position)
         self.session.run_with_iobinding(b.bindings[b.cur])
         b.cur ^= 1
         return b.logits[:, 0, :]
 
-    def prime(self, tokens: np.ndarray | list[int]) -> np.ndarray:
-        """Feed ``T`` tokens per row in one call; return logits ``[batch, T, vocab]``."""
+    def set_position(self, position: int) -> None:
+        """The metrical position id fed with the next steps (ignored by models without one)."""
+        self._position = int(position)
+
+    def prime(self, tokens: np.ndarray | list[int],
+              positions: np.ndarray | list[int] | None = None) -> np.ndarray:
+        """Feed ``T`` tokens per row in one call; return logits ``[batch, T, vocab]``.
+
+        ``positions`` gives each token's position id (shaped like ``tokens``); without it every
+        token gets the current :meth:`set_position` value.
+        """
         self._live()
         arr = np.asarray(tokens, dtype=np.int64)
         if arr.ndim == 1:
@@ -150,6 +170,10 @@ class StepModel:
             return np.zeros((self.batch, 0, self.vocab_size), dtype=np.float32)
         b = self._b
         feeds = {"tokens": np.ascontiguousarray(arr), **b.cond}
+        if self.spec.position is not None:
+            pos = (np.full(arr.shape, self._position, dtype=np.int64) if positions is None
+                   else np.broadcast_to(np.asarray(positions, dtype=np.int64), arr.shape))
+            feeds[self.spec.position.name] = np.ascontiguousarray(pos)
         feeds.update({s.name: a for s, a in zip(self.spec.states, b.state, strict=True)})
         names = ["logits"] + [s.output for s in self.spec.states]
         outs = self.session.run(names, feeds)
