@@ -17,6 +17,11 @@ Every step has a *metrical position* id (scheme ``metre-v1``): ``beat * 12 + sub
 (0..11, clipped), so ``0`` is always a bar line. Models that declare a ``position`` input get
 these ids fed by the engine (see docs/model-contract.md); training computes them with the same
 functions from each piece's own time signatures.
+
+Which step a token's position describes: the step of the token the model predicts next. In
+the flat input ``[BOS, step0/voice0, step0/voice1, ...]`` input ``i`` (BOS is 0) predicts a
+token of step ``i // n_voices`` (:func:`predicted_step`), so BOS carries step 0's position and
+the last voice of step ``n`` carries step ``n + 1``'s.
 """
 
 from __future__ import annotations
@@ -118,6 +123,11 @@ def parse_metre(text: str | Metre, steps_per_quarter: int = 4) -> Metre:
         raise ConfigError(f"meter {text!r} is not understood; use one of {', '.join(METRES)} "
                           "(compound metres count dotted beats)") from err
     return metre
+
+
+def predicted_step(index: int, n_voices: int) -> int:
+    """The grid step of the token predicted after flat input ``index`` (BOS = 0)."""
+    return index // n_voices
 
 
 @dataclass(frozen=True)
