@@ -28,6 +28,7 @@ from liveduet.codec import HOLD, REST, GridCodec
 from liveduet.errors import ConfigError
 from liveduet.harmony import TableSource
 from liveduet.ledger import ALL_NOTES_OFF, CONTROL, NOTE_OFF, NOTE_ON, Ledger, Out
+from liveduet.metre import MetreMap, StepGrid, parse_metre
 from liveduet.midimsg import is_valid
 from liveduet.model import StepModel
 from liveduet.planner import PlannedStep, Planner, check_mode
@@ -47,7 +48,8 @@ class Engine:
 
     def __init__(self, model: StepModel, settings: Settings | None = None, *,
                  lookahead: int = 1, tolerance: float = 0.5, tables: bool = True,
-                 table_source: Callable[[StepModel], TableSource | None] | None = None) -> None:
+                 table_source: Callable[[StepModel], TableSource | None] | None = None,
+                 metres: MetreMap | None = None) -> None:
         if lookahead < 0:
             raise ConfigError(f"lookahead={lookahead}; give 0 or more steps")
         if not 0.0 < tolerance <= 1.0:
@@ -74,6 +76,8 @@ class Engine:
         self._emit = 0
         self._phase = ""
         self._last_machine: tuple[int, int] | None = None
+        spq = model.codec.steps_per_beat
+        self._grid = StepGrid(metres or MetreMap(parse_metre(self._settings.meter, spq)))
         self._use_model(model)
 
     # -- model and sequence -------------------------------------------------------------------
@@ -81,8 +85,11 @@ class Engine:
         self.close()
         self._source = self._sources(model) if self._sources is not None else None
         self._model = model
+        spq = model.codec.steps_per_beat
+        if self._grid.metres.metre(0).steps_per_quarter != spq:  # a model on another grid
+            self._grid.metres = MetreMap(parse_metre(self._settings.meter, spq))
         self._plan = Planner(model, self._settings, self._human, self.counters, self._emit,
-                             tables=self.tables, source=self._source)
+                             tables=self.tables, source=self._source, grid=self._grid)
 
     def prefetch(self) -> None:
         """Let the table source start on the next harmonize step's table (call after sending:
@@ -169,8 +176,9 @@ class Engine:
         if phase != self._phase:
             if phase == ANSWERING:
                 self.counters["answers"] += 1
-            elif phase == LISTENING and self._phase == ANSWERING and self._human.at(n).sounding:
-                self.counters["barge_ins"] += 1
+            elif (phase == LISTENING and self._phase == ANSWERING
+                  and st.turn_before.answer_left > 0 and self._human.at(n).sounding):
+                self.counters["barge_ins"] += 1  # the answer still had steps to play
             self.turns.append((self._pos_of(n), phase))
             self._phase = phase
 
@@ -328,6 +336,10 @@ class Engine:
         check_mode(self._plan.codec, new.mode)
         old, self._settings = self._settings, new
         self._plan.settings = new
+        if new.meter != old.meter:  # the new metre takes over at the next bar line
+            metre = parse_metre(new.meter, self.codec.steps_per_beat)
+            self._grid.metres = self._grid.metres.change_at_next_bar(
+                self._emit + self._grid.offset, metre)
         outs: list[Out] = []
         if new.mode != old.mode or new.channel != old.channel:
             outs += self._ledger.release_machine(pos)
@@ -362,6 +374,7 @@ class Engine:
             outs = self._ledger.release_machine(pos)
             self._replan(silenced=True)
             self._anchor = (float(pos), self._emit)
+            self._grid.offset = round(pos) - self._emit
             self._human.clear()
             self._running = True
             return outs
@@ -387,6 +400,17 @@ class Engine:
         found = estimate_key([p for p, _ in notes], [d for _, d in notes]) if notes else None
         return None if found is None else f"{TONICS[found[0]]} {found[1]}"
 
+    @property
+    def grid(self) -> StepGrid:
+        """Bars and beats of the engine's steps."""
+        return self._grid
+
+    def _beat_of(self, step: int) -> int:
+        """1-based beat in the bar of ``step``."""
+        metre = self._grid.metre(step)
+        in_bar = self._grid.metres.step_in_bar(step + self._grid.offset)
+        return in_bar // metre.beat_steps + 1
+
     def status(self) -> dict[str, Any]:
         """A JSON-ready summary for displays and logs."""
         phase = self._current_phase() if self._running else "idle"
@@ -406,5 +430,7 @@ class Engine:
             "sounding": {str(v): p for v, (_, p) in self._ledger.machine_notes().items()},
             "counters": dict(self.counters),
             "key": self._key_name(),
+            "meter": self._grid.metre(max(self._emit - 1, 0)).label,
+            "beat": self._beat_of(max(self._emit - 1, 0)),
             "warnings": list(self._warnings),
         }

@@ -39,6 +39,7 @@ class Context(NamedTuple):
     low: int
     high: int
     pcs: frozenset[int] | None
+    positions: tuple[int, ...] = ()  # position id fed with each voice's token (metre-v1)
 
 
 @dataclass(slots=True)
@@ -175,9 +176,11 @@ class Harmonizer:
                 legal = self.sampler.legal(v, ctx.low, ctx.high, ctx.pcs, ctx.sounding[v])
                 toks = self.sampler.sample_rows(
                     logits, legal, temperature=ctx.temperature, top_p=ctx.top_p,
-                    density=ctx.density, u=keyed_uniform(ctx.seed, ctx.step, v))
+                    density=ctx.density, u=keyed_uniform(ctx.seed, ctx.step, v), voice=v)
                 bad |= toks < 0
             fed[:, v] = np.where(toks < 0, REST, toks)
+            if ctx.positions:
+                model.set_position(ctx.positions[v])
             logits = model.step(fed[:, v]).copy()
         axes = tuple(s.batch_axis for s in model.spec.states)
         state = model.snapshot().arrays  # read-only copies

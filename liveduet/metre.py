@@ -215,3 +215,36 @@ class MetreMap:
     def labels(self) -> Sequence[tuple[int, str]]:
         """(step, label) of every change."""
         return [(c.step, c.metre.label) for c in self.changes]
+
+
+class StepGrid:
+    """A :class:`MetreMap` seen from the engine's steps: step ``n`` is grid position
+    ``n + offset`` (the offset moves when the transport restarts elsewhere)."""
+
+    def __init__(self, metres: MetreMap, offset: int = 0) -> None:
+        self.metres = metres
+        self.offset = offset
+
+    def metre(self, step: int) -> Metre:
+        """The metre at ``step``."""
+        return self.metres.metre(step + self.offset)
+
+    def position_id(self, step: int) -> int:
+        """The ``metre-v1`` position id of ``step``."""
+        return self.metres.position_id(step + self.offset)
+
+    def is_bar_line(self, step: int) -> bool:
+        """True when ``step`` starts a bar."""
+        return self.metres.is_bar_line(step + self.offset)
+
+    def is_beat(self, step: int) -> bool:
+        """True when ``step`` starts a beat."""
+        return self.metres.is_beat(step + self.offset)
+
+    def bar_steps(self, step: int) -> int:
+        """Steps in the bar that holds ``step``."""
+        return self.metre(step).bar_steps
+
+    def beat_steps(self, step: int) -> int:
+        """Steps in a beat of the metre at ``step``."""
+        return self.metre(step).beat_steps

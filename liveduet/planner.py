@@ -8,6 +8,7 @@ step exactly and re-run it with what the human really did.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,11 +16,14 @@ import numpy as np
 from liveduet.codec import BOS, HOLD, REST, GridCodec
 from liveduet.errors import ConfigError
 from liveduet.harmony import Context, Harmonizer, TableSource
+from liveduet.metre import MetreMap, StepGrid, predicted_step
 from liveduet.model import Snapshot, StepModel
+from liveduet.pace import DEFAULT_NOTES_PER_QUARTER, next_rate, pace_bias, target_rate
 from liveduet.sampling import Sampler, key_pcs, keyed_uniform
 from liveduet.settings import Settings
 from liveduet.turns import (
     ACCOMPANYING,
+    ANSWERING,
     HumanIn,
     HumanRecord,
     Turn,
@@ -28,7 +32,7 @@ from liveduet.turns import (
     next_turn,
 )
 
-BEATS_PER_BAR = 4
+DEFAULT_MAX_HOLD_QUARTERS = 8  # a note's longest hold for a model whose card gives none
 
 
 @dataclass(slots=True)
@@ -43,6 +47,32 @@ class PlannedStep:
     turn_before: Turn
     sounding_before: tuple[bool, ...]
     bad: bool = False
+    held_before: tuple[int, ...] = ()  # steps each voice's note has sounded before the step
+    rate_before: tuple[float, ...] = ()  # each voice's onsets per step (liveduet.pace)
+
+
+def corpus_hold_steps(model: StepModel) -> int:
+    """The longest note of the model's training corpus in steps (its card's
+    ``metrics.corpus.hold_steps_max``), or ``DEFAULT_MAX_HOLD_QUARTERS`` without one."""
+    value = _corpus_metric(model, "hold_steps_max")
+    if value is not None and value >= 1:
+        return int(value)
+    return DEFAULT_MAX_HOLD_QUARTERS * model.codec.steps_per_beat
+
+
+def corpus_rate(model: StepModel) -> float:
+    """Note onsets per step of the model's training corpus (its card's
+    ``metrics.corpus.notes_per_quarter``), or :data:`DEFAULT_NOTES_PER_QUARTER` without one."""
+    value = _corpus_metric(model, "notes_per_quarter")
+    per_quarter = value if value is not None and value > 0 else DEFAULT_NOTES_PER_QUARTER
+    return per_quarter / model.codec.steps_per_beat
+
+
+def _corpus_metric(model: StepModel, name: str) -> float | None:
+    metrics = model.spec.card.get("metrics")
+    corpus = metrics.get("corpus") if isinstance(metrics, dict) else None
+    value = corpus.get(name) if isinstance(corpus, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def check_mode(codec: GridCodec, mode: str) -> None:
@@ -60,7 +90,7 @@ class Planner:
 
     def __init__(self, model: StepModel, settings: Settings, human: HumanRecord,
                  counters: dict[str, int], start: int = 0, *, tables: bool = True,
-                 source: TableSource | None = None) -> None:
+                 source: TableSource | None = None, grid: StepGrid | None = None) -> None:
         self.model = model
         self.codec: GridCodec = model.codec
         self.sampler = Sampler(self.codec)
@@ -69,7 +99,12 @@ class Planner:
         roles = [v.role for v in self.codec.voices]
         tables = tables and roles.count("given") == 1 and roles.count("sampled") == len(roles) - 1
         self.harmony = Harmonizer(model, self.sampler, self.hv, source) if tables else None
-        self.steps_per_bar = self.codec.steps_per_beat * BEATS_PER_BAR
+        self.grid = grid or StepGrid(MetreMap())
+        self.corpus_hold = corpus_hold_steps(model)
+        self.corpus_rate = corpus_rate(model)
+        # pace and the hold limit shape a line the machine carries alone (call, continue);
+        # harmony voices follow the soprano through tables, which stay bit-for-bit the same
+        self.paced = tuple(v.role == "shared" for v in self.codec.voices)
         self.settings = settings
         self.human = human
         self.counters = counters
@@ -83,6 +118,7 @@ class Planner:
         if self.harmony is not None:
             self.harmony.clear()
         self.model.reset()
+        self.model.set_position(self.grid.position_id(step))
         self.logits = self.model.step(BOS)[0].copy()
         self.counters["model_steps"] += 1
         self.steps.clear()
@@ -90,6 +126,8 @@ class Planner:
         self.end = step
         self.turn = initial_turn(self.settings.mode)
         self.sounding = (False,) * self.codec.n_voices
+        self.held = (0,) * self.codec.n_voices
+        self.rate = (self.corpus_rate,) * self.codec.n_voices
 
     def base(self) -> int:
         """The oldest step that can still be rolled back to."""
@@ -105,6 +143,8 @@ class Planner:
         self.logits = st.logits
         self.turn = st.turn_before
         self.sounding = st.sounding_before
+        self.held = st.held_before
+        self.rate = st.rate_before
         for n in range(step, self.end):
             del self.steps[n]
         self.end = step
@@ -113,6 +153,7 @@ class Planner:
     def silence(self) -> None:
         """After a release: the machine's voices hold nothing from the plan's end on."""
         self.sounding = (False,) * self.codec.n_voices
+        self.held = (0,) * self.codec.n_voices
 
     def extend(self, upto: int) -> None:
         """Plan every step before ``upto``."""
@@ -147,18 +188,28 @@ class Planner:
     def _run_step(self, n: int) -> PlannedStep:
         snap, logits0, turn0, sounding0 = (self.model.snapshot(), self.logits, self.turn,
                                            self.sounding)
+        held0, rate0 = self.held, self.rate
         hin = self.human.at(n)
-        turn = next_turn(turn0, self.settings, hin, n, n in self.end_calls, self.steps_per_bar)
+        turn = next_turn(turn0, self.settings, hin, n, n in self.end_calls, self.grid)
         if self.harmony is not None and turn.phase == ACCOMPANYING and turn.mode == "harmonize":
-            return self._table_step(n, hin, turn, snap, logits0, turn0, sounding0)
+            step = self._table_step(n, hin, turn, snap, logits0, turn0, sounding0)
+            self._count_held(step.mach)
+            step.held_before, step.rate_before = held0, rate0
+            return step
         played = self.played.get(n)
         fed: list[int] = []
         mach: list[int | None] = []
         sounding = list(sounding0)
         bad = False
+        positions = self.positions(n)
+        enters = turn.phase == ANSWERING and turn0.phase != ANSWERING
+        if enters:  # a new phrase starts at the corpus's pace
+            self.rate = (self.corpus_rate,) * self.codec.n_voices
         for v in range(self.codec.n_voices):
-            tok, m, ok = self._decide(v, n, hin, turn, played, sounding[v])
+            can_hold = sounding[v] and (held0[v] < self.max_hold or not self.paced[v])
+            tok, m, ok = self._decide(v, n, hin, turn, played, can_hold, enters)
             bad |= not ok
+            self.model.set_position(positions[v])
             self.logits = self.model.step(tok)[0].copy()
             self.counters["model_steps"] += 1
             fed.append(tok)
@@ -166,7 +217,28 @@ class Planner:
             sounding[v] = m is not None and (m > REST or (m == HOLD and sounding[v]))
         self.turn = turn
         self.sounding = tuple(sounding)
-        return PlannedStep(tuple(fed), tuple(mach), turn, snap, logits0, turn0, sounding0, bad)
+        self._count_held(tuple(mach))
+        self.rate = tuple(r if m is None else next_rate(r, m > REST)
+                          for r, m in zip(self.rate, mach, strict=True))
+        return PlannedStep(tuple(fed), tuple(mach), turn, snap, logits0, turn0, sounding0, bad,
+                           held0, rate0)
+
+    def _count_held(self, mach: tuple[int | None, ...]) -> None:
+        """Steps each machine voice's note has sounded, after a step that played ``mach``."""
+        self.held = tuple(
+            (h + 1 if m == HOLD else 1) if now else 0
+            for h, m, now in zip(self.held, mach, self.sounding, strict=True))
+
+    @property
+    def max_hold(self) -> int:
+        """Steps a machine note may sound: the longest note of the model's training corpus
+        (its card), longer as density goes below 0.5, unlimited at density 0."""
+        density = self.settings.density
+        if density >= 0.5:
+            return self.corpus_hold
+        if density <= 0.0:
+            return 1 << 30
+        return math.ceil(self.corpus_hold * 0.5 / density)
 
     def _table_step(self, n: int, hin: HumanIn, turn: Turn, snap: Snapshot,
                     logits0: np.ndarray, turn0: Turn, sounding0: tuple[bool, ...]
@@ -193,11 +265,18 @@ class Planner:
                               for m, was in zip(mach, sounding0, strict=True))
         return PlannedStep(fed, mach, turn, snap, logits0, turn0, sounding0, table.row_bad[row])
 
+    def positions(self, n: int) -> tuple[int, ...]:
+        """Position ids fed with each voice's token of step ``n``: the id of the step whose
+        token the model predicts next (the last voice's token predicts step ``n + 1``)."""
+        nv = self.codec.n_voices
+        return tuple(self.grid.position_id(predicted_step(1 + n * nv + v, nv))
+                     for v in range(nv))
+
     def _context(self, n: int, sounding0: tuple[bool, ...]) -> Context:
         s = self.settings
         pcs = key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
         return Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low, s.high,
-                       pcs)
+                       pcs, self.positions(n))
 
     def prefetch(self) -> None:
         """Have the table source build the next unplanned step's table ahead (harmonize)."""
@@ -205,14 +284,18 @@ class Planner:
         if harmony is None or harmony.source is None:
             return
         turn = next_turn(self.turn, self.settings, self.human.at(n), n, n in self.end_calls,
-                         self.steps_per_bar)
+                         self.grid)
         if turn.phase == ACCOMPANYING and turn.mode == "harmonize":
             harmony.prefetch(self._context(n, self.sounding), self.model.snapshot(), self.logits)
 
     def _decide(self, v: int, n: int, hin: HumanIn, turn: Turn,
-                played: tuple[int, ...] | None, sounding: bool
+                played: tuple[int, ...] | None, sounding: bool, enters: bool = False
                 ) -> tuple[int, int | None, bool]:
-        """(token fed, token the machine plays or None, logits were finite) for voice ``v``."""
+        """(token fed, token the machine plays or None, logits were finite) for voice ``v``.
+
+        On an answer's first step (``enters``) the machine's voices play a note: an answer
+        placed on the bar line comes in on it, not a rest later.
+        """
         human_voice = v == self.hv
         if human_voice and hin.sounding:
             return self._human_token(v, hin), None, True
@@ -222,9 +305,14 @@ class Planner:
             return played[v], played[v], True  # already emitted: feed what really sounded
         s = self.settings
         pcs = key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
-        legal = self.sampler.legal(v, s.low, s.high, pcs, sounding)
+        legal = self.sampler.legal(v, s.low, s.high, pcs, sounding and not enters)
+        if enters:
+            legal = legal.copy()
+            legal[REST] = False
+        bias = (pace_bias(self.rate[v], target_rate(self.corpus_rate, s.density))
+                if self.paced[v] else 0.0)
         tok = self.sampler.sample(self.logits, legal, temperature=s.temperature,
-                                  top_p=s.top_p, density=s.density,
+                                  top_p=s.top_p, density=s.density, voice=v, note_bias=bias,
                                   u=keyed_uniform(s.seed, n, v))
         if tok is None:
             return REST, REST, False

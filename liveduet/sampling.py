@@ -6,8 +6,10 @@ a counter-based generator (SplitMix64 over ``(seed, step, voice)``): a re-decide
 same number as its first decision, so rollbacks and the lookahead never shift the random stream,
 and a seed change reseeds every later step at once.
 
-Top-p applies to the pitch only: the event (HOLD, REST or NOTE_ON) is drawn from the whole
-tempered distribution first, so rhythm follows the model and no token becomes absorbing.
+A token is two draws from one number: the event (HOLD, REST or a note) from the model's own
+distribution, moved only by ``density``, then the pitch among the legal notes at the sampling
+temperature within the top-p nucleus. So rhythm and note density follow what the model learnt
+whatever the temperature, key or range (see :meth:`Sampler.sample_rows`).
 
 Masks never leave a voice without a legal token: REST is always legal, HOLD only while the voice
 sounds, and when key and range leave no pitch the key mask is dropped first, then the range.
@@ -112,6 +114,7 @@ class Sampler:
         self._gain = np.where(self._is_note, DENSITY_GAIN, 0.0)
         self._gains: dict[float, np.ndarray] = {}
         self._cache: dict[tuple[int, int, int, frozenset[int] | None], np.ndarray] = {}
+        self._event_masks: dict[tuple[int, bool, bool], np.ndarray] = {}
 
     def legal(self, voice: int, low: int, high: int, pcs: frozenset[int] | None,
               allow_hold: bool) -> np.ndarray:
@@ -153,9 +156,25 @@ class Sampler:
             gain = self._gains[density] = self._gain * (2.0 * density - 1.0)
         return np.where(legal, gain, -np.inf)
 
+    def _events(self, legal: np.ndarray, voice: int | None) -> np.ndarray:
+        """Tokens whose model probability makes up the event draw: HOLD and REST as legal,
+        and every note the voice can sing (``voice``), or the legal notes (``None``)."""
+        if voice is None:
+            return legal
+        key = (voice, bool(legal[HOLD]), bool(legal[REST]))
+        mask = self._event_masks.get(key)
+        if mask is None:
+            mask = self._voice[voice] & self._is_note
+            mask[HOLD], mask[REST] = key[1], key[2]
+            self._event_masks[key] = mask
+        return mask
+
     def sample(self, logits: np.ndarray, legal: np.ndarray, *, temperature: float, top_p: float,
-               density: float, u: float) -> int | None:
+               density: float, u: float, voice: int | None = None,
+               note_bias: float = 0.0) -> int | None:
         """One token id drawn with uniform ``u``; ``None`` when the logits are not finite.
+
+        ``note_bias`` is added to the note event's logits (the line's pace, :mod:`liveduet.pace`).
 
         The same arithmetic as :meth:`sample_rows` on one row (so both give the same token),
         with Python scalars where numpy's per-call overhead would dominate.
@@ -163,69 +182,84 @@ class Sampler:
         z = np.array(logits, dtype=np.float64).ravel()
         if not np.isfinite(z).all():
             return None
-        z += self._bias(legal, density)
-        z /= max(temperature, 1e-6)
-        z -= z.max()
-        p = np.exp(z, out=z)
-        hold = float(p[HOLD])
-        rest = hold + float(p[REST])  # p[BOS] == 0: BOS is never legal
-        notes = p[N_SPECIAL:]
-        order = None
-        if top_p < 1.0:
-            order = np.argsort(-notes, kind="stable")
-            notes = notes[order]
-        ncum = np.cumsum(notes)
-        mass = float(ncum[-1])
+        ev = z + self._bias(self._events(legal, voice), density)
+        if note_bias:
+            ev[N_SPECIAL:] += note_bias
+        ev -= ev.max()
+        pe = np.exp(ev, out=ev)
+        hold = float(pe[HOLD])
+        rest = hold + float(pe[REST])  # p[BOS] == 0: BOS is never legal
+        mass = float(pe[N_SPECIAL:].sum())
         target = u * (rest + mass)
         if target < hold:
             return HOLD
         if target < rest or mass <= 0.0:
             return REST
-        keep = min(int(np.count_nonzero(ncum < top_p * mass)) + 1, ncum.size)
+        z += np.where(legal, 0.0, -np.inf)
+        notes = z[N_SPECIAL:] / max(temperature, 1e-6)
+        top = notes.max()
+        if not np.isfinite(top):
+            return REST
+        notes = np.exp(notes - top)
+        order = None
+        if top_p < 1.0:
+            order = np.argsort(-notes, kind="stable")
+            notes = notes[order]
+        ncum = np.cumsum(notes)
+        pmass = float(ncum[-1])
+        keep = min(int(np.count_nonzero(ncum < top_p * pmass)) + 1, ncum.size)
         limit = float(ncum[keep - 1])
         u2 = min(max((target - rest) / mass, 0.0), 1.0 - 1e-12)
         idx = min(int(np.count_nonzero(ncum <= u2 * limit)), keep - 1)
         return int(idx if order is None else order[idx]) + N_SPECIAL
 
     def sample_rows(self, logits: np.ndarray, legal: np.ndarray, *, temperature: float,
-                    top_p: float, density: float, u: float) -> np.ndarray:
+                    top_p: float, density: float, u: float, voice: int | None = None
+                    ) -> np.ndarray:
         """One token per row of ``logits`` ``[rows, vocab]``, all drawn with the same ``u``.
 
         Row ``r``'s token depends on row ``r`` alone (element-wise operations, running sums
         and counts along a row), and equals :meth:`sample` on that row. Non-finite rows give -1.
 
-        Top-p applies to the pitch only: the event (HOLD, REST or NOTE_ON) is drawn from the
-        whole tempered distribution first. Top-p over the whole vocabulary would make HOLD and
-        REST absorbing: once P(HOLD) >= top_p the nucleus is HOLD alone and the note never ends
-        (seen as 10-beat holds from folk_melody). The pitch re-uses u's position inside the
-        note segment (uniform given the event), within the top-p nucleus of the notes.
+        Two draws from one ``u``. The *event* (HOLD, REST or a note) comes from the model's own
+        distribution at temperature 1, shifted only by ``density``: tempering it would favour
+        the likeliest event, which on a 16th grid is HOLD, and thin the line into long notes;
+        masking pitches out of key or range would do the same by removing their mass, so the
+        event weighs every note the voice can sing. The *pitch* is then drawn among the legal
+        notes at ``temperature`` within the top-p nucleus, re-using u's position inside the
+        note segment (uniform given the event). Top-p over the whole vocabulary would make
+        HOLD and REST absorbing (once P(HOLD) >= top_p the nucleus is HOLD alone).
         """
         z = logits.astype(np.float64)
         ok = np.isfinite(z).all(axis=1)
         if not ok.all():
             z[~ok] = 0.0
-        z += self._bias(legal, density)
-        z /= max(temperature, 1e-6)
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z, out=z)
-        hold = p[:, HOLD]
-        rest = hold + p[:, REST]
-        notes = p[:, N_SPECIAL:]
-        rows = np.arange(p.shape[0])
+        ev = z + self._bias(self._events(legal, voice), density)
+        ev -= ev.max(axis=1, keepdims=True)
+        pe = np.exp(ev, out=ev)
+        hold = pe[:, HOLD]
+        rest = hold + pe[:, REST]
+        mass = pe[:, N_SPECIAL:].sum(axis=1)
+        target = u * (rest + mass)
+        notes = (z[:, N_SPECIAL:] + np.where(legal[N_SPECIAL:], 0.0, -np.inf)) / max(
+            temperature, 1e-6)
+        top = notes.max(axis=1, keepdims=True)
+        finite = np.isfinite(top[:, 0])
+        notes = np.exp(notes - np.where(np.isfinite(top), top, 0.0))
+        rows = np.arange(z.shape[0])
         order = None
         if top_p < 1.0:
             order = np.argsort(-notes, axis=1, kind="stable")
             notes = notes[rows[:, None], order]
         ncum = np.cumsum(notes, axis=1)
-        mass = ncum[:, -1]
-        target = u * (rest + mass)
-        keep = np.minimum((ncum < (top_p * mass)[:, None]).sum(axis=1) + 1, ncum.shape[1])
+        pmass = ncum[:, -1]
+        keep = np.minimum((ncum < (top_p * pmass)[:, None]).sum(axis=1) + 1, ncum.shape[1])
         limit = ncum[rows, keep - 1]
         u2 = np.minimum(np.maximum((target - rest) / np.maximum(mass, 1e-300), 0.0),
                         1.0 - 1e-12)
         idx = np.minimum((ncum <= (u2 * limit)[:, None]).sum(axis=1), keep - 1)
         if order is not None:
             idx = order[rows, idx]
-        out = np.where((target < rest) | (mass <= 0.0), REST, idx + N_SPECIAL)
+        out = np.where((target < rest) | (mass <= 0.0) | ~finite, REST, idx + N_SPECIAL)
         out = np.where(target < hold, HOLD, out)
         return np.where(ok, out, -1)

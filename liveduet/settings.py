@@ -11,8 +11,10 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from liveduet.errors import ConfigError
+from liveduet.metre import METRES
 
 MODES = ("call", "continue", "harmonize", "off")
+ANSWER_AT = ("bar", "beat", "gap")
 SCALES: dict[str, tuple[int, ...]] = {
     "chromatic": tuple(range(12)),
     "major": (0, 2, 4, 5, 7, 9, 11),
@@ -45,13 +47,17 @@ FIELDS: tuple[Field, ...] = (
     Field("mode", "choice", "call", choices=MODES, help="call | continue | harmonize | off"),
     Field("temperature", "float", 0.9, 0.05, 2.0, help="sampling temperature"),
     Field("top_p", "float", 0.95, 0.05, 1.0, help="nucleus sampling mass"),
-    Field("bpm", "float", 120.0, 20.0, 300.0, help="internal tempo, beats per minute"),
+    Field("bpm", "float", 120.0, 20.0, 300.0, help="internal tempo, quarter notes per minute"),
+    Field("meter", "choice", "4/4", choices=METRES,
+          help="time signature (compound metres count dotted beats)"),
     Field("key", "choice", "off", choices=KEYS, help="tonic of the key mask, 'auto' or 'off'"),
     Field("scale", "choice", "major", choices=tuple(SCALES), help="scale of the key mask"),
     Field("low", "int", 36, 0, 127, help="lowest pitch the machine plays"),
     Field("high", "int", 96, 0, 127, help="highest pitch the machine plays"),
     Field("density", "float", 0.5, 0.0, 1.0, help="0 sparse .. 0.5 as trained .. 1 busy"),
     Field("listen_gap", "int", 4, 1, 64, help="silent steps that end a call"),
+    Field("answer_at", "choice", "bar", choices=ANSWER_AT,
+          help="where an answer enters: the next bar line, the next beat, or right after the gap"),
     Field("response_bars", "float", 0.0, 0.0, 16.0, help="answer length; 0 = the call's"),
     Field("response_min_bars", "float", 1.0, 0.25, 16.0, help="shortest answer"),
     Field("response_max_bars", "float", 4.0, 0.25, 16.0, help="longest answer"),
@@ -80,12 +86,14 @@ class Settings:
     temperature: float = 0.9
     top_p: float = 0.95
     bpm: float = 120.0
+    meter: str = "4/4"
     key: str = "off"
     scale: str = "major"
     low: int = 36
     high: int = 96
     density: float = 0.5
     listen_gap: int = 4
+    answer_at: str = "bar"
     response_bars: float = 0.0
     response_min_bars: float = 1.0
     response_max_bars: float = 4.0

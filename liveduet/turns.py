@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 
 from liveduet.errors import ConfigError
+from liveduet.metre import StepGrid
 from liveduet.settings import Settings
 
 LISTENING = "listening"
@@ -114,6 +115,7 @@ class Turn:
     silent: int = 0
     answer_left: int = 0
     pending_end: bool = False
+    waiting: bool = False  # continue: the human just stopped; the machine resumes on the beat
 
 
 def initial_turn(mode: str) -> Turn:
@@ -122,18 +124,43 @@ def initial_turn(mode: str) -> Turn:
     return Turn(mode, phase.get(mode, IDLE))
 
 
-def response_steps(settings: Settings, call_len: int, steps_per_bar: int) -> int:
-    """Answer length in steps: response_bars, or the call's length, clamped to min/max bars."""
-    bars = settings.response_bars or call_len / steps_per_bar
+def response_steps(settings: Settings, call_len: int, bar_steps: int) -> int:
+    """Answer length in steps: response_bars, or the call's length, clamped to min/max bars.
+
+    With ``answer_at`` bar the length is whole bars (the call's length rounded, at least one),
+    so an answer that enters on a bar line also ends on one.
+    """
+    bars = settings.response_bars or call_len / bar_steps
+    if settings.answer_at == "bar":
+        bars = max(1, round(bars))
     bars = min(max(bars, settings.response_min_bars), settings.response_max_bars)
-    return max(1, round(bars * steps_per_bar))
+    if settings.answer_at == "bar":
+        bars = max(1, math.floor(bars + 1e-9))
+    return max(1, round(bars * bar_steps))
+
+
+def entry_point(settings: Settings, grid: StepGrid, step: int) -> bool:
+    """Whether a machine phrase may enter at ``step`` under ``answer_at``."""
+    if settings.answer_at == "bar":
+        return grid.is_bar_line(step)
+    if settings.answer_at == "beat":
+        return grid.is_beat(step)
+    return True
 
 
 def next_turn(turn: Turn, settings: Settings, hin: HumanIn, step: int, end_call: bool,
-              steps_per_bar: int) -> Turn:
-    """The turn state for ``step`` given what the human does in it."""
+              grid: StepGrid) -> Turn:
+    """The turn state for ``step`` given what the human does in it.
+
+    Call mode: the human's notes are the call; the call is over after ``listen_gap`` silent
+    steps (or an end-of-call), and with ``answer_at`` bar also at a bar line the human leaves
+    silent, as a musician trading phrases stops on the bar. The answer then enters at the next
+    entry point (``entry_point``: bar line, beat, or at once) and lasts ``response_steps``.
+    """
     if turn.mode != settings.mode:
         turn = initial_turn(settings.mode)
+    if settings.mode == "continue":
+        return _continue_turn(turn, settings, hin, step, grid)
     if settings.mode != "call":
         return turn
     pending = turn.pending_end or end_call
@@ -147,11 +174,26 @@ def next_turn(turn: Turn, settings: Settings, hin: HumanIn, step: int, end_call:
         pending = False
     if turn.call_start is None and not pending:
         return turn
-    if pending or turn.silent >= settings.listen_gap:
-        call_len = 0 if turn.call_start is None else turn.call_end - turn.call_start
-        length = response_steps(settings, call_len, steps_per_bar)
+    ready = pending or turn.silent >= settings.listen_gap or (
+        settings.answer_at == "bar" and turn.call_start is not None
+        and step - turn.call_start >= grid.beat_steps(step))
+    if ready and entry_point(settings, grid, step):
+        end = step if settings.answer_at == "bar" else turn.call_end
+        call_len = 0 if turn.call_start is None else end - turn.call_start
+        length = response_steps(settings, call_len, grid.bar_steps(step))
         return Turn("call", ANSWERING, None, 0, 0, length - 1, False)
     return replace(turn, silent=turn.silent + 1, pending_end=pending)
+
+
+def _continue_turn(turn: Turn, settings: Settings, hin: HumanIn, step: int,
+                   grid: StepGrid) -> Turn:
+    """Continue mode: after the human takes the line, the machine resumes on the next beat
+    (at once with ``answer_at`` gap), so its line keeps the bar's pulse."""
+    if hin.sounding:
+        return replace(turn, waiting=settings.answer_at != "gap")
+    if turn.waiting and grid.is_beat(step):
+        return replace(turn, waiting=False)
+    return turn
 
 
 def machine_owns(turn: Turn, human_voice: bool) -> bool:
@@ -160,7 +202,7 @@ def machine_owns(turn: Turn, human_voice: bool) -> bool:
         return True
     if turn.phase != ACCOMPANYING:
         return False
-    return not human_voice or turn.mode == "continue"
+    return not human_voice or (turn.mode == "continue" and not turn.waiting)
 
 
 def parse_steps(text: str | int, steps_per_beat: int = 4, beats_per_bar: int = 4) -> int:

@@ -37,7 +37,7 @@ def test_continue_plays_the_script_on_time(loop: StepModel) -> None:
 
 
 def test_continue_barge_in_releases_now_and_resumes(loop: StepModel) -> None:
-    eng = Engine(loop, settings(mode="continue"))
+    eng = Engine(loop, settings(mode="continue", answer_at="gap"))
     outs = drive(eng, human([(5.2, 72, 7.0)]), 12)
     # the machine's 60 started at 5 is cut at 5.2; the human holds steps 5-6; the machine
     # carries on after the human's HOLD (script: HOLD -> 64) at step 7
@@ -47,7 +47,7 @@ def test_continue_barge_in_releases_now_and_resumes(loop: StepModel) -> None:
 
 
 def test_call_answers_after_the_gap_for_the_clamped_length(loop: StepModel) -> None:
-    eng = Engine(loop, settings(mode="call", listen_gap=4))
+    eng = Engine(loop, settings(mode="call", listen_gap=4, answer_at="gap"))
     outs = drive(eng, human([(0, 67, 4)]), 40)
     notes = notes_of(outs)
     assert notes[0] == (8, 60, 10)  # call ends at 4, four silent steps, answer at 8
@@ -56,7 +56,7 @@ def test_call_answers_after_the_gap_for_the_clamped_length(loop: StepModel) -> N
 
 
 def test_call_is_silent_while_the_human_plays(loop: StepModel) -> None:
-    eng = Engine(loop, settings(mode="call", listen_gap=2, response_bars=1))
+    eng = Engine(loop, settings(mode="call", listen_gap=2, response_bars=1, answer_at="gap"))
     outs = drive(eng, human([(0, 67, 3), (10, 69, 11.5), (12, 71, 14)]), 48)
     # answer starts at 5, the human cuts in at 10: machine released at 10, listens
     assert notes_of(outs)[0][0] == 5
@@ -65,11 +65,51 @@ def test_call_is_silent_while_the_human_plays(loop: StepModel) -> None:
 
 
 def test_end_call_starts_the_answer_at_once(loop: StepModel) -> None:
-    eng = Engine(loop, settings(mode="call", listen_gap=16))
+    eng = Engine(loop, settings(mode="call", listen_gap=16, answer_at="gap"))
     outs = drive(eng, human([(0, 67, 2)]), 3)
     outs += eng.apply(Action("end_call"), 3.0)
     outs += drive(eng, [], 8)
     assert notes_of(outs)[0][0] == 4  # step 3 is emitted; the answer starts at step 3's end
+
+
+def test_continue_resumes_on_the_next_beat_after_a_takeover(loop: StepModel) -> None:
+    eng = Engine(loop, settings(mode="continue"))  # answer_at bar (the default)
+    outs = drive(eng, human([(5.2, 72, 6.0)]), 16)
+    after = [n for n in notes_of(outs) if n[0] >= 5.2]
+    assert after[0][0] == 8  # the human stops at 6; the line comes back on beat 3 (step 8)
+
+
+def test_call_answer_enters_on_the_bar_line_for_whole_bars(loop: StepModel) -> None:
+    eng = Engine(loop, settings(mode="call", listen_gap=4))
+    outs = drive(eng, human([(2, 67, 20), (20, 69, 22)]), 80)
+    notes = notes_of(outs)
+    # the call ends at 22 (mid-bar); the gap is over at 26; the answer waits for bar line 32
+    assert notes[0][0] == 32
+    # the call spans 2..32 with its silence: 1.9 bars, so the answer lasts two whole bars
+    assert list(eng.turns) == [(0, "listening"), (32, "answering"), (64, "listening")]
+
+
+def test_call_answer_enters_at_once_on_a_silent_bar_line(loop: StepModel) -> None:
+    eng = Engine(loop, settings(mode="call", listen_gap=8))
+    outs = drive(eng, human([(0, 67, 16), (16, 69, 32)]), 80)
+    # the call fills two bars and stops on the bar line: the answer starts right there
+    assert notes_of(outs)[0][0] == 32
+    assert list(eng.turns) == [(0, "listening"), (32, "answering"), (64, "listening")]
+
+
+def test_answer_at_beat_waits_for_the_next_beat(loop: StepModel) -> None:
+    eng = Engine(loop, settings(mode="call", listen_gap=3, answer_at="beat"))
+    outs = drive(eng, human([(0, 67, 6)]), 40)
+    assert notes_of(outs)[0][0] == 12  # silent from 6, gap over at 9, next beat at 12
+
+
+def test_meter_set_live_takes_over_at_the_next_bar_line(loop: StepModel) -> None:
+    eng = Engine(loop, settings(mode="continue"))
+    drive(eng, [], 5)
+    eng.apply(Set("meter", "3/4"), 5.0)
+    assert eng.grid.is_bar_line(16) and not eng.grid.is_bar_line(12)
+    assert eng.grid.is_bar_line(28) and eng.grid.is_bar_line(40)
+    assert eng.status()["meter"] == "4/4"
 
 
 def test_harmonize_needs_a_multi_voice_model(loop: StepModel) -> None:

@@ -72,7 +72,7 @@ def test_harmonize_writes_one_track_per_machine_voice(files: dict[str, Path]) ->
 
 def test_call_render_answers_in_the_gaps(tmp_path: Path) -> None:
     engine = Engine(loop_model(tmp_path), Settings(mode="call", temperature=0.05, top_p=0.05,
-                                                   listen_gap=4))
+                                                   listen_gap=4, answer_at="gap"))
     human = [TimedNote(0, 60, 2), TimedNote(2, 62, 4)]  # 4 beats of call = 16 steps
     duet = render(engine, human, tail_bars=2)
     (notes,) = duet.machine.values()

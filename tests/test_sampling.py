@@ -17,7 +17,7 @@ def pitches(mask: np.ndarray) -> list[int]:
 
 def draw(sampler: Sampler, logits: np.ndarray, legal: np.ndarray, n: int = 2000,
          **kw: float) -> np.ndarray:
-    opts = {"temperature": 1.0, "top_p": 1.0, "density": 0.5, **kw}
+    opts: dict = {"temperature": 1.0, "top_p": 1.0, "density": 0.5, **kw}
     us = np.random.default_rng(0).random(n)
     return np.array([sampler.sample(logits, legal, u=float(u), **opts) for u in us])
 
@@ -45,11 +45,43 @@ def test_voice_ranges_of_a_multi_voice_codec() -> None:
     assert got == list(range(33, 65))
 
 
-def test_low_temperature_and_small_top_p_pick_the_top_token() -> None:
+def test_low_temperature_and_small_top_p_pick_the_top_pitch() -> None:
     s = Sampler(CODEC)
     logits = np.linspace(0, 1, CODEC.vocab_size).astype(np.float32)
     legal = s.legal(0, 0, 127, None, True)
-    assert set(draw(s, logits, legal, temperature=0.05, top_p=0.05).tolist()) == {39}
+    got = draw(s, logits, legal, temperature=0.05, top_p=0.05)
+    assert set(got.tolist()) == {HOLD, REST, 39}  # the event still follows the model
+
+
+def event_shares(tokens: np.ndarray) -> tuple[float, float, float]:
+    return (float(np.mean(tokens == HOLD)), float(np.mean(tokens == REST)),
+            float(np.mean(tokens >= N_SPECIAL)))
+
+
+def test_temperature_moves_pitches_not_the_note_density() -> None:
+    s = Sampler(CODEC)
+    logits = np.zeros(CODEC.vocab_size, dtype=np.float32)
+    logits[HOLD], logits[REST] = 3.0, 1.0  # HOLD the likeliest event, as on a 16th grid
+    logits[[10, 11, 12]] = [1.5, 1.0, 0.5]
+    legal = s.legal(0, 0, 127, None, True)
+    cold, hot = (draw(s, logits, legal, temperature=t) for t in (0.3, 1.7))
+    assert event_shares(cold) == event_shares(hot)  # same u, same event
+    assert np.mean(cold[cold >= N_SPECIAL] == 10) > 0.6 > 0.2 > np.mean(hot[hot >= N_SPECIAL] == 10)
+
+
+def test_a_key_mask_keeps_the_note_density() -> None:
+    s = Sampler(CODEC)
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 1, CODEC.vocab_size).astype(np.float32)
+    free = s.legal(0, 0, 127, None, True)
+    keyed = s.legal(0, 0, 127, scale_pcs(0, "pentatonic"), True)
+    plain = draw(s, logits, free, voice=0)
+    masked = draw(s, logits, keyed, voice=0)
+    assert event_shares(plain) == event_shares(masked)
+    assert all(CODEC.pitch_of(int(t)) % 12 in {0, 2, 4, 7, 9} for t in masked if t >= N_SPECIAL)
+    # without the voice's note pool the masked notes' mass would go to HOLD and REST
+    thinned = draw(s, logits, keyed)
+    assert event_shares(thinned)[2] < event_shares(masked)[2]
 
 
 def test_temperature_spreads_and_top_p_truncates() -> None:
