@@ -5,7 +5,8 @@ On validation-split folk tunes (benchmarks/valtunes.py: never trained on) of eac
 * **call**: a tune cut into 2-bar phrases from its first full bar, every other phrase silenced,
   rendered in ``call`` mode. Per answer: its first note on a beat / on a bar line of the tune's
   metre, beats from the end of the call to the first note, and how many the next call cut
-  (a human note while the answer still had steps to play: the engine's barge-ins). The human reference is the silenced phrase.
+  (a human note while the answer still had steps to play: the engine's barge-ins). The
+  human reference is the silenced phrase.
 * **continue**: the tune's first two full bars (and pickup) are played, then the machine
   continues alone for four bars: share of its bar lines carrying a note onset, notes per beat
   and whether it holds one note for 3 beats or more. The human reference is the tune's own
@@ -13,9 +14,10 @@ On validation-split folk tunes (benchmarks/valtunes.py: never trained on) of eac
 * **generate**: ``--seeds`` pieces of 16 bars from nothing (4/4): notes per beat against the
   corpus, and how many pieces reach 0.6x the corpus density.
 
-The corpus figure (notes per beat, longest note) is the bundled model card's where it records
-one, else the validation tunes' own. Runs against any version of liveduet (settings it lacks,
-such as ``meter``, are left out), so the same script prints the before and after figures::
+The corpus figure (notes per beat of each metre) is the model card's where it records one
+(``metrics.corpus.notes_per_beat_by_metre``), else the validation tunes' own. Runs against any
+version of liveduet (settings it lacks, such as ``meter``, are left out), so the same script
+prints the before and after figures::
 
     python benchmarks/bench_musicality.py                   # 20 tunes per metre, 50 seeds
     python benchmarks/bench_musicality.py --tunes 10 --seeds 20 --answer-at beat
@@ -208,15 +210,19 @@ def run_generate(model: StepModel, seeds: int, extra: dict[str, Any]) -> list[fl
     return out
 
 
-def corpus_figures(tunes: Sequence[Tune]) -> tuple[float, str]:
-    """Notes per beat of the training corpus (model card) or, failing that, of the tunes."""
-    card = {b.name: b.card for b in catalog.bundled()}.get(catalog.DEFAULT_MELODY, {})
-    corpus = (card.get("metrics") or {}).get("corpus") if isinstance(card, dict) else None
-    if isinstance(corpus, dict) and "notes_per_beat" in corpus:
-        return float(corpus["notes_per_beat"]), "model card (training corpus)"
-    notes = sum(len(t.notes) for t in tunes)
-    beats = sum(t.bars * t.meter.beats for t in tunes)
-    return notes / beats, "validation tunes (no figure in the model card)"
+def corpus_figures(model: StepModel, tunes: Sequence[Tune]) -> tuple[dict[str, float], str]:
+    """Notes per beat per metre of the training corpus (model card) or else of the tunes."""
+    metrics = model.spec.card.get("metrics")
+    corpus = metrics.get("corpus") if isinstance(metrics, dict) else None
+    by_metre = corpus.get("notes_per_beat_by_metre") if isinstance(corpus, dict) else None
+    if isinstance(by_metre, dict) and all(t.metre in by_metre for t in tunes):
+        return {k: float(v) for k, v in by_metre.items()}, "model card (training corpus)"
+    out = {}
+    for metre in sorted({t.metre for t in tunes} | {"4/4"}):
+        some = [t for t in tunes if t.metre == metre]
+        beats = sum(t.bars * t.meter.beats for t in some)
+        out[metre] = sum(len(t.notes) for t in some) / beats if beats else 1.0
+    return out, "validation tunes (the model card records none)"
 
 
 def print_call(mach: dict[str, Tally], human: dict[str, Tally]) -> None:
@@ -233,7 +239,8 @@ def print_call(mach: dict[str, Tally], human: dict[str, Tally]) -> None:
                   f"{t.share(t.on_bar, t.answers)} | {delay} | {cut} |")
 
 
-def print_continue(mach: dict[str, Tally], human: dict[str, Tally], corpus: float) -> None:
+def print_continue(mach: dict[str, Tally], human: dict[str, Tally], corpus: dict[str, float]
+                   ) -> None:
     """The continuation table."""
     print(f"\n## continue: {CONTINUE_BARS} bars after a 2-bar primer")
     print("| metre | who | passages | bar lines hit | notes per beat (x corpus) | holds >= 3 "
@@ -243,7 +250,8 @@ def print_continue(mach: dict[str, Tally], human: dict[str, Tally], corpus: floa
         for who, t in (("liveduet", mach[metre]), ("human", human.get(metre, Tally()))):
             npb = t.notes / t.beats if t.beats else 0.0
             print(f"| {metre} | {who} | {t.passages} | {t.share(t.bars_hit, t.bar_lines)} | "
-                  f"{npb:.2f} ({npb / corpus:.2f}x) | {t.share(t.long_holds, t.passages)} |")
+                  f"{npb:.2f} ({npb / corpus[metre]:.2f}x) | "
+                  f"{t.share(t.long_holds, t.passages)} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,17 +271,20 @@ def main(argv: list[str] | None = None) -> int:
         extra["density"] = args.density
     tunes = load_tunes(per_metre=args.tunes)
     model = StepModel(catalog.resolve(args.model))
-    corpus, source = corpus_figures(tunes)
+    corpus, source = corpus_figures(model, tunes)
     print(f"# bench_musicality: {len(tunes)} validation tunes, model {args.model}, seed "
           f"{args.seed}, settings {extra or 'defaults'}")
-    print(f"corpus notes per beat: {corpus:.2f} ({source})")
+    print("corpus notes per beat: " + ", ".join(f"{k} {v:.2f}" for k, v in corpus.items())
+          + f" ({source})")
     print_call(*run_call(model, tunes, args.seed, extra))
     print_continue(*run_continue(model, tunes, args.seed, extra), corpus)
     gen = run_generate(model, args.seeds, extra)
-    ok = sum(g >= 0.6 * corpus for g in gen)
+    ref = corpus["4/4"]
+    ok = sum(g >= 0.6 * ref for g in gen)
+    med = statistics.median(gen)
     print(f"\n## generate --bars 16 ({len(gen)} seeds, 4/4)")
-    print(f"notes per beat: median {statistics.median(gen):.2f} ({statistics.median(gen) / corpus:.2f}x"
-          f" corpus), min {min(gen):.2f}, max {max(gen):.2f}; pieces >= 0.6x corpus: "
+    print(f"notes per beat: median {med:.2f} ({med / ref:.2f}x corpus), min {min(gen):.2f} "
+          f"({min(gen) / ref:.2f}x), max {max(gen):.2f}; pieces >= 0.6x corpus: "
           f"{ok}/{len(gen)}")
     return 0
 

@@ -23,9 +23,10 @@ DEFAULT_CCS: dict[str, int] = {
     "high": 27, "listen_gap": 28, "response_bars": 29, "response_min_bars": 30,
     "response_max_bars": 31, "thru": 85, "channel": 86, "velocity": 87, "seed": 88,
     "end_call": 102, "play": 103, "stop": 104, "reset": 105, "panic": 106, "model": 107,
+    "meter": 108, "answer_at": 109,
 }
 """Default CC per target on the default channel: only MIDI's undefined controllers besides the
-mod wheel (20-31, 85-88, 102-107), so sustain (64) and friends stay with the instrument."""
+mod wheel (20-31, 85-88, 102-109), so sustain (64) and friends stay with the instrument."""
 ON = 64
 
 

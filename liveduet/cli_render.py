@@ -7,13 +7,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import mido
+
 from liveduet import catalog, midifile
 from liveduet.codec import TimedNote
 from liveduet.engine import Engine
 from liveduet.errors import ConfigError
+from liveduet.metre import MetreMap
 from liveduet.model import StepModel
 from liveduet.render import Duet, pick_part, render, write
-from liveduet.settings import FIELDS, Settings, with_mode_defaults
+from liveduet.settings import FIELD_BY_NAME, FIELDS, Settings, with_mode_defaults
 from liveduet.turns import parse_steps
 
 SHORT = {"top_p": "top-p", "listen_gap": "listen-gap", "channel": "out-channel"}
@@ -69,9 +72,15 @@ def _common(p: argparse.ArgumentParser) -> None:
                            help=f.help + extra)
 
 
-def build_settings(args: argparse.Namespace, mode: str, steps_per_beat: int) -> Settings:
-    """Settings from the command line (render writes no thru: the human track is the input)."""
+def build_settings(args: argparse.Namespace, mode: str, steps_per_beat: int,
+                   meter: str | None = None) -> Settings:
+    """Settings from the command line (render writes no thru: the human track is the input);
+    ``meter`` is the input file's metre, which ``--meter`` overrides."""
     values: dict[str, Any] = {"mode": mode, "seed": args.seed, "thru": False}
+    if meter is not None:
+        values["meter"] = meter
+    if getattr(args, "set_meter", None) is not None:
+        values["meter"] = args.set_meter
     if args.temperature is not None:
         values["temperature"] = args.temperature
     for f in FIELDS:
@@ -79,9 +88,22 @@ def build_settings(args: argparse.Namespace, mode: str, steps_per_beat: int) -> 
         if f.name in SKIP or value is None:
             continue
         if f.name == "listen_gap":
-            value = parse_steps(value, steps_per_beat)
+            value = parse_steps(value, steps_per_beat, values.get("meter", "4/4"))
         values[f.name] = value
     return Settings.from_dict(with_mode_defaults(values))
+
+
+def _file_metres(args: argparse.Namespace, mid: mido.MidiFile, spq: int
+                 ) -> tuple[MetreMap | None, str | None]:
+    """The file's time signatures and its first metre's name, unless ``--meter`` overrides
+    them (then neither)."""
+    if args.set_meter is not None:
+        return None, None
+    metres = midifile.read_metres(mid, spq)
+    if metres is None:
+        return None, None
+    first = metres.changes[0].metre.label
+    return metres, (first if first in FIELD_BY_NAME["meter"].choices else None)
 
 
 def load_model(name: str | None, mode: str) -> StepModel:
@@ -98,8 +120,10 @@ def render_command(args: argparse.Namespace) -> int:
     notes = pick_part(mid, args.track, None if args.channel is None else args.channel - 1)
     bpm = args.bpm or midifile.tempo_bpm(mid)
     model = load_model(args.model, args.mode)
-    engine = Engine(model, build_settings(args, args.mode, model.codec.steps_per_beat),
-                    lookahead=args.lookahead)
+    spq = model.codec.steps_per_beat
+    metres, meter = _file_metres(args, mid, spq)
+    settings = build_settings(args, args.mode, spq, meter)
+    engine = Engine(model, settings, lookahead=args.lookahead, metres=metres)
     return _finish(args, engine, notes, bpm, args.tail_bars)
 
 
@@ -109,13 +133,16 @@ def generate_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--bars {args.bars}; give a positive number of bars")
     notes: list[TimedNote] = []
     bpm = args.bpm or 120.0
+    model = load_model(args.model, "continue")
+    spq = model.codec.steps_per_beat
+    metres, meter = None, None
     if args.primer is not None:
         mid = midifile.load(args.primer)
         notes = pick_part(mid, None, None)
         bpm = args.bpm or midifile.tempo_bpm(mid)
-    model = load_model(args.model, "continue")
-    settings = build_settings(args, "continue", model.codec.steps_per_beat)
-    engine = Engine(model, settings, lookahead=args.lookahead)
+        metres, meter = _file_metres(args, mid, spq)
+    settings = build_settings(args, "continue", spq, meter)
+    engine = Engine(model, settings, lookahead=args.lookahead, metres=metres)
     return _finish(args, engine, notes, bpm, args.bars)
 
 
@@ -140,7 +167,9 @@ def summary(duet: Duet, path: Path, took: float) -> str:
     c = duet.status.get("counters", {})
     machine = sum(len(n) for n in duet.machine.values())
     chans = ", ".join(f"{duet.voice_names[v]} ch {ch + 1}" for v, ch in duet.channels.items())
-    return (f"wrote {path}: {duet.beats / 4:g} bars, human {len(duet.human)} notes, machine "
+    bars = len(duet.bar_lines()) - 1
+    meter = duet.status.get("meter", "4/4")
+    return (f"wrote {path}: {bars} bars of {meter}, human {len(duet.human)} notes, machine "
             f"{machine} notes ({chans or 'silent'}); answers {c.get('answers', 0)}, "
             f"barge-ins {c.get('barge_ins', 0)}, rollbacks {c.get('rollbacks', 0)}; "
             f"{c.get('steps', 0)} steps in {took:.2f} s")

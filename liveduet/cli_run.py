@@ -180,7 +180,7 @@ def run_command(args: argparse.Namespace) -> int:
     model = load_model(opts["model"], settings.mode)
     if "listen_gap_text" in opts:
         settings = settings.with_value("listen_gap", parse_steps(
-            opts["listen_gap_text"], int(model.codec.steps_per_beat)))
+            opts["listen_gap_text"], int(model.codec.steps_per_beat), settings.meter))
     from liveduet.engine import Engine
 
     engine = Engine(model, settings, table_source=TableBuilder.for_model)

@@ -405,11 +405,13 @@ class Engine:
         """Bars and beats of the engine's steps."""
         return self._grid
 
-    def _beat_of(self, step: int) -> int:
-        """1-based beat in the bar of ``step``."""
-        metre = self._grid.metre(step)
-        in_bar = self._grid.metres.step_in_bar(step + self._grid.offset)
-        return in_bar // metre.beat_steps + 1
+    def beat_at(self, pos: float) -> int:
+        """The beat of the bar (0-based, beats of the metre) that grid position ``pos`` is in."""
+        step = math.floor(pos)
+        if step < 0:
+            return 0
+        metres = self._grid.metres
+        return metres.step_in_bar(step) // metres.metre(step).beat_steps
 
     def status(self) -> dict[str, Any]:
         """A JSON-ready summary for displays and logs."""
@@ -431,6 +433,5 @@ class Engine:
             "counters": dict(self.counters),
             "key": self._key_name(),
             "meter": self._grid.metre(max(self._emit - 1, 0)).label,
-            "beat": self._beat_of(max(self._emit - 1, 0)),
             "warnings": list(self._warnings),
         }

@@ -67,11 +67,6 @@ class Feedback:
         self._published.update(values)
 
 
-def beat_in_bar(pos: float, steps_per_beat: int, beats_per_bar: int) -> int:
-    """The beat of the bar (0-based) that grid position ``pos`` falls in."""
-    return int(pos // steps_per_beat) % beats_per_bar if pos >= 0 else 0
-
-
 def p99(values: Sequence[float]) -> float:
     """The 99th percentile (0.0 for no values)."""
     if not values:

@@ -15,7 +15,8 @@ import mido
 import numpy as np
 
 from liveduet.codec import EncodeReport, GridCodec, TimedNote
-from liveduet.errors import LiveduetError
+from liveduet.errors import ConfigError, LiveduetError
+from liveduet.metre import Metre, MetreChange, MetreMap
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,29 @@ def tempo_bpm(mid: mido.MidiFile, default: float = 120.0) -> float:
             if msg.type == "set_tempo":
                 return float(mido.tempo2bpm(msg.tempo))
     return default
+
+
+def read_metres(mid: mido.MidiFile, steps_per_quarter: int = 4) -> MetreMap | None:
+    """The file's time signatures as a metre map on the grid, or None when it has none.
+
+    A time signature that the grid cannot hold (e.g. 7/32 on a 16th grid) is skipped.
+    """
+    tpb = float(mid.ticks_per_beat)
+    changes: dict[int, Metre] = {}
+    for track in mid.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type != "time_signature":
+                continue
+            try:
+                metre = Metre(msg.numerator, msg.denominator, steps_per_quarter)
+            except ConfigError:
+                continue
+            changes[round(tick / tpb * steps_per_quarter)] = metre
+    if not changes:
+        return None
+    return MetreMap([MetreChange(step, metre) for step, metre in sorted(changes.items())])
 
 
 def read_notes(
@@ -92,13 +116,19 @@ def _track_notes(
 
 
 def write_parts(
-    parts: Sequence[Part], bpm: float = 120.0, ticks_per_beat: int = 480
+    parts: Sequence[Part], bpm: float = 120.0, ticks_per_beat: int = 480,
+    metres: MetreMap | None = None,
 ) -> mido.MidiFile:
-    """A type-1 MIDI file: a tempo track, then one track per part."""
+    """A type-1 MIDI file: a tempo track with the time signatures, then one track per part."""
     mid = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
     meta = mido.MidiTrack()
     meta.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0))
-    meta.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
+    last = 0
+    for change in (metres or MetreMap()).changes:
+        tick = max(0, round(change.step / change.metre.steps_per_quarter * ticks_per_beat))
+        meta.append(mido.MetaMessage("time_signature", numerator=change.metre.numerator,
+                                     denominator=change.metre.denominator, time=tick - last))
+        last = tick
     mid.tracks.append(meta)
     for part in parts:
         mid.tracks.append(_part_track(part, ticks_per_beat))

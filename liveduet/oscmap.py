@@ -21,7 +21,7 @@ TRIGGERS = ("end_call", "play", "stop", "reset", "panic", "state")
 """Actions taken by a bare message or a positive number (a button press); 0 is a release."""
 FEEDBACK = {
     "phase": ("s", "listening | answering | accompanying | idle"),
-    "beat": ("i", "beat in the bar, 0..3, sent on every beat"),
+    "beat": ("i", "beat in the bar (0 = the bar line; beats of the metre), sent on every beat"),
     "message": ("s", "last problem or notice, e.g. why a model failed to load"),
 }
 REASONS = ("denied", "malformed", "unknown", "readonly", "type", "range", "internal", "send_failed")

@@ -35,8 +35,8 @@ def plot_duet(duet: Duet, path: str | os.PathLike[str], title: str = "") -> None
     pitches = [n.pitch for n in duet.human] + [n.pitch for ns in duet.machine.values()
                                                for n in ns]
     low, high = (min(pitches) - 2, max(pitches) + 2) if pitches else (48, 84)
-    for bar in range(0, int(duet.beats) + 1, 4):
-        ax.axvline(bar, color="#dddddd", linewidth=0.8, zorder=0)
+    for bar in duet.bar_lines():
+        ax.axvline(bar, color="#bbbbbb", linewidth=0.8, zorder=0)
     for pos, phase in duet.turns:
         ax.axvline(pos, color=PHASE_COLOUR.get(phase, "#000000"), linestyle="--",
                    linewidth=1.0, zorder=1)
@@ -54,7 +54,8 @@ def plot_duet(duet: Duet, path: str | os.PathLike[str], title: str = "") -> None
     ax.plot([], [], color=HUMAN, linewidth=6, label="human")
     ax.set_xlim(0, max(duet.beats, 4))
     ax.set_ylim(low, high + 4)
-    ax.set_xlabel("beats (bar lines every 4)")
+    metres = ", ".join(label for _, label in duet.metres.labels())
+    ax.set_xlabel(f"quarter notes (bar lines of {metres})")
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title or "liveduet duet")
     ax.legend(loc="upper right", fontsize=8)

@@ -20,6 +20,7 @@ from liveduet import midifile
 from liveduet.codec import TimedNote
 from liveduet.engine import Engine, Out
 from liveduet.errors import LiveduetError
+from liveduet.metre import MetreMap
 from liveduet.midifile import Part
 
 Event = tuple[float, tuple[int, ...]]
@@ -88,6 +89,12 @@ class Duet:
     turns: list[tuple[float, str]]
     status: dict[str, Any] = field(default_factory=dict)
     beats: float = 0.0
+    metres: MetreMap = field(default_factory=MetreMap)
+
+    def bar_lines(self) -> list[float]:
+        """Beats (quarter notes) of every bar line up to the end."""
+        spq = self.metres.changes[0].metre.steps_per_quarter
+        return [s / spq for s in self.metres.bar_lines(0, round(self.beats * spq) + 1)]
 
     def parts(self, human_channel: int = 0) -> list[Part]:
         """Tracks to write: the human's, then one per machine voice."""
@@ -101,23 +108,26 @@ def render(engine: Engine, human: Sequence[TimedNote], *, tail_bars: float | Non
            human_channel: int = 0) -> Duet:
     """Run ``engine`` against ``human`` (notes in beats) and return the duet.
 
-    The render runs to the end of the human part plus ``tail_bars`` (default: the longest
-    answer in call and continue mode, so a last answer or continuation plays out; none in
-    harmonize and off), rounded up to a whole bar.
+    The render runs to the end of the human part plus ``tail_bars`` bars of the metre
+    (default: the longest answer in call and continue mode, so a last answer or continuation
+    plays out; none in harmonize and off), rounded up to a bar line.
     """
     spb = engine.codec.steps_per_beat
     if tail_bars is None:
         tail_bars = engine.settings.response_max_bars if engine.settings.mode in (
             "call", "continue") else 0.0
-    tail = tail_bars
-    last = max((n.end for n in human), default=0.0)
-    beats = math.ceil((last + 4 * tail) / 4 - 1e-9) * 4
-    outs = drive(engine, note_events(human, spb, human_channel), beats * spb)
+    grid = engine.grid
+    last = math.ceil(max((n.end for n in human), default=0.0) * spb - 1e-9)
+    end = grid.metres.next_bar_line(last)
+    for _ in range(math.ceil(tail_bars - 1e-9)):
+        end = grid.metres.next_bar_line(end + 1)
+    beats = end / spb
+    outs = drive(engine, note_events(human, spb, human_channel), end)
     channels = {o.voice: o.msg[0] & 0x0F for o in outs if o.voice is not None}
     names = [v.name for v in engine.codec.voices]
     turns = [(pos / spb, phase) for pos, phase in engine.turns]
     return Duet(list(human), machine_notes(outs, spb), names, channels, turns, engine.status(),
-                float(beats))
+                float(beats), grid.metres)
 
 
 def pick_part(mid: mido.MidiFile, track: int | None, channel: int | None) -> list[TimedNote]:
@@ -138,7 +148,7 @@ def pick_part(mid: mido.MidiFile, track: int | None, channel: int | None) -> lis
 
 def write(duet: Duet, path: str | os.PathLike[str], bpm: float, human_channel: int = 0) -> None:
     """Write the duet as a type-1 MIDI file (human track first)."""
-    mid = midifile.write_parts(duet.parts(human_channel), bpm)
+    mid = midifile.write_parts(duet.parts(human_channel), bpm, metres=duet.metres)
     try:
         mid.save(os.fspath(path))
     except OSError as err:

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from liveduet import rtthread
 from liveduet.clock import TRANSPORT, InternalClock, MidiClockFollower
-from liveduet.feedback import Feedback, Publisher, beat_in_bar, p99
+from liveduet.feedback import Feedback, Publisher, p99
 from liveduet.hotswap import HotSwap
 from liveduet.sender import Sender, SendMany
 from liveduet.settings import Action, Command, Set
@@ -79,7 +79,6 @@ class Options:
     # send: building it at once took a core while JACK delivered the notes (they came later)
     keep_samples: int = 2000           # timing samples kept per kind (the latest; --stats: more)
     steps_per_beat: int = 4
-    beats_per_bar: int = 4
 
 
 class Runtime:
@@ -108,7 +107,8 @@ class Runtime:
         self._restore: Callable[[], None] | None = None
         self.step_times: deque[float] = deque(maxlen=2000)
         self.counters = {"in": 0, "out": 0, "commands": 0, "late": 0}
-        self.out = Sender(send, clock, self.opt, self.counters, self.errors, send_many)
+        self.out = Sender(send, clock, self.opt, self.counters, self.errors, send_many,
+                          metres=lambda: self.engine.grid.metres)
         self.spin = rtthread.SpinBudget(self.opt.spin, adaptive=self.opt.adaptive_spin)
         self.message = ""
         self._thread: threading.Thread | None = None
@@ -498,8 +498,7 @@ class Runtime:
         status.update(bpm=round(self.clock.bpm, 2), running=self.clock.running,
                       step_p99_ms=p99(self.step_times) * 1e3, message=self.message,
                       errors=sum(self.errors.values()), learn=learning,
-                      beat=beat_in_bar(self.clock.position(now), self.opt.steps_per_beat,
-                                       self.opt.beats_per_bar), **self.counters)
+                      beat=self.engine.beat_at(self.clock.position(now)), **self.counters)
         self.feedback.update(now, self.engine.settings, status, force)
 
     def _publish_state(self, full: bool) -> None:

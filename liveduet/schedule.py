@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from liveduet.metre import MetreMap
 
 Msg = tuple[int, ...]
 
@@ -80,13 +82,13 @@ class Schedule:
 
 
 class Metronome:
-    """Click notes on a channel: a high click on each bar's first beat, a lower one elsewhere."""
+    """Click notes on a channel: a high click on each bar line, a lower one on the other beats
+    of the metre (dotted beats in compound metres). ``metres`` gives the metre map in force."""
 
-    def __init__(self, channel: int, steps_per_beat: int, beats_per_bar: int) -> None:
+    def __init__(self, channel: int, metres: Callable[[], MetreMap]) -> None:
         self.ch0 = channel - 1
-        self.spb = steps_per_beat
-        self.bar = beats_per_bar
-        self._next: float | None = None
+        self.metres = metres
+        self._next: int | None = None
 
     def reset(self) -> None:
         """Forget the next click (the grid moved)."""
@@ -94,13 +96,13 @@ class Metronome:
 
     def due(self, pos: float) -> list[tuple[float, Msg, bool]]:
         """The next click's note-on/off (position, message, timed) once within a step of it."""
+        metres = self.metres()
         if self._next is None or self._next < pos:
-            self._next = math.ceil(pos / self.spb) * self.spb
+            self._next = metres.next_beat(max(math.ceil(pos), 0))
         if self._next - pos > 1.0:
             return []
         at = self._next
-        beat = round(at / self.spb)
-        pitch, vel = (76, 110) if beat % self.bar == 0 else (77, 80)
-        self._next += self.spb
-        return [(at, (0x90 | self.ch0, pitch, vel), True), (at + 0.5, (0x80 | self.ch0, pitch, 0),
-                                                            False)]
+        pitch, vel = (76, 110) if metres.is_bar_line(at) else (77, 80)
+        self._next = metres.next_beat(at + 1)
+        return [(float(at), (0x90 | self.ch0, pitch, vel), True),
+                (at + 0.5, (0x80 | self.ch0, pitch, 0), False)]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from liveduet.clock import InternalClock, MidiClockFollower
+from liveduet.metre import MetreMap
 from liveduet.schedule import Metronome, Schedule, SentLedger
 
 log = logging.getLogger("liveduet.runtime")
@@ -63,7 +64,8 @@ class Sender:
     def __init__(self, send: Callable[[Sequence[int]], None],
                  clock: InternalClock | MidiClockFollower, opt: Any,
                  counters: dict[str, int], errors: dict[str, int],
-                 send_many: SendMany | None = None) -> None:
+                 send_many: SendMany | None = None,
+                 metres: Callable[[], MetreMap] = MetreMap) -> None:
         self._send_many = send_many or one_by_one(send)
         self.clock = clock
         self.opt = opt
@@ -72,7 +74,7 @@ class Sender:
         self.ledger = SentLedger()
         self.schedule = Schedule()
         self.clicks = (None if opt.metronome is None else
-                       Metronome(opt.metronome, opt.steps_per_beat, opt.beats_per_bar))
+                       Metronome(opt.metronome, metres))
         self.wake_errors: deque[float] = deque(maxlen=opt.keep_samples)   # every timed message
         self.wake_first: deque[float] = deque(maxlen=opt.keep_samples)    # first of each send
 

@@ -38,7 +38,8 @@ def format_status(status: Mapping[str, Any]) -> str:
     """One line: mode, tempo, phase, last notes, step latency p99, errors."""
     parts = [
         f"{status.get('mode', '?')}",
-        f"{status.get('bpm', 0):.1f} bpm" + ("" if status.get("running", True) else " (stopped)"),
+        f"{status.get('bpm', 0):.1f} bpm {status.get('meter', '4/4')}"
+        + ("" if status.get("running", True) else " (stopped)"),
         f"{status.get('phase', '?')}",
         f"you: {_notes(_find(status, 'human'))}",
         f"me: {_notes(_find(status, 'machine'))}",

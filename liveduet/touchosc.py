@@ -204,12 +204,14 @@ def _transport(lay: Layout) -> None:
     lay.button("thru", (730, 10, 110, 60), ACCENT, f"{PREFIX}/thru", "thru", toggle=True)
     lay.label("phase", (850, 10, 210, 60), "phase", size=18, receive=f"{PREFIX}/phase",
               background=True)
-    lay.radio("beat", (1070, 10, 200, 60), ["1", "2", "3", "4"], send=False, colour=ACTION)
+    lay.radio("beat", (1070, 10, 200, 60), ["1", "2", "3", "4", "5", "6", "7"], send=False,
+              colour=ACTION)
 
 
 def _choices(lay: Layout) -> None:
     frames: dict[str, Frame] = {"mode": (10, 80, 480, 50), "scale": (500, 80, 770, 50),
-                                "key": (10, 140, 1260, 50)}
+                                "key": (10, 140, 760, 50), "meter": (780, 140, 340, 50),
+                                "answer_at": (1130, 140, 140, 50)}
     for name, frame in frames.items():
         lay.radio(name, frame, FIELD_BY_NAME[name].choices)
 

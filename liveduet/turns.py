@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 
 from liveduet.errors import ConfigError
-from liveduet.metre import StepGrid
+from liveduet.metre import Metre, StepGrid, parse_metre
 from liveduet.settings import Settings
 
 LISTENING = "listening"
@@ -205,12 +205,17 @@ def machine_owns(turn: Turn, human_voice: bool) -> bool:
     return not human_voice or (turn.mode == "continue" and not turn.waiting)
 
 
-def parse_steps(text: str | int, steps_per_beat: int = 4, beats_per_bar: int = 4) -> int:
-    """A length in steps from '4', '4s'/'4steps', '1b'/'1beat', '2bar'/'0.5bars' (whole steps)."""
+def parse_steps(text: str | int, steps_per_beat: int = 4, metre: str | Metre = "4/4") -> int:
+    """A length in steps from '4', '4s'/'4steps', '1b'/'1beat', '2bar'/'0.5bars' (whole steps).
+
+    ``steps_per_beat`` is the grid's steps per quarter note; a beat and a bar are the metre's
+    (a 6/8 beat is a dotted quarter, its bar two of them).
+    """
     raw = str(text).strip().lower()
-    units = {"": 1, "s": 1, "step": 1, "steps": 1, "b": steps_per_beat, "beat": steps_per_beat,
-             "beats": steps_per_beat, "bar": steps_per_beat * beats_per_bar,
-             "bars": steps_per_beat * beats_per_bar}
+    m = parse_metre(metre, steps_per_beat)
+    beat, bar = m.beat_steps, m.bar_steps
+    units = {"": 1, "s": 1, "step": 1, "steps": 1, "b": beat, "beat": beat, "beats": beat,
+             "bar": bar, "bars": bar}
     num = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
     unit = raw[len(num):].strip()
     try:

@@ -18,6 +18,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from liveduet.ccmap import CcMap
 from liveduet.clock import InternalClock
 from liveduet.control import OscControl
+from liveduet.metre import MetreMap, StepGrid, parse_metre
 from liveduet.oscmap import encode
 from liveduet.runtime import Runtime
 from liveduet.settings import FIELD_BY_NAME, FIELDS, Action, Command, Set, Settings
@@ -27,7 +28,7 @@ NEW_VALUES: dict[str, Any] = {
     "mode": "harmonize", "temperature": 1.25, "top_p": 0.5, "bpm": 96.0, "key": "D",
     "scale": "dorian", "low": 40, "high": 90, "density": 0.75, "listen_gap": 8,
     "response_bars": 2.0, "response_min_bars": 2.0, "response_max_bars": 8.0, "thru": False,
-    "channel": 3, "velocity": 100, "seed": 1234,
+    "channel": 3, "velocity": 100, "seed": 1234, "meter": "6/8", "answer_at": "beat",
 }
 
 
@@ -77,6 +78,13 @@ class RecordingEngine:
     def status(self) -> dict[str, Any]:
         return {"mode": self._settings.mode, "phase": "listening", "step": 0,
                 "title": self.title}
+
+    @property
+    def grid(self) -> StepGrid:
+        return StepGrid(MetreMap(parse_metre(self._settings.meter)))
+
+    def beat_at(self, pos: float) -> int:
+        return 0
 
 
 @pytest.fixture
