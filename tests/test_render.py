@@ -13,6 +13,7 @@ from liveduet.cli import main
 from liveduet.codec import TimedNote, chorale_codec, melody_codec
 from liveduet.engine import Engine
 from liveduet.errors import ConfigError, LiveduetError
+from liveduet.metre import MetreChange, MetreMap, parse_metre
 from liveduet.midifile import Part
 from liveduet.model import StepModel
 from liveduet.render import machine_notes, pick_part, render
@@ -170,3 +171,54 @@ def test_bundled_models_render(files: dict[str, Path], name: str, mode: str) -> 
     assert c["bad_logits"] == 0
     if mode == "call":
         assert c["answers"] >= 1
+
+
+def time_signatures(mid: mido.MidiFile) -> list[tuple[int, str]]:
+    out, tick = [], 0
+    for msg in mid.tracks[0]:
+        tick += msg.time
+        if msg.type == "time_signature":
+            out.append((tick, f"{msg.numerator}/{msg.denominator}"))
+    return out
+
+
+def test_render_reads_and_writes_the_file_s_metres(files: dict[str, Path]) -> None:
+    src = files["tmp"] / "jig.mid"
+    notes = [TimedNote(s, p, s + d * 0.9, 0, 90) for s, p, d in TUNE]
+    jig = MetreMap([MetreChange(0, parse_metre("6/8")), MetreChange(24, parse_metre("3/4"))])
+    midifile.write_parts([Part("tune", 0, notes)], 100.0, metres=jig).save(src)
+    out = files["tmp"] / "jig_out.mid"
+    assert main(["render", str(src), "-o", str(out), "--model", str(files["melody"]),
+                 "--mode", "call"]) == 0
+    assert time_signatures(mido.MidiFile(out)) == [(0, "6/8"), (6 * 480, "3/4")]
+    forced = files["tmp"] / "jig_44.mid"
+    assert main(["render", str(src), "-o", str(forced), "--model", str(files["melody"]),
+                 "--meter", "2/4"]) == 0
+    assert time_signatures(mido.MidiFile(forced)) == [(0, "2/4")]
+
+
+def test_call_answers_enter_on_the_bar_lines_of_the_file_s_metre(tmp_path: Path) -> None:
+    engine = Engine(loop_model(tmp_path), Settings(mode="call", temperature=0.05, top_p=0.05,
+                                                   listen_gap=2, meter="6/8"))
+    human = [TimedNote(0, 60, 2), TimedNote(2, 62, 2.5)]  # the call stops mid-bar
+    duet = render(engine, human, tail_bars=2)
+    (notes,) = duet.machine.values()
+    assert notes[0].start == 3.0  # the next 6/8 bar line (three quarter notes)
+    assert duet.bar_lines()[:3] == [0.0, 3.0, 6.0]
+
+
+def test_generate_writes_its_metre(files: dict[str, Path]) -> None:
+    out = files["tmp"] / "gen34.mid"
+    assert main(["generate", "-o", str(out), "--bars", "4", "--model", str(files["melody"]),
+                 "--meter", "3/4"]) == 0
+    mid = mido.MidiFile(out)
+    assert time_signatures(mid) == [(0, "3/4")]
+    assert max(n.end for n in midifile.read_notes(mid, 2)) <= 12  # four bars of three beats
+
+
+def test_a_bad_meter_is_one_line_naming_the_forms(files: dict[str, Path],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["generate", "-o", str(files["tmp"] / "x.mid"), "--bars", "2", "--model",
+                 str(files["melody"]), "--meter", "5/3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "4/4, 3/4" in err
