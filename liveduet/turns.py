@@ -91,8 +91,10 @@ class HumanRecord:
         return any(n.end is None for n in self.notes)
 
     def key_notes(self, before: int) -> list[tuple[int, float]]:
-        """(pitch, duration in steps) of recent notes starting before ``before``."""
-        return [(n.pitch, float((n.end or before) - n.start)) for n in self.recent
+        """(pitch, duration in steps) of recent notes starting before ``before``, as heard by
+        then: a note still sounding at ``before`` counts up to it, whenever it ends later (so
+        a step's key never depends on a note-off that came after it)."""
+        return [(n.pitch, float(min(n.end or before, before) - n.start)) for n in self.recent
                 if n.start < before]
 
     def prune(self, before: int) -> None:

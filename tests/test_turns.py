@@ -113,3 +113,14 @@ def test_call_answer_enters_on_the_metre_s_bar_line(metre: str, entry: int) -> N
             entered = step
             break
     assert entered == entry
+
+
+def test_key_notes_never_see_a_note_off_from_after_the_step() -> None:
+    rec = HumanRecord()
+    rec.note_on(8, 40, 90, 0)
+    rec.note_on(8, 46, 90, 0)
+    rec.note_off(15, 40, 0)
+    before = rec.key_notes(15)
+    rec.note_off(20, 46, 0)  # a later note-off must not change what step 15 heard
+    assert rec.key_notes(15) == before == [(40, 7.0), (46, 7.0)]
+    assert rec.key_notes(30) == [(40, 7.0), (46, 12.0)]
