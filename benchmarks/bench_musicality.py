@@ -158,7 +158,7 @@ def run_call(model: StepModel, tunes: Sequence[Tune], seed: int, extra: dict[str
     for i, tune in enumerate(tunes):
         kept, gaps = call_human(tune)
         engine = Engine(model, settings_for("call", tune.meter, seed + i, extra), lookahead=0)
-        duet = render(engine, kept, tail_bars=0.0)
+        duet = render(engine, kept, tail_bars=PHRASE_BARS)  # room for a last answer
         machine = duet.machine.get(0, [])
         tally = mach.setdefault(tune.metre, Tally())
         measure_answers(tally, tune, machine, duet.turns, kept)
