@@ -152,7 +152,8 @@ def duet(answer_model: Path) -> Iterator[Duet]:
     if not JackServer.available():
         pytest.skip("jackd2 is not installed: run 'bash scripts/test.sh' (it installs jackd2)")
     with JackServer() as server:
-        d = Duet(server, answer_model, "--clock", "midi", "--listen-gap", "4")
+        d = Duet(server, answer_model, "--clock", "midi", "--listen-gap", "4", "--answer-at",
+                 "gap")
         try:
             yield d
         finally:
@@ -251,7 +252,8 @@ def test_realtime_flag_and_a_listen_gap_in_beats(answer_model: Path) -> None:
     if not JackServer.available():
         pytest.skip("jackd2 is not installed: run 'bash scripts/test.sh' (it installs jackd2)")
     with JackServer() as server:
-        d = Duet(server, answer_model, "--clock", "midi", "--listen-gap", "2b", "--realtime")
+        d = Duet(server, answer_model, "--clock", "midi", "--listen-gap", "2b", "--realtime",
+                 "--answer-at", "gap")
         try:
             d.start_clock(120)
             step = 60 / 120 / 4
@@ -265,3 +267,26 @@ def test_realtime_flag_and_a_listen_gap_in_beats(answer_model: Path) -> None:
     assert code == 0, err
     assert first >= last_on + 8 * step - 0.01, "answered before two beats of silence"
     assert first <= last_on + 8 * step + 16 * step
+
+
+def test_answer_enters_on_a_bar_line_of_the_meter(answer_model: Path) -> None:
+    """``--meter 3/4``: the answer comes in on a 3/4 bar line of the DAW's clock (12 steps)."""
+    if not JackServer.available():
+        pytest.skip("jackd2 is not installed: run 'bash scripts/test.sh' (it installs jackd2)")
+    with JackServer() as server:
+        d = Duet(server, answer_model, "--clock", "midi", "--meter", "3/4")
+        try:
+            clock = d.start_clock(120)
+            step = 60 / 120 / 4
+            last_on = d.play([60, 62, 64, 65, 67], step)
+            wait_for(lambda: len(d.answers()) >= 2, 10.0, what="two answer notes")
+            first = d.answers()[0][0]
+            code, err = d.finish()
+        finally:
+            if d.proc.poll() is None:
+                d.finish()
+    assert code == 0, err
+    assert first > last_on
+    steps = clock.step_times()
+    index = min(range(len(steps)), key=lambda i: abs(steps[i] - first))
+    assert index % 12 == 0, f"the answer entered on step {index}, not on a 3/4 bar line"
