@@ -31,7 +31,7 @@ __all__ = ["jack_server"]
 ANSWER = 72
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ["--no-osc", "--quiet", "--no-thru", "--bpm", "240", "--listen-gap", "2",
-       "--response-bars", "1", "--seed", "1"]
+       "--answer-at", "gap", "--response-bars", "1", "--seed", "1"]
 
 
 def _table(nan_after_answer: bool = False) -> np.ndarray:
