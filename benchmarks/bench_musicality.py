@@ -15,7 +15,7 @@ On validation-split folk tunes (benchmarks/valtunes.py: never trained on) of eac
   corpus, and how many pieces reach 0.6x the corpus density.
 
 The corpus figure (notes per beat of each metre) is the model card's where it records one
-(``metrics.corpus.notes_per_beat_by_metre``), else the validation tunes' own. Runs against any
+(``metrics.corpus.metres``), else the validation tunes' own. Runs against any
 version of liveduet (settings it lacks, such as ``meter``, are left out), so the same script
 prints the before and after figures::
 
@@ -214,9 +214,11 @@ def corpus_figures(model: StepModel, tunes: Sequence[Tune]) -> tuple[dict[str, f
     """Notes per beat per metre of the training corpus (model card) or else of the tunes."""
     metrics = model.spec.card.get("metrics")
     corpus = metrics.get("corpus") if isinstance(metrics, dict) else None
-    by_metre = corpus.get("notes_per_beat_by_metre") if isinstance(corpus, dict) else None
-    if isinstance(by_metre, dict) and all(t.metre in by_metre for t in tunes):
-        return {k: float(v) for k, v in by_metre.items()}, "model card (training corpus)"
+    metres = corpus.get("metres") if isinstance(corpus, dict) else None
+    wanted = {t.metre for t in tunes} | {"4/4"}
+    if isinstance(metres, dict) and all(m in metres for m in wanted):
+        return ({m: float(metres[m]["notes_per_beat"]) for m in sorted(wanted)},
+                "model card (training corpus)")
     out = {}
     for metre in sorted({t.metre for t in tunes} | {"4/4"}):
         some = [t for t in tunes if t.metre == metre]

@@ -11,6 +11,10 @@ moves the target: 0.5 is the corpus's pace, each 0.25 away doubles or halves it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
+
+from liveduet.metre import Metre
 
 PACE_WINDOW = 32     # steps the moving average mostly looks back (two bars of 4/4 in 16ths)
 PACE_GAIN = 1.5      # logit bias per natural-log unit of deviation
@@ -34,3 +38,38 @@ def pace_bias(rate: float, target: float) -> float:
     floor = 0.25 / PACE_WINDOW
     raw = PACE_GAIN * math.log(max(target, floor) / max(rate, floor))
     return max(-PACE_LIMIT, min(PACE_LIMIT, raw))
+
+
+DEFAULT_MAX_HOLD_BEATS = 8.0  # the longest hold, in beats, for a model whose card gives none
+
+
+class CorpusPace:
+    """The pace and longest note of a model's training corpus per metre, from its card's
+    ``metrics.corpus`` (note-ons per beat and note lengths in beats of the metre, overall and
+    under ``metres``); the defaults stand in where the card is silent."""
+
+    def __init__(self, card: Mapping[str, Any]) -> None:
+        metrics = card.get("metrics")
+        corpus = metrics.get("corpus") if isinstance(metrics, Mapping) else None
+        self.corpus: Mapping[str, Any] = corpus if isinstance(corpus, Mapping) else {}
+        metres = self.corpus.get("metres")
+        self.metres: Mapping[str, Any] = metres if isinstance(metres, Mapping) else {}
+
+    def _figure(self, metre: Metre, name: str) -> float | None:
+        for source in (self.metres.get(metre.label), self.corpus):
+            value = source.get(name) if isinstance(source, Mapping) else None
+            if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+                return float(value)
+        return None
+
+    def rate(self, metre: Metre) -> float:
+        """Note onsets per grid step in ``metre``."""
+        per_beat = self._figure(metre, "notes_per_beat")
+        if per_beat is None:
+            return DEFAULT_NOTES_PER_QUARTER / metre.steps_per_quarter
+        return per_beat / metre.beat_steps
+
+    def hold_steps(self, metre: Metre) -> int:
+        """Steps of the longest note the corpus holds in ``metre``."""
+        beats = self._figure(metre, "hold_beats_max") or DEFAULT_MAX_HOLD_BEATS
+        return max(1, math.ceil(beats * metre.beat_steps - 1e-9))

@@ -16,9 +16,9 @@ import numpy as np
 from liveduet.codec import BOS, HOLD, REST, GridCodec
 from liveduet.errors import ConfigError
 from liveduet.harmony import Context, Harmonizer, TableSource
-from liveduet.metre import MetreMap, StepGrid, predicted_step
+from liveduet.metre import Metre, MetreMap, StepGrid, predicted_step
 from liveduet.model import Snapshot, StepModel
-from liveduet.pace import DEFAULT_NOTES_PER_QUARTER, next_rate, pace_bias, target_rate
+from liveduet.pace import CorpusPace, next_rate, pace_bias, target_rate
 from liveduet.sampling import Sampler, key_pcs, keyed_uniform
 from liveduet.settings import Settings
 from liveduet.turns import (
@@ -31,8 +31,6 @@ from liveduet.turns import (
     machine_owns,
     next_turn,
 )
-
-DEFAULT_MAX_HOLD_QUARTERS = 8  # a note's longest hold for a model whose card gives none
 
 
 @dataclass(slots=True)
@@ -49,30 +47,6 @@ class PlannedStep:
     bad: bool = False
     held_before: tuple[int, ...] = ()  # steps each voice's note has sounded before the step
     rate_before: tuple[float, ...] = ()  # each voice's onsets per step (liveduet.pace)
-
-
-def corpus_hold_steps(model: StepModel) -> int:
-    """The longest note of the model's training corpus in steps (its card's
-    ``metrics.corpus.hold_steps_max``), or ``DEFAULT_MAX_HOLD_QUARTERS`` without one."""
-    value = _corpus_metric(model, "hold_steps_max")
-    if value is not None and value >= 1:
-        return int(value)
-    return DEFAULT_MAX_HOLD_QUARTERS * model.codec.steps_per_beat
-
-
-def corpus_rate(model: StepModel) -> float:
-    """Note onsets per step of the model's training corpus (its card's
-    ``metrics.corpus.notes_per_quarter``), or :data:`DEFAULT_NOTES_PER_QUARTER` without one."""
-    value = _corpus_metric(model, "notes_per_quarter")
-    per_quarter = value if value is not None and value > 0 else DEFAULT_NOTES_PER_QUARTER
-    return per_quarter / model.codec.steps_per_beat
-
-
-def _corpus_metric(model: StepModel, name: str) -> float | None:
-    metrics = model.spec.card.get("metrics")
-    corpus = metrics.get("corpus") if isinstance(metrics, dict) else None
-    value = corpus.get(name) if isinstance(corpus, dict) else None
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 def check_mode(codec: GridCodec, mode: str) -> None:
@@ -100,8 +74,7 @@ class Planner:
         tables = tables and roles.count("given") == 1 and roles.count("sampled") == len(roles) - 1
         self.harmony = Harmonizer(model, self.sampler, self.hv, source) if tables else None
         self.grid = grid or StepGrid(MetreMap())
-        self.corpus_hold = corpus_hold_steps(model)
-        self.corpus_rate = corpus_rate(model)
+        self.pace = CorpusPace(model.spec.card)
         # pace and the hold limit shape a line the machine carries alone (call, continue);
         # harmony voices follow the soprano through tables, which stay bit-for-bit the same
         self.paced = tuple(v.role == "shared" for v in self.codec.voices)
@@ -127,7 +100,7 @@ class Planner:
         self.turn = initial_turn(self.settings.mode)
         self.sounding = (False,) * self.codec.n_voices
         self.held = (0,) * self.codec.n_voices
-        self.rate = (self.corpus_rate,) * self.codec.n_voices
+        self.rate = (self.pace.rate(self.grid.metre(step)),) * self.codec.n_voices
 
     def base(self) -> int:
         """The oldest step that can still be rolled back to."""
@@ -203,10 +176,12 @@ class Planner:
         bad = False
         positions = self.positions(n)
         enters = turn.phase == ANSWERING and turn0.phase != ANSWERING
+        metre = self.grid.metre(n)
         if enters:  # a new phrase starts at the corpus's pace
-            self.rate = (self.corpus_rate,) * self.codec.n_voices
+            self.rate = (self.pace.rate(metre),) * self.codec.n_voices
+        longest = self.max_hold(metre)
         for v in range(self.codec.n_voices):
-            can_hold = sounding[v] and (held0[v] < self.max_hold or not self.paced[v])
+            can_hold = sounding[v] and (held0[v] < longest or not self.paced[v])
             tok, m, ok = self._decide(v, n, hin, turn, played, can_hold, enters)
             bad |= not ok
             self.model.set_position(positions[v])
@@ -229,16 +204,16 @@ class Planner:
             (h + 1 if m == HOLD else 1) if now else 0
             for h, m, now in zip(self.held, mach, self.sounding, strict=True))
 
-    @property
-    def max_hold(self) -> int:
-        """Steps a machine note may sound: the longest note of the model's training corpus
-        (its card), longer as density goes below 0.5, unlimited at density 0."""
+    def max_hold(self, metre: Metre) -> int:
+        """Steps a machine note may sound: the longest note of the model's training corpus in
+        this metre (its card), longer as density goes below 0.5, unlimited at density 0."""
         density = self.settings.density
+        longest = self.pace.hold_steps(metre)
         if density >= 0.5:
-            return self.corpus_hold
+            return longest
         if density <= 0.0:
             return 1 << 30
-        return math.ceil(self.corpus_hold * 0.5 / density)
+        return math.ceil(longest * 0.5 / density)
 
     def _table_step(self, n: int, hin: HumanIn, turn: Turn, snap: Snapshot,
                     logits0: np.ndarray, turn0: Turn, sounding0: tuple[bool, ...]
@@ -309,8 +284,8 @@ class Planner:
         if enters:
             legal = legal.copy()
             legal[REST] = False
-        bias = (pace_bias(self.rate[v], target_rate(self.corpus_rate, s.density))
-                if self.paced[v] else 0.0)
+        corpus = self.pace.rate(self.grid.metre(n))
+        bias = pace_bias(self.rate[v], target_rate(corpus, s.density)) if self.paced[v] else 0.0
         tok = self.sampler.sample(self.logits, legal, temperature=s.temperature,
                                   top_p=s.top_p, density=s.density, voice=v, note_bias=bias,
                                   u=keyed_uniform(s.seed, n, v))

@@ -10,9 +10,16 @@ import pytest
 
 from liveduet.codec import BOS, HOLD, melody_codec
 from liveduet.engine import Engine
+from liveduet.metre import parse_metre
 from liveduet.model import StepModel
-from liveduet.pace import PACE_LIMIT, next_rate, pace_bias, target_rate
-from liveduet.planner import DEFAULT_MAX_HOLD_QUARTERS
+from liveduet.pace import (
+    DEFAULT_MAX_HOLD_BEATS,
+    PACE_LIMIT,
+    CorpusPace,
+    next_rate,
+    pace_bias,
+    target_rate,
+)
 from liveduet.render import drive
 from liveduet.settings import Settings
 from tests.enginekit import notes_of, table_for
@@ -56,13 +63,13 @@ def longest(model: StepModel, density: float) -> float:
 
 
 def test_no_note_outlasts_the_corpus_s_longest(holder: StepModel) -> None:
-    limit = DEFAULT_MAX_HOLD_QUARTERS * 4  # this card records no corpus figure
+    limit = DEFAULT_MAX_HOLD_BEATS * 4  # this card records no corpus figure
     assert longest(holder, 0.5) == limit
     assert longest(holder, 1.0) == limit
 
 
 def test_turning_density_down_lets_notes_ring(holder: StepModel) -> None:
-    assert longest(holder, 0.25) == 2 * DEFAULT_MAX_HOLD_QUARTERS * 4
+    assert longest(holder, 0.25) == 2 * DEFAULT_MAX_HOLD_BEATS * 4
     assert longest(holder, 0.0) == 200
 
 
@@ -79,3 +86,17 @@ def test_pace_moves_a_sluggish_line_towards_the_target(tmp_path: Path) -> None:
     # left alone the line starts a note on 38 / (e^6 + 38) = 9% of its steps; pace pulls it
     # towards the default corpus pace of 1.5 notes a quarter (0.375 a step)
     assert 0.15 < rates[1] <= 1.5 / 4
+
+
+def test_corpus_figures_come_from_the_card_per_metre() -> None:
+    card = {"metrics": {"corpus": {"notes_per_beat": 1.5, "hold_beats_max": 6.0,
+                                   "metres": {"6/8": {"notes_per_beat": 2.4,
+                                                      "hold_beats_max": 4.0}}}}}
+    pace = CorpusPace(card)
+    jig, waltz = parse_metre("6/8"), parse_metre("3/4")
+    assert pace.rate(jig) == pytest.approx(2.4 / 6)  # per dotted beat of six 16ths
+    assert pace.hold_steps(jig) == 24
+    assert pace.rate(waltz) == pytest.approx(1.5 / 4)  # no 3/4 figure: the overall one
+    assert pace.hold_steps(waltz) == 24
+    silent = CorpusPace({"metrics": {}})
+    assert silent.hold_steps(waltz) == DEFAULT_MAX_HOLD_BEATS * 4
