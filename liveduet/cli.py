@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from liveduet import __version__
 from liveduet.errors import LiveduetError
+from liveduet.settings import did_you_mean
 
 # Each module exposes register(subparsers); a registered parser sets ``func(args) -> int``.
 COMMAND_MODULES = (
@@ -20,14 +22,36 @@ COMMAND_MODULES = (
     "liveduet.cli_eval",
     "liveduet.cli_run",
     "liveduet.cli_render",
+    "liveduet.cli_demo",
 )
+_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
+_UNKNOWN = re.compile(r"unrecognized arguments: (\S+)")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad values as one line and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"{self.prog}: error: {message}{self._hint(message)} "
+                     f"(see '{self.prog} --help')\n")
+
+    def _hint(self, message: str) -> str:
+        """A 'did you mean' for a near-miss subcommand, choice or option name."""
+        if m := _CHOICE.search(message):
+            return did_you_mean(m.group(1), re.findall(r"'([^']*)'", m.group(2)))
+        if m := _UNKNOWN.search(message):
+            word = m.group(1).split("=")[0]
+            return did_you_mean(word, set(_options(self))) if word.startswith("-") else ""
+        return ""
+
+
+def _options(parser: argparse.ArgumentParser) -> Iterator[str]:
+    """Every option string of ``parser`` and its subcommands."""
+    for action in parser._actions:
+        yield from action.option_strings
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _options(child)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -88,8 +88,15 @@ def auto_order(platform: str = sys.platform) -> list[int]:
     return [APIS["jack"]]
 
 
+DEMO_HINT = "; to hear liveduet without any MIDI setup meanwhile: liveduet demo"
+
+
 def no_midi_help(platform: str = sys.platform, reasons: Sequence[str] = ()) -> str:
-    """One message: which MIDI system is missing on ``platform`` and what to do."""
+    """One message: which MIDI system is missing on ``platform``, what to do, and the demo."""
+    return _no_midi(platform, reasons) + DEMO_HINT
+
+
+def _no_midi(platform: str, reasons: Sequence[str]) -> str:
     why = f" ({'; '.join(reasons)})" if reasons else ""
     if platform.startswith("linux"):
         return (f"no MIDI system reachable: no ALSA sequencer and no JACK server{why}. Fix: "

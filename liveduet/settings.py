@@ -7,6 +7,7 @@ the same thing wherever it comes from. Commands that the conductor applies betwe
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -27,6 +28,14 @@ SCALES: dict[str, tuple[int, ...]] = {
     "blues": (0, 3, 5, 6, 7, 10),
 }
 KEYS = ("off", "auto", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+FLATS = {"Cb": "B", "Db": "C#", "Eb": "D#", "Fb": "E", "Gb": "F#", "Ab": "G#", "Bb": "A#",
+         "E#": "F", "B#": "C"}
+"""Key names spelt another way -> the name in KEYS (a key named with a flat is the same tonic)."""
+CHOICE_ALIASES: dict[str, dict[str, str]] = {
+    "mode": {"harmonise": "harmonize", "harmony": "harmonize"},
+    "key": {k.lower(): v for k, v in FLATS.items()},
+}
+"""Other spellings musicians use for a choice (British spelling, flats), per setting."""
 ACTIONS = ("end_call", "reset", "panic", "play", "stop", "state", "learn", "model")
 
 
@@ -62,7 +71,8 @@ FIELDS: tuple[Field, ...] = (
     Field("response_min_bars", "float", 1.0, 0.25, 16.0, help="shortest answer"),
     Field("response_max_bars", "float", 4.0, 0.25, 16.0, help="longest answer"),
     Field("thru", "bool", True, help="pass the human's notes to the output"),
-    Field("channel", "int", 1, 1, 16, help="first output channel of the machine's voices"),
+    Field("channel", "int", 2, 1, 16, help="first output channel of the machine's voices; the "
+          "human keeps channel 1 (see the channel plan in the README)"),
     Field("velocity", "int", 0, 0, 127, help="machine velocity; 0 follows the human"),
     Field("seed", "int", 0, 0, 2**31 - 1, help="random seed of the sampler"),
 )
@@ -98,7 +108,7 @@ class Settings:
     response_min_bars: float = 1.0
     response_max_bars: float = 4.0
     thru: bool = True
-    channel: int = 1
+    channel: int = 2
     velocity: int = 0
     seed: int = 0
 
@@ -128,16 +138,27 @@ def coerce(name: str, value: Any) -> Any:
     """Validate and convert ``value`` for setting ``name``; ConfigError says what is allowed."""
     f = FIELD_BY_NAME.get(name)
     if f is None:
-        raise ConfigError(f"unknown setting {name!r}; known: {', '.join(FIELD_BY_NAME)}")
+        raise ConfigError(f"unknown setting {name!r}{did_you_mean(name, FIELD_BY_NAME)}; "
+                          f"known: {', '.join(FIELD_BY_NAME)}")
     if f.kind == "choice":
-        text = str(value)
+        text = str(value).strip().replace("\u266d", "b").replace("\u266f", "#")
+        text = CHOICE_ALIASES.get(name, {}).get(text.lower(), text)
         match = next((c for c in f.choices if c.lower() == text.lower()), None)
         if match is None:
-            raise ConfigError(f"{name}={value!r}; choose one of {', '.join(f.choices)}")
+            raise ConfigError(f"{name}={value!r}{did_you_mean(text, f.choices)}; choose one "
+                              f"of {', '.join(f.choices)}")
         return match
     if f.kind == "bool":
         return _bool(name, value)
     return _number(f, value)
+
+
+def did_you_mean(word: str, known: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` to ``word``, else ''."""
+    names = [str(k) for k in known]
+    lowered = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 def _bool(name: str, value: Any) -> bool:

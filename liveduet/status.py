@@ -8,21 +8,26 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+OCTAVE_NAMES = ("c4", "c3")
+"""Which octave number middle C (MIDI 60) carries: C4 (scientific, Logic, MuseScore) or C3
+(Ableton Live, Cubase, FL Studio)."""
 LOG_EVERY = 10.0
 
 
-def note_name(pitch: int) -> str:
-    """MIDI pitch -> name with octave (60 -> C4)."""
-    return f"{NAMES[pitch % 12]}{pitch // 12 - 1}"
+def note_name(pitch: int, octave_names: str = "c4") -> str:
+    """MIDI pitch -> name with octave (60 -> C4, or C3 with ``octave_names='c3'``)."""
+    shift = 2 if octave_names == "c3" else 1
+    return f"{NAMES[pitch % 12]}{pitch // 12 - shift}"
 
 
-def _notes(value: Any) -> str:
+def _notes(value: Any, octave_names: str = "c4") -> str:
     if value is None:
         return "-"
     if isinstance(value, int):
-        return note_name(value)
+        return note_name(value, octave_names)
     if isinstance(value, Sequence) and not isinstance(value, str):
-        items = [note_name(v) if isinstance(v, int) else str(v) for v in list(value)[-4:]]
+        items = [note_name(v, octave_names) if isinstance(v, int) else str(v)
+                 for v in list(value)[-4:]]
         return " ".join(items) or "-"
     return str(value)
 
@@ -34,15 +39,15 @@ def _find(status: Mapping[str, Any], *words: str) -> Any:
     return None
 
 
-def format_status(status: Mapping[str, Any]) -> str:
+def format_status(status: Mapping[str, Any], octave_names: str = "c4") -> str:
     """One line: mode, tempo, phase, last notes, step latency p99, errors."""
     parts = [
         f"{status.get('mode', '?')}",
         f"{status.get('bpm', 0):.1f} bpm {status.get('meter', '4/4')}"
         + ("" if status.get("running", True) else " (stopped)"),
         f"{status.get('phase', '?')}",
-        f"you: {_notes(_find(status, 'human'))}",
-        f"me: {_notes(_find(status, 'machine'))}",
+        f"you: {_notes(_find(status, 'human'), octave_names)}",
+        f"me: {_notes(_find(status, 'machine'), octave_names)}",
         f"step p99 {status.get('step_p99_ms', 0.0):.2f} ms",
     ]
     if status.get("errors"):
@@ -55,15 +60,17 @@ def format_status(status: Mapping[str, Any]) -> str:
 class StatusLine:
     """Writes the status: in place (``\\r``) on a TTY, else a log line when it changes."""
 
-    def __init__(self, stream: TextIO, tty: bool | None = None) -> None:
+    def __init__(self, stream: TextIO, tty: bool | None = None,
+                 octave_names: str = "c4") -> None:
         self.stream = stream
+        self.octave_names = octave_names
         self.tty = stream.isatty() if tty is None else tty
         self._last = ""
         self._last_time = -LOG_EVERY
 
     def show(self, status: Mapping[str, Any], now: float | None = None) -> None:
         """Show ``status`` (rate of change is the caller's)."""
-        line = format_status(status)
+        line = format_status(status, self.octave_names)
         key = line.split(" | step p99")[0]  # latency alone changing is not news in a log
         now = time.monotonic() if now is None else now
         if self.tty:

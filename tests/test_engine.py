@@ -33,7 +33,7 @@ def test_continue_plays_the_script_on_time(loop: StepModel) -> None:
     outs = drive(eng, [], 12)
     assert notes_of(outs) == [(1, 60, 3), (3, 64, 4), (5, 60, 7), (7, 64, 8), (9, 60, 11),
                               (11, 64, 12)]
-    assert all(o.msg[0] & 0x0F == 0 for o in outs)
+    assert all(o.msg[0] & 0x0F == 1 for o in outs)  # channel 2: channel 1 is the human's
 
 
 def test_continue_barge_in_releases_now_and_resumes(loop: StepModel) -> None:
@@ -167,7 +167,7 @@ def test_harmonize_sends_the_chord_when_the_soprano_arrives(satb: StepModel) -> 
         outs += eng.advance(float(p))
     late = eng.feed(4.2, (0x9F, 72, 100))  # late in step 4: re-decided and sent now
     assert sorted((o.pos, o.msg) for o in late) == [
-        (4.2, (0x90, 67, 100)), (4.2, (0x91, 60, 100)), (4.2, (0x92, 48, 100))]
+        (4.2, (0x91, 67, 100)), (4.2, (0x92, 60, 100)), (4.2, (0x93, 48, 100))]
     held = []
     for p in range(5, 8):
         held += eng.advance(float(p))
@@ -196,7 +196,7 @@ def test_modes_release_machine_notes_on_change(loop: StepModel) -> None:
     outs = []
     for p in range(0, 3):
         outs += eng.advance(float(p))
-    assert sounding_after(outs) == {(0, 60)}
+    assert sounding_after(outs) == {(1, 60)}
     outs += eng.apply(Set("mode", "call"), 2.5)
     assert sounding_after(outs) == set()
     for p in range(3, 10):
@@ -211,7 +211,7 @@ def test_panic_reset_stop_play_and_swap_close_notes(loop: StepModel, satb: StepM
         outs += eng.advance(float(p))
     outs += eng.apply(Action("panic"), 4.0)
     assert sounding_after(outs) == set()
-    assert (0xB0, 123, 0) in [o.msg for o in outs]
+    assert (0xB1, 123, 0) in [o.msg for o in outs]
     for p in range(4, 9):
         outs += eng.advance(float(p))
     outs += eng.apply(Action("reset"), 9.0)
@@ -247,7 +247,7 @@ def test_velocity_follows_the_human_or_is_fixed(loop: StepModel) -> None:
     eng = Engine(loop, settings(mode="continue"))
     ev = sorted([*human([(0.0, 80, 0.5)]), (0.1, (0x9F, 81, 40)), (0.2, (0x8F, 81, 0))])
     outs = drive(eng, ev, 6)
-    assert {o.msg[2] for o in outs if o.msg[0] == 0x90} == {70}  # mean of 100 and 40
+    assert {o.msg[2] for o in outs if o.msg[0] == 0x91} == {70}  # mean of 100 and 40
     eng = Engine(loop, settings(mode="continue", velocity=33, channel=5))
     outs = drive(eng, [], 6)
     assert {(o.msg[0], o.msg[2]) for o in outs if o.msg[0] & 0xF0 == 0x90} == {(0x94, 33)}

@@ -47,7 +47,7 @@ def test_render_keeps_the_human_part_exactly(files: dict[str, Path]) -> None:
     assert midifile.tempo_bpm(dst) == pytest.approx(100.0)
     machine = midifile.read_notes(dst, 2)
     assert machine and all(48 <= n.pitch <= 84 for n in machine)
-    assert {m.channel for m in dst.tracks[2] if m.type == "note_on"} == {0}
+    assert {m.channel for m in dst.tracks[2] if m.type == "note_on"} == {1}
 
 
 def test_same_seed_same_bytes(files: dict[str, Path]) -> None:
