@@ -23,8 +23,15 @@ def register(sub: Any) -> None:
     p.add_argument("--steps", type=int, default=2000, help="steps to time (default 2000)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     p.set_defaults(func=check_model)
-    p = sub.add_parser("models", help="list the bundled models with their cards")
-    p.add_argument("--json", action="store_true", help="print one JSON list")
+    p = sub.add_parser("models", help="list the models with their metrics and licence notes",
+                       description="List the models found by name (--models-dir folders, the "
+                       "user models folder, the bundled ones): title, corpus, validation "
+                       "metrics and a one-line licence note.")
+    p.add_argument("--json", action="store_true", help="print one JSON list (full cards)")
+    p.add_argument("--licence", "--license", action="store_true",
+                   help="print each model's full licence notes")
+    p.add_argument("--models-dir", action="append", metavar="DIR",
+                   help="also list the models in DIR (repeat)")
     p.set_defaults(func=list_models)
 
 
@@ -90,17 +97,53 @@ def _emit(report: dict[str, Any], as_json: bool, err: ModelError | None) -> None
 
 
 def list_models(args: argparse.Namespace) -> int:
-    """``liveduet models``: the bundled models and their cards."""
-    items = catalog.bundled()
+    """``liveduet models``: the models found by name, with metrics and licence notes."""
+    items = catalog.available(args.models_dir or ())
     if args.json:
         print(json.dumps([{"name": b.name, "path": str(b.path), "card": b.card} for b in items],
                          indent=2, sort_keys=True))
         return 0
     if not items:
-        print(f"no bundled models in {catalog.models_dir()}")
+        folders = catalog.search_dirs(args.models_dir or ())
+        print(f"no models in {', '.join(str(d) for d in folders)}")
         return 0
     for b in items:
-        print(f"{b.name:<16} {b.card.get('title', '(no card)')}")
-        corpus, licence = b.card.get("corpus", "?"), b.card.get("licence", "?")
-        print(f"{'':<16} corpus: {corpus}; licence: {licence}")
+        card = b.card
+        where = "" if b.path.parent == catalog.models_dir() else f"  ({b.path})"
+        print(f"{b.name:<16} {card.get('title', '(no card)')}{where}")
+        print(f"{'':<16} corpus:  {card.get('corpus', '?')}")
+        print(f"{'':<16} metrics: {metrics_line(card.get('metrics'))}")
+        licence = str(card.get("licence", "?"))
+        print(f"{'':<16} licence: {licence if args.licence else licence_line(licence)}")
+    if not args.licence:
+        print("full licence notes: liveduet models --licence (or --json)")
     return 0
+
+
+def metrics_line(metrics: Any) -> str:
+    """Validation NLL per note against the n-gram baseline, and the step latency."""
+    if not isinstance(metrics, dict):
+        return "none recorded"
+    parts = []
+    nll, base = metrics.get("valid_nll_per_note"), metrics.get("baseline_nll_per_note")
+    if isinstance(nll, (int, float)):
+        text = f"validation NLL/note {nll:.3f}"
+        if isinstance(base, (int, float)) and base:
+            text += f" (n-gram baseline {base:.3f}, {100 * (nll - base) / base:+.1f}%)"
+        parts.append(text)
+    p50, p99 = metrics.get("step_p50_us"), metrics.get("step_p99_us")
+    if isinstance(p50, (int, float)) and isinstance(p99, (int, float)):
+        parts.append(f"step p50 {p50:.0f} us, p99 {p99:.0f} us")
+    return "; ".join(parts) or "none recorded"
+
+
+def licence_line(text: str, width: int = 100) -> str:
+    """The licence notes in one line: a non-commercial restriction first, else the opening."""
+    if "non-commercial" in text.lower():
+        return ("part of the training data is for NON-COMMERCIAL use only; check before any "
+                "commercial use")
+    if "restrictions on commercial use" in text.lower():
+        return ("music out of copyright, in music21's encodings; music21 notes there may be "
+                "restrictions on commercial use")
+    first = text.split(";")[0].strip()
+    return first if len(first) <= width else first[: width - 3].rstrip() + "..."

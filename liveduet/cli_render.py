@@ -10,17 +10,20 @@ from typing import Any
 import mido
 
 from liveduet import catalog, midifile
+from liveduet.cliopts import add_in_channel, check_channel, listen_gap_steps, setting_help
 from liveduet.codec import TimedNote
 from liveduet.engine import Engine
 from liveduet.errors import ConfigError
 from liveduet.metre import MetreMap
 from liveduet.model import StepModel
 from liveduet.render import Duet, pick_part, render, write
-from liveduet.settings import FIELD_BY_NAME, FIELDS, Settings, with_mode_defaults
-from liveduet.turns import parse_steps
+from liveduet.settings import FIELD_BY_NAME, FIELDS, Settings, coerce, with_mode_defaults
 
 SHORT = {"top_p": "top-p", "listen_gap": "listen-gap", "channel": "out-channel"}
 SKIP = ("mode", "bpm", "seed", "temperature")
+LIVE_ONLY = ("thru", "listen_gap", "response_bars", "response_min_bars", "response_max_bars")
+"""Settings about trading phrases with a player or passing notes through: generate has
+neither (it continues a primer or plays from nothing), so its help leaves them out."""
 
 
 def register(sub: Any) -> None:
@@ -30,23 +33,27 @@ def register(sub: Any) -> None:
                        "IN.mid and write a type-1 MIDI file: the human's track and the "
                        "machine's track(s). The same seed gives the same bytes.")
     p.add_argument("input", type=Path, metavar="IN.mid", help="MIDI file with the human part")
-    p.add_argument("--mode", default="call", choices=("call", "continue", "harmonize", "off"))
+    p.add_argument("--mode", default="call", help="call (default) | continue | harmonize | off")
     p.add_argument("--track", type=int, help="track index of the human part (0 = the file's "
                    "first track; default: the first track with notes)")
-    p.add_argument("--channel", type=int, help="only notes on this channel (1-16)")
+    add_in_channel(p, "the human part is the notes on this channel (1-16)", old="--channel")
     p.add_argument("--tail-bars", type=float, help="bars to render after the human part "
                    "(default: response_max_bars in call/continue, 0 in harmonize/off)")
     _common(p)
     p.set_defaults(func=render_command)
-    g = sub.add_parser("generate", help="write a piece from scratch (or continue a primer)")
+    g = sub.add_parser("generate", help="write a piece from scratch (or continue a primer)",
+                       description="Let the model play on its own in virtual time and write "
+                       "a MIDI file of --bars bars: from nothing, or continuing the first track "
+                       "with notes of --primer (written as the first track). The same seed "
+                       "gives the same bytes.")
     g.add_argument("--bars", type=float, required=True, help="bars to generate")
     g.add_argument("--primer", type=Path, help="MIDI file whose first track with notes starts "
                    "the piece")
-    _common(g)
+    _common(g, skip=LIVE_ONLY)
     g.set_defaults(func=generate_command)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mid")
     p.add_argument("--model", help="bundled model name or .onnx path (default: "
                    f"{catalog.DEFAULT_MELODY}; {catalog.DEFAULT_HARMONY} for harmonize)")
@@ -58,18 +65,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the piano roll "
                    "(needs the plot extra)")
     for f in FIELDS:
-        if f.name in SKIP:
+        if f.name in SKIP or f.name in skip:
             continue
         flag = "--" + SHORT.get(f.name, f.name.replace("_", "-"))
         if f.kind == "bool":
             p.add_argument(flag, dest="set_" + f.name, action=argparse.BooleanOptionalAction,
                            default=None, help=f.help)
         else:
-            extra = f" ({', '.join(f.choices)})" if f.choices else f" ({f.low:g}..{f.high:g})"
-            if f.name == "listen_gap":
-                extra = " (steps, or beats/bars such as 1b, 2bar)"
             p.add_argument(flag, dest="set_" + f.name, metavar=f.name.upper(),
-                           help=f.help + extra)
+                           help=setting_help(f))
 
 
 def build_settings(args: argparse.Namespace, mode: str, steps_per_beat: int,
@@ -88,7 +92,7 @@ def build_settings(args: argparse.Namespace, mode: str, steps_per_beat: int,
         if f.name in SKIP or value is None:
             continue
         if f.name == "listen_gap":
-            value = parse_steps(value, steps_per_beat, values.get("meter", "4/4"))
+            value = listen_gap_steps(value, steps_per_beat, values.get("meter", "4/4"))
         values[f.name] = value
     return Settings.from_dict(with_mode_defaults(values))
 
@@ -114,15 +118,15 @@ def load_model(name: str | None, mode: str) -> StepModel:
 
 def render_command(args: argparse.Namespace) -> int:
     """``liveduet render IN.mid -o OUT.mid``."""
-    if args.channel is not None and not 1 <= args.channel <= 16:
-        raise ConfigError(f"--channel {args.channel}; give a MIDI channel 1-16")
+    channel = check_channel("--in-channel", args.in_channel)
+    mode = coerce("mode", args.mode)
     mid = midifile.load(args.input)
-    notes = pick_part(mid, args.track, None if args.channel is None else args.channel - 1)
+    notes = pick_part(mid, args.track, None if channel is None else channel - 1)
     bpm = args.bpm or midifile.tempo_bpm(mid)
-    model = load_model(args.model, args.mode)
+    model = load_model(args.model, mode)
     spq = model.codec.steps_per_beat
     metres, meter = _file_metres(args, mid, spq)
-    settings = build_settings(args, args.mode, spq, meter)
+    settings = build_settings(args, mode, spq, meter)
     engine = Engine(model, settings, lookahead=args.lookahead, metres=metres)
     return _finish(args, engine, notes, bpm, args.tail_bars)
 

@@ -19,12 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from liveduet import catalog, ports
+from liveduet import catalog, learnstore, ports
+from liveduet.cliopts import OldName, listen_gap_steps, setting_help
 from liveduet.clock import InternalClock, MidiClockFollower
 from liveduet.errors import ConfigError, LiveduetError
 from liveduet.runtime import Options, Runtime
-from liveduet.settings import FIELDS, Settings, with_mode_defaults
-from liveduet.status import StatusLine
+from liveduet.settings import FIELDS, Settings, did_you_mean, with_mode_defaults
+from liveduet.status import OCTAVE_NAMES, StatusLine
 from liveduet.tablebuilder import TableBuilder
 from liveduet.turns import parse_steps
 
@@ -34,7 +35,7 @@ RUN_OPTIONS: dict[str, Any] = {
     "latency_offset": 0.0, "metronome": None, "quiet": False, "stats": None,
     "osc": True, "osc_port": None, "osc_host": "127.0.0.1", "osc_reply_port": 9000,
     "osc_allow": [], "cc": True, "cc_channel": None, "input_poll": None,
-    "realtime": False,
+    "realtime": False, "in_channel": None, "octave_names": "c4", "models_dir": [],
 }
 DEFAULT_OSC_PORT = 8000
 CHECK_S = 0.25
@@ -42,7 +43,9 @@ STATS_SAMPLES = 20_000   # per kind with --stats: the latest (a ring; memory sta
 NAMED_CHECK_S = 1.0
 EXIT_LOST = 3
 """Exit status when the MIDI system (the JACK server) went away during the run."""
-SHORT = {"top_p": "top-p", "listen_gap": "listen-gap"}
+SHORT = {"top_p": "top-p", "listen_gap": "listen-gap", "channel": "out-channel"}
+CONFIG_ALIASES = {"in": "inputs", "out": "output", "out_channel": "channel"}
+"""Config keys that name a setting or run option another way (the command line's words)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -58,7 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--in", dest="inputs", action="append", metavar="PORT",
                    help="input port by name or unique substring (repeat for several)")
     p.add_argument("--out", dest="output", metavar="PORT", help="output port name/substring")
-    p.add_argument("--api", choices=("auto", *ports.APIS), help="MIDI system (default auto)")
+    p.add_argument("--api", choices=("auto", *ports.APIS), help=API_HELP)
+    p.add_argument("--in-channel", type=int, metavar="CH", help="only listen to MIDI channel CH "
+                   "(1-16; default: every channel); CCs the CC map uses pass on any channel")
+    p.add_argument("--octave-names", choices=OCTAVE_NAMES, help="middle C (MIDI 60) shows as "
+                   "C4 (default) or C3 (Ableton Live, Cubase)")
+    p.add_argument("--models-dir", action="append", metavar="DIR", help="look for models named "
+                   f"by --model or OSC /liveduet/model in DIR first (repeat), then in "
+                   f"{catalog.user_models_dir()}, then the bundled ones")
     p.add_argument("--latency-offset", type=float, metavar="MS",
                    help="shift grid-timed output by MS milliseconds (negative = earlier)")
     p.add_argument("--metronome", type=int, metavar="CH", help="click notes on MIDI channel CH")
@@ -86,14 +96,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                            default=None, help=f.help)
         else:
-            extra = f" ({', '.join(f.choices)})" if f.choices else f" ({f.low}..{f.high})"
-            if f.name == "listen_gap":
-                extra = " (steps, or beats/bars such as 1b, 2bar)"
-            p.add_argument(flag, dest=f.name, metavar=f.name.upper(), help=f.help + extra)
+            p.add_argument(flag, dest=f.name, metavar=f.name.upper(), help=setting_help(f))
+    p.add_argument("--channel", dest="channel", metavar="CHANNEL", action=OldName,
+                   new="--out-channel")
     p.set_defaults(func=run_command)
-    q = sub.add_parser("ports", help="list the MIDI ports liveduet can use")
-    q.add_argument("--api", default="auto", choices=("auto", *ports.APIS))
+    q = sub.add_parser("ports", help="list the MIDI ports liveduet can use",
+                       description="List the MIDI input and output ports of a MIDI system.")
+    q.add_argument("--api", default="auto", choices=("auto", *ports.APIS), help=API_HELP)
     q.set_defaults(func=ports_command)
+
+
+API_HELP = ("MIDI system: auto (default: ALSA, then JACK on Linux; CoreMIDI on macOS; Windows "
+            "MIDI), or one of " + ", ".join(ports.APIS))
 
 
 def ports_command(args: argparse.Namespace) -> int:
@@ -120,14 +134,15 @@ def load_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any] | Non
     cc = data.pop("cc", None)
     if cc is not None and not isinstance(cc, dict):
         raise ConfigError(f"config {path}: 'cc' must be a [cc] table")
-    known = {f.name for f in FIELDS} | set(RUN_OPTIONS) | {"in", "out"}
+    known = {f.name for f in FIELDS} | set(RUN_OPTIONS) | set(CONFIG_ALIASES)
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if key not in known:
-            raise ConfigError(f"config {path}: unknown key {key!r}; known: "
-                              f"{', '.join(sorted(known))}")
-        name = {"in": "inputs", "out": "output"}.get(key, key)
-        flat[name] = [value] if name == "inputs" and isinstance(value, str) else value
+            raise ConfigError(f"config {path}: unknown key {key!r}{did_you_mean(key, known)}; "
+                              f"known: {', '.join(sorted(known))}")
+        name = CONFIG_ALIASES.get(key, key)
+        listed = name in ("inputs", "models_dir") and isinstance(value, str)
+        flat[name] = [value] if listed else value
     return flat, cc
 
 
@@ -149,6 +164,9 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any], dict[st
     if opts["clock"] not in ("internal", "midi"):
         raise ConfigError(f"clock={opts['clock']!r}; choose internal or midi")
     _check_range(opts, "metronome", 1, 16, "a MIDI channel from 1 to 16")
+    _check_range(opts, "in_channel", 1, 16, "a MIDI channel from 1 to 16")
+    if opts["octave_names"] not in OCTAVE_NAMES:
+        raise ConfigError(f"octave_names={opts['octave_names']!r}; choose c4 or c3")
     _check_range(opts, "cc_channel", 1, 16, "a MIDI channel from 1 to 16")
     _check_range(opts, "osc_port", 0, 65535, "a UDP port from 1 to 65535 (0 = any free port)")
     _check_range(opts, "osc_reply_port", 1, 65535, "a UDP port from 1 to 65535")
@@ -177,10 +195,14 @@ def run_command(args: argparse.Namespace) -> int:
     """``liveduet run``: build everything, play until SIGINT/SIGTERM, release every note."""
     logging.basicConfig(level=logging.WARNING, format="liveduet: %(message)s")
     settings, opts, cc = resolve(args)
-    model = load_model(opts["model"], settings.mode)
+    dirs = list(opts["models_dir"] or ())
+    model = load_model(opts["model"], settings.mode, dirs)
     if "listen_gap_text" in opts:
-        settings = settings.with_value("listen_gap", parse_steps(
+        settings = settings.with_value("listen_gap", listen_gap_steps(
             opts["listen_gap_text"], int(model.codec.steps_per_beat), settings.meter))
+    if cc is None and args.config is None and opts["cc"]:
+        cc = learnstore.load_user_cc()
+    opts["config_path"] = args.config
     from liveduet.engine import Engine
 
     engine = Engine(model, settings, table_source=TableBuilder.for_model)
@@ -194,10 +216,12 @@ def run_command(args: argparse.Namespace) -> int:
                          metronome=opts["metronome"], steps_per_beat=spb,
                          realtime=bool(opts["realtime"]),
                          keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
-                 ccmap=build_ccmap(opts, cc), loader=load_model,
+                 ccmap=build_ccmap(opts, cc),
+                 loader=lambda name: load_model(name, "call", dirs),
                  send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps))
     poll = opts["input_poll"]
-    holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=rt.on_midi,
+    sink = channel_filter(rt.on_midi, opts["in_channel"], rt.ccmap)
+    holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=sink,
                                    poll=None if poll is None else float(poll) / 1000.0))
     with contextlib.ExitStack() as stack:
         stack.callback(holder[0].close)
@@ -208,17 +232,36 @@ def run_command(args: argparse.Namespace) -> int:
         return play(rt, holder[0], model, opts, settings)
 
 
-def load_model(name: str | None, mode: str = "call") -> Any:
-    """A StepModel by name/path; the bundled default for ``mode`` when ``name`` is None."""
+def load_model(name: str | None, mode: str = "call", dirs: list[str] | None = None) -> Any:
+    """A StepModel by name/path (looked up in ``dirs``, the user's and the bundled models); the
+    bundled default for ``mode`` when ``name`` is None."""
     from liveduet.model import StepModel
 
     if name is None:
-        name = catalog.DEFAULT_HARMONY if mode == "harmonize" else catalog.DEFAULT_MELODY
-    path = catalog.resolve(name)
+        name = catalog.for_mode(mode)
+    path = catalog.resolve(name, dirs or ())
     if not path.exists():
         raise LiveduetError(f"model file {path} does not exist; give --model a bundled name "
                             "('liveduet models') or a path to an .onnx file")
     return StepModel(path)
+
+
+def channel_filter(sink: Any, channel: int | None, ccmap: Any) -> Any:
+    """``sink`` behind an input-channel filter: channel messages on other channels are dropped,
+    except control changes the CC map listens to (a controller on its own channel)."""
+    if channel is None:
+        return sink
+    want = channel - 1
+
+    def filtered(t: float, msg: tuple[int, ...], idx: int = 0) -> None:
+        status = msg[0] if msg else 0
+        if status < 0xF0 and (status & 0x0F) != want and not (
+                (status & 0xF0) == 0xB0 and ccmap is not None and len(msg) >= 2
+                and ccmap.handles((status & 0x0F) + 1, msg[1])):
+            return
+        sink(t, msg, idx)
+
+    return filtered
 
 
 def build_ccmap(opts: dict[str, Any], table: dict[str, Any] | None) -> Any:
@@ -278,7 +321,8 @@ def play(rt: Runtime, portset: ports.PortSet, model: Any, opts: dict[str, Any],
     system (the JACK server) went away.
     """
     stop = threading.Event()
-    line = None if opts["quiet"] else StatusLine(sys.stdout)
+    line = None if opts["quiet"] else StatusLine(sys.stdout, octave_names=opts["octave_names"])
+    learnt = LearnSaver(rt.ccmap, opts.get("config_path"))
     lost: ports.SystemLost | None = None
     warned: set[str] = set()
     next_named = time.monotonic() + NAMED_CHECK_S
@@ -291,6 +335,7 @@ def play(rt: Runtime, portset: ports.PortSet, model: Any, opts: dict[str, Any],
             if line is not None:
                 line.show(rt.snapshot)
             _warn_once(rt.snapshot, warned)
+            learnt.check()
             named = time.monotonic() >= next_named
             next_named += NAMED_CHECK_S if named else 0.0
             try:
@@ -311,6 +356,30 @@ def play(rt: Runtime, portset: ports.PortSet, model: Any, opts: dict[str, Any],
               file=sys.stderr)
         return 1
     return 0
+
+
+class LearnSaver:
+    """Saves the CC map when a MIDI learn finished (checked from the status loop)."""
+
+    def __init__(self, ccmap: Any, config: Path | None) -> None:
+        self.ccmap = ccmap
+        self.path = learnstore.target(config)
+        self._seen = getattr(ccmap, "learned", None)
+
+    def check(self) -> None:
+        """Write the bindings if a new learn finished since the last check."""
+        learned = getattr(self.ccmap, "learned", None)
+        if learned is None or learned is self._seen:
+            return
+        self._seen = learned
+        channel, cc, target = learned
+        try:
+            learnstore.save(self.path, self.ccmap.to_toml_text())
+        except ConfigError as err:
+            print(f"liveduet: warning: {err}", file=sys.stderr, flush=True)
+            return
+        print(f"liveduet: learnt CC {cc} on channel {channel} -> {target}; saved to {self.path}",
+              file=sys.stderr, flush=True)
 
 
 def _warn_once(status: dict[str, Any], warned: set[str]) -> None:

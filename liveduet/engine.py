@@ -34,6 +34,7 @@ from liveduet.model import StepModel
 from liveduet.planner import PlannedStep, Planner, check_mode
 from liveduet.sampling import TONICS, estimate_key
 from liveduet.settings import Action, Set, Settings
+from liveduet.sustain import SUSTAIN, Pedal
 from liveduet.turns import ACCOMPANYING, ANSWERING, LISTENING, HumanRecord
 
 __all__ = ["Engine", "Out"]
@@ -63,6 +64,7 @@ class Engine:
         self._source: TableSource | None = None
         self._ledger = Ledger()
         self._human = HumanRecord(tolerance)
+        self._pedal = Pedal()
         self.counters: dict[str, int] = dict.fromkeys(
             ("steps", "model_steps", "rollbacks", "answers", "barge_ins", "machine_notes",
              "human_notes", "bad_logits", "late_input", "late_steps", "resets", "bad_input",
@@ -233,6 +235,9 @@ class Engine:
             if kind not in (NOTE_ON, NOTE_OFF):
                 if self._settings.thru:
                     outs.append(Out(pos, tuple(msg)))
+                if kind == CONTROL and msg[1] == SUSTAIN and (step := self._pedal_change(
+                        pos, ch, int(msg[2]))) is not None:
+                    changed = step if changed is None else min(changed, step)
                 continue
             pitch, vel = int(msg[1]), int(msg[2])
             self._last_input = pos
@@ -268,6 +273,7 @@ class Engine:
         if not self._running:
             return None
         self.counters["human_notes"] += 1
+        self._pedal.strike(ch, pitch)
         step = self._human.note_on(self._human_step(pos), pitch, vel, ch)
         mode = self._settings.mode
         if mode in ("call", "continue") and self._current_phase() in (ANSWERING, ACCOMPANYING):
@@ -277,11 +283,21 @@ class Engine:
         return step
 
     def _human_off(self, pos: float, ch: int, pitch: int, outs: list[Out]) -> int | None:
-        """Record a note-off (thru copy into ``outs``); the first changed step or None."""
+        """Record a note-off (thru copy into ``outs``); the first changed step or None. Under
+        the sustain pedal the note goes on sounding for turn-taking until the pedal is up."""
         outs += self._ledger.thru_off(ch, pitch, pos)
-        if not self._running:
+        if not self._running or self._pedal.hold(ch, pitch):
             return None
         return self._human.note_off(self._human_step(pos), pitch, ch)
+
+    def _pedal_change(self, pos: float, ch: int, value: int) -> int | None:
+        """The sustain pedal moved: the notes it held end now; the first changed step."""
+        first: int | None = None
+        for pitch in self._pedal.change(ch, value):
+            if self._running and (step := self._human.note_off(self._human_step(pos), pitch,
+                                                               ch)) is not None:
+                first = step if first is None else min(first, step)
+        return first
 
     def _current_phase(self) -> str:
         last = self._plan.steps.get(self._emit - 1)
@@ -376,6 +392,7 @@ class Engine:
             self._anchor = (float(pos), self._emit)
             self._grid.offset = round(pos) - self._emit
             self._human.clear()
+            self._pedal.clear()
             self._running = True
             return outs
         return []  # state / learn / model are the runtime's

@@ -86,6 +86,9 @@ def score_file(model: StepModel, path: str | os.PathLike[str]) -> tuple[Score, E
     """Read a MIDI file through the model's codec and score it teacher-forced."""
     mid = midifile.load(path)
     codec = model.codec
+    if not any(m.type == "note_on" and m.velocity > 0 for t in mid.tracks for m in t):
+        raise LiveduetError(f"{path}: the file has no notes at all; give a MIDI file with a "
+                            "melody (or all the voices) to score")
     with_notes = sum(any(m.type == "note_on" for m in t) for t in mid.tracks)
     if codec.n_voices > 1 and with_notes < codec.n_voices:
         names = ", ".join(v.name for v in codec.voices)

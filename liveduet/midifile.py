@@ -79,7 +79,8 @@ def read_notes(
 ) -> list[TimedNote]:
     """Notes of ``mid`` (optionally one track and/or channel) in beats, sorted by start."""
     if track is not None and not 0 <= track < len(mid.tracks):
-        raise LiveduetError(f"track {track} does not exist; the file has {len(mid.tracks)} tracks")
+        raise LiveduetError(f"track {track} does not exist; the file has "
+                            f"{plural(len(mid.tracks), 'track')} (0..{len(mid.tracks) - 1})")
     tracks = mid.tracks if track is None else [mid.tracks[track]]
     tpb = float(mid.ticks_per_beat)
     notes: list[TimedNote] = []
@@ -173,7 +174,7 @@ def midi_to_frames(
             ]
             if len(with_notes) < codec.n_voices:
                 raise LiveduetError(
-                    f"the file has {len(with_notes)} tracks with notes; the codec needs "
+                    f"the file has {plural(len(with_notes), 'track')} with notes; the codec needs "
                     f"{codec.n_voices} (one per voice); pass voice_tracks"
                 )
             voice_tracks = [(t, None) for t in with_notes[: codec.n_voices]]
@@ -198,3 +199,8 @@ def frames_to_midi(
         for i, v in enumerate(codec.voices)
     ]
     return write_parts(parts, bpm)
+
+
+def plural(count: int, noun: str) -> str:
+    """``'1 track'``, ``'2 tracks'``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

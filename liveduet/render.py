@@ -97,8 +97,9 @@ class Duet:
         return [s / spq for s in self.metres.bar_lines(0, round(self.beats * spq) + 1)]
 
     def parts(self, human_channel: int = 0) -> list[Part]:
-        """Tracks to write: the human's, then one per machine voice."""
-        parts = [Part("human", human_channel, self.human)]
+        """Tracks to write: the human's (when there is a human part), then one per machine
+        voice."""
+        parts = [Part("human", human_channel, self.human)] if self.human else []
         for v, notes in self.machine.items():
             parts.append(Part(f"liveduet {self.voice_names[v]}", self.channels[v], notes))
         return parts

@@ -27,10 +27,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from liveduet import rtthread
+from liveduet import catalog, rtthread
 from liveduet.clock import TRANSPORT, InternalClock, MidiClockFollower
+from liveduet.errors import ConfigError
 from liveduet.feedback import Feedback, Publisher, p99
 from liveduet.hotswap import HotSwap
+from liveduet.planner import check_mode
 from liveduet.sender import Sender, SendMany
 from liveduet.settings import Action, Command, Set
 
@@ -96,6 +98,7 @@ class Runtime:
         self.ccmap = ccmap
         self.queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self.swaps = HotSwap(loader, self.queue.put)
+        self._after_swap: dict[str, Set] = {}  # model name -> the mode change waiting for it
         self._hold_until = -math.inf
         self._prefetch_at = math.inf   # when to let the engine build ahead (after a send)
         self._prefetch_since = 0.0     # the first send that put it off
@@ -363,6 +366,8 @@ class Runtime:
         if isinstance(cmd, Action) and cmd.name == "model":
             self._publish({"message": self.swaps.request(str(cmd.arg))})
             return
+        if isinstance(cmd, Set) and cmd.name == "mode" and self._mode_needs_model(cmd):
+            return
         try:
             self._apply(cmd, t)
         except Exception as err:
@@ -401,10 +406,32 @@ class Runtime:
             self.out.emit(outs, pos)
 
     # -- model hot-swap -------------------------------------------------------------------
+    def _mode_needs_model(self, cmd: Set) -> bool:
+        """A mode the playing model cannot run (harmonize with a one-voice model) loads the
+        bundled model that can and switches mode once it plays (True); without a loader it is
+        refused in one line (True). False: the current model can play it."""
+        codec = getattr(self.engine, "codec", None)
+        try:
+            if codec is not None:
+                check_mode(codec, str(cmd.value))
+            return False
+        except ConfigError as err:
+            reason = str(err)
+        name = catalog.for_mode(str(cmd.value))
+        if self.swaps.loader is None:
+            self._refused(f"mode {cmd.value} not set: {reason}")
+            self._publish({"mode": self.engine.settings.mode})  # the radio snaps back
+            return True
+        self._after_swap[name] = cmd
+        self._publish({"message": f"mode {cmd.value}: {self.swaps.request(name)}"})
+        return True
+
     def _loaded(self, name: str, model: Any, err: BaseException | None) -> None:
         now = time.perf_counter()
         why = self.swaps.loaded(name, model, err, self.clock.position(now), self.clock.running)
         if why is not None:
+            if self._after_swap.pop(name, None) is not None:
+                self._publish({"mode": self.engine.settings.mode})
             self._refused(why)
 
     def _refused(self, why: str) -> None:
@@ -421,6 +448,10 @@ class Runtime:
         self.out.send_now(outs)
         self.out.drop_pending()
         self.message = f"model {name} playing"
+        then = self._after_swap.pop(name, None)
+        if then is not None:  # the mode change that asked for this model
+            self._command(then, time.perf_counter())
+            return
         self._update_status(time.perf_counter(), force=True)
 
     # -- time-driven work -----------------------------------------------------------------

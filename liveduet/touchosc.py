@@ -12,6 +12,7 @@ Run ``python -m liveduet.touchosc -o liveduet.tosc``; the package ships the resu
 from __future__ import annotations
 
 import argparse
+import sys
 import uuid
 import xml.etree.ElementTree as ET
 import zlib
@@ -275,7 +276,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--output", default="liveduet.tosc", help="file to write")
     args = parser.parse_args(argv)
     data = to_bytes(build())
-    Path(args.output).write_bytes(data)
+    try:
+        Path(args.output).write_bytes(data)
+    except OSError as err:
+        print(f"{parser.prog}: error: cannot write {args.output} ({err.strerror}); check that "
+              "the folder exists and is writable", file=sys.stderr)
+        return 2
     print(f"wrote {args.output} ({len(data)} bytes, {len(addresses_in(data))} OSC addresses)")
     return 0
 
