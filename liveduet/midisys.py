@@ -135,7 +135,7 @@ def choose_api(name: str = "auto", platform: str = sys.platform) -> int:
         return api
     if key == "jack":
         raise PortError(f"no JACK server reachable ({why}). Fix: start one ({JACKD_CMD}); "
-                        "the server named by JACK_DEFAULT_SERVER is used if set")
+                        "the server named by JACK_DEFAULT_SERVER is used if set" + DEMO_HINT)
     raise PortError(f"--api {key} cannot be used ({why}). Fix: " + no_midi_help(platform)
                     .split("Fix: ", 1)[-1])
 

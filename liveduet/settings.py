@@ -84,7 +84,8 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {"harmonize": {"temperature": 0.7}}
 
 def with_mode_defaults(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` plus the defaults of its ``mode`` for every setting it does not give."""
-    extra = MODE_DEFAULTS.get(str(values.get("mode", "")).lower(), {})
+    mode = str(values.get("mode", "")).strip().lower()
+    extra = MODE_DEFAULTS.get(CHOICE_ALIASES["mode"].get(mode, mode), {})
     return {**extra, **values}
 
 
