@@ -15,7 +15,7 @@ from typing import Any
 from liveduet.catalog import DEFAULT_HARMONY, DEFAULT_MELODY
 from liveduet.errors import ConfigError
 from liveduet.oscmap import LEARN_TARGETS
-from liveduet.settings import FIELD_BY_NAME, Action, Command, Field, Set
+from liveduet.settings import FIELD_BY_NAME, Action, Command, Field, Set, did_you_mean
 
 DEFAULT_CCS: dict[str, int] = {
     "temperature": 1,  # mod wheel
@@ -149,7 +149,8 @@ class CcMap:
             if target in ("cc_channel", "defaults"):
                 continue
             if target not in LEARN_TARGETS:
-                raise ConfigError(f"[cc] {target}: unknown target; known: "
+                raise ConfigError(f"[cc] {target}: unknown target"
+                                  f"{did_you_mean(target, LEARN_TARGETS)}; known: "
                                   f"{', '.join(LEARN_TARGETS)}")
             if spec is False or spec == "off":
                 base.unbind(target)

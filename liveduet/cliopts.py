@@ -44,7 +44,7 @@ def check_channel(flag: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16:
-        raise ConfigError(f"{flag} {value!r}: give a MIDI channel from 1 to 16")
+        raise ConfigError(f"{flag} {value!r}: give a MIDI channel 1-16")
     return value
 
 

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from liveduet.errors import ConfigError
-from liveduet.settings import FIELD_BY_NAME, FIELDS, Action, Command, Field, Set, Settings, coerce
+from liveduet.settings import (
+    FIELD_BY_NAME,
+    FIELDS,
+    Action,
+    Command,
+    Field,
+    Set,
+    Settings,
+    coerce,
+    did_you_mean,
+)
 
 PREFIX = "/liveduet"
 TRIGGERS = ("end_call", "play", "stop", "reset", "panic", "state")
@@ -110,7 +120,8 @@ def parse(path: str, args: Sequence[Any]) -> Command | None:
     """
     entry = ADDRESSES.get(path)
     if entry is None:
-        raise Refused("unknown", f"no address {path!r}; see docs/osc.md for the address map")
+        hint = did_you_mean(path, ADDRESSES)
+        raise Refused("unknown", f"no address {path!r}{hint}; see docs/osc.md for the address map")
     if not entry.accepts:
         raise Refused("readonly", f"{path} is feedback only; liveduet sends it, never reads it")
     if entry.kind == "setting":
@@ -188,7 +199,8 @@ def _named_action(entry: Address, args: Sequence[Any]) -> Action | None:
         if name.lower() in ("", "cancel", "off", "none"):
             return Action("learn", None)
         if name not in LEARN_TARGETS:
-            raise Refused("range", f"cannot learn {name!r}; targets: {', '.join(LEARN_TARGETS)}")
+            raise Refused("range", f"cannot learn {name!r}{did_you_mean(name, LEARN_TARGETS)}; "
+                                   f"targets: {', '.join(LEARN_TARGETS)}")
         return Action("learn", name)
     if not _MODEL_NAME.fullmatch(name):
         raise Refused("range", f"model name {name!r}: give a bundled model's name (letters, "

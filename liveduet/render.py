@@ -143,7 +143,7 @@ def pick_part(mid: mido.MidiFile, track: int | None, channel: int | None) -> lis
     if not notes:
         where = " and ".join(([] if track is None else [f"track {track}"])
                              + ([] if channel is None else [f"channel {channel + 1}"]))
-        raise LiveduetError(f"{where} has no notes; pick the human part with --track/--channel")
+        raise LiveduetError(f"{where} has no notes; pick the human part with --track/--in-channel")
     return notes
 
 

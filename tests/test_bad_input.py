@@ -122,7 +122,7 @@ def test_bad_config_is_one_line(files: dict[str, Path], capsys: pytest.CaptureFi
 
 @pytest.mark.parametrize("args", [
     ["--bpm", "fast"], ["--bpm", "1000"], ["--temperature", "9"], ["--temperature", "nan"],
-    ["--channel", "0"], ["--channel", "17"], ["--mode", "jazz"], ["--key", "H"],
+    ["--out-channel", "0"], ["--out-channel", "17"], ["--mode", "jazz"], ["--key", "H"],
     ["--top-p", "-1"], ["--listen-gap", "2.5"], ["--api", "beos"], ["--metronome", "17"],
     ["--latency-offset", "soon"], ["--osc-port", "99999"], ["--clock", "sundial"],
     ["--seed", "-4"], ["--velocity", "200"], ["--density", "inf"]],
@@ -135,7 +135,7 @@ def test_nonsense_run_value_is_one_line(files: dict[str, Path],
 
 
 @pytest.mark.parametrize("args", [["--bpm", "fast"], ["--temperature", "9"], ["--mode", "jazz"],
-                                  ["--channel", "0"], ["--tail-bars", "many"]],
+                                  ["--in-channel", "0"], ["--tail-bars", "many"]],
                          ids=lambda a: " ".join(a))
 def test_nonsense_render_value_is_one_line(files: dict[str, Path],
                                            capsys: pytest.CaptureFixture[str],

@@ -173,7 +173,7 @@ def test_harmonize_sends_the_chord_when_the_soprano_arrives(satb: StepModel) -> 
         held += eng.advance(float(p))
     assert held == []  # the soprano holds: so does the harmony
     off = eng.feed(8.0, (0x8F, 72, 0)) + eng.advance(8.0)
-    assert sorted(o.msg for o in off) == [(0x80, 67, 0), (0x81, 60, 0), (0x82, 48, 0)]
+    assert sorted(o.msg for o in off) == [(0x81, 67, 0), (0x82, 60, 0), (0x83, 48, 0)]
     early = eng.advance(11.0) + eng.feed(11.7, (0x9F, 74, 90))  # early for step 12: sent now
     assert sorted((o.pos, o.msg[1]) for o in early) == [(11.7, 50), (11.7, 62), (11.7, 69)]
     assert eng.advance(12.0) == []

@@ -350,3 +350,16 @@ def test_the_sustain_pedal_keeps_the_call_going(tmp_path: Path) -> None:
     assert first_answer(pedal) == pytest.approx(16.0)  # the pedal held it to beat 3
     other = sorted([*note, (0.0, (0xB1, 64, 127)), (12.0, (0xB1, 64, 0))])
     assert first_answer(other) == pytest.approx(8.0)  # a pedal on another channel does not
+
+
+def test_osc_addresses_learn_targets_and_cc_keys_get_a_suggestion() -> None:
+    from liveduet.errors import ConfigError
+    from liveduet.oscmap import Refused, parse
+
+    with pytest.raises(Refused, match="did you mean '/liveduet/temperature'"):
+        parse("/liveduet/temprature", [1.0])
+    with pytest.raises(Refused, match="did you mean 'density'"):
+        parse("/liveduet/learn", ["densty"])
+    with pytest.raises(ConfigError, match="did you mean 'temperature'"):
+        CcMap.from_toml({"temprature": 3})
+    assert parse("/liveduet/key", ["Bb"]).value == "A#"  # flats over OSC too
