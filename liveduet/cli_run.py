@@ -35,7 +35,8 @@ RUN_OPTIONS: dict[str, Any] = {
     "latency_offset": 0.0, "metronome": None, "quiet": False, "stats": None,
     "osc": True, "osc_port": None, "osc_host": "127.0.0.1", "osc_reply_port": 9000,
     "osc_allow": [], "cc": True, "cc_channel": None, "input_poll": None,
-    "realtime": False, "in_channel": None, "octave_names": "c4", "models_dir": [],
+    "realtime": False, "osc_announce": True, "in_channel": None, "octave_names": "c4",
+    "models_dir": [],
 }
 DEFAULT_OSC_PORT = 8000
 CHECK_S = 0.25
@@ -81,6 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--osc-reply-port", type=int, help="port on the client for feedback (9000)")
     p.add_argument("--osc-allow", action="append", metavar="HOST", help="only accept OSC "
                    "from HOST (repeat)")
+    p.add_argument("--no-announce", dest="osc_announce", action="store_false", default=None,
+                   help="do not advertise the OSC server on the network (zeroconf _osc._udp, "
+                   "done when --osc-host is not a loopback address and zeroconf is installed)")
     p.add_argument("--input-poll", type=float, metavar="MS", help="read MIDI input by polling "
                    "every MS ms instead of a callback on the MIDI thread (no lost JACK cycles "
                    "under dense input; adds up to MS of input latency)")
@@ -297,7 +301,24 @@ def start_osc(opts: dict[str, Any], rt: Runtime, stack: contextlib.ExitStack) ->
         log.warning("%s; running without OSC control", err)
         return None
     stack.callback(control.stop)
+    if opts["osc_announce"]:
+        announce_osc(control.address, stack)
     return control
+
+
+def announce_osc(address: tuple[str, int], stack: contextlib.ExitStack) -> None:
+    """Advertise the OSC server over zeroconf (when it listens beyond this machine)."""
+    from liveduet.announce import advertise
+
+    try:
+        found = advertise(*address)
+    except Exception as err:  # no multicast route, a busy mDNS port: OSC still works by IP
+        log.warning("OSC not advertised on the network (%s); connect TouchOSC by IP", err)
+        return
+    if found is not None:
+        stack.callback(found.close)
+        print(f"liveduet: OSC advertised on the network as '{found.name}' (port "
+              f"{address[1]})", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
