@@ -1,9 +1,10 @@
 """A musician's first live session: ``liveduet run`` on a private JACK server, steered over OSC.
 
 Real MIDI ports (a keyboard port into ``liveduet in``, a recorder on ``liveduet out``) and real
-UDP on 127.0.0.1: the input-channel filter, a model from ``--models-dir``, OSC ``mode
-harmonise`` with the one-voice default model (the harmoniser is loaded, no traceback), the
-channel plan of the harmony, and a MIDI-learnt binding saved to the config file.
+UDP on 127.0.0.1: the input-channel filter, a MIDI-learnt binding saved to the config file, a
+model from ``--models-dir``, the sustain pedal holding the call, and OSC ``mode harmonise``
+with the one-voice default model (the harmoniser is loaded, no traceback) with the harmony on
+channels 2-4.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,25 @@ def test_a_model_from_the_models_dir_loads_by_name(session: Session) -> None:
     session.client.send_message("/liveduet/model", ["mine"])
     wait_for(lambda: "model mine playing" in session.messages(since), 15.0,
              what="the model from --models-dir playing")
+
+
+def test_the_sustain_pedal_holds_the_call_live(session: Session) -> None:
+    since = len(session.listener.got)
+    session.client.send_message("/liveduet/bpm", [300.0])  # a bar is 0.8 s
+    wait_for(lambda: [300.0] in session.listener.seen("/liveduet/bpm", since), 5.0,
+             what="bpm 300 echoed")
+    wait_for(lambda: session.listener.seen("/liveduet/phase")[-1:] == [["listening"]], 15.0,
+             what="liveduet listening (any earlier answer over)")
+    since = len(session.listener.got)
+    session.keys.send_message([0xB0, 64, 127])  # pedal down, then a short note
+    session.keys.send_message([0x90, 64, 100])
+    session.keys.send_message([0x80, 64, 0])
+    held = time.monotonic()
+    wait_for(lambda: time.monotonic() - held > 2.5, 5.0, what="three bars under the pedal")
+    assert ["answering"] not in session.listener.seen("/liveduet/phase", since)
+    session.keys.send_message([0xB0, 64, 0])  # pedal up: the call is over
+    wait_for(lambda: ["answering"] in session.listener.seen("/liveduet/phase", since), 10.0,
+             what="the answer once the pedal is up")
 
 
 def test_osc_harmonise_loads_the_harmoniser_and_plays_on_channels_2_to_4(
