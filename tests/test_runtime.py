@@ -176,12 +176,13 @@ def test_a_broken_model_leaves_the_old_one_playing_and_says_why(live: Live) -> N
 
 def test_hot_swap_mid_phrase_leaves_no_stuck_note(live: Live) -> None:
     live.call([64, 65, 67])
-    wait_for(lambda: (0, 72) in live.sounding(), 10.0, what="an answer note (72) sounding")
+    # liveduet plays on channel 2 (index 1): channel 1 is the caller's
+    wait_for(lambda: (1, 72) in live.sounding(), 10.0, what="an answer note (72) sounding")
     since, t_swap = len(live.feedback), time.perf_counter()
     live.osc.send_message("/liveduet/model", ["a74.onnx"])
     wait_for(lambda: "a74.onnx playing" in live.messages(since), 10.0,
              what="the swap to a74.onnx to be reported")
-    wait_for(lambda: (0, 72) not in live.sounding(), 2.0, what="the old model's note released")
+    wait_for(lambda: (1, 72) not in live.sounding(), 2.0, what="the old model's note released")
     released = time.perf_counter()
     live.call([60, 62])
     wait_for(lambda: live.notes_on(74, t_swap) >= 2, 10.0, what="the new model (74) answering")
