@@ -414,6 +414,7 @@ class Runtime:
         try:
             if codec is not None:
                 check_mode(codec, str(cmd.value))
+            self._after_swap.clear()  # a later choice of mode wins over one waiting for a model
             return False
         except ConfigError as err:
             reason = str(err)

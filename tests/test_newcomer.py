@@ -363,3 +363,34 @@ def test_osc_addresses_learn_targets_and_cc_keys_get_a_suggestion() -> None:
     with pytest.raises(ConfigError, match="did you mean 'temperature'"):
         CcMap.from_toml({"temprature": 3})
     assert parse("/liveduet/key", ["Bb"]).value == "A#"  # flats over OSC too
+
+
+def test_a_mode_the_model_cannot_play_is_refused_in_one_line_without_a_loader(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from liveduet.clock import InternalClock
+    from liveduet.runtime import Runtime
+    from liveduet.settings import Set
+    from tests.jack import wait_for
+
+    engine = Engine(loop_model(tmp_path), Settings(mode="call"))
+    rt = Runtime(engine, InternalClock(120.0, 4), lambda msg: None)
+    rt.start()
+    try:
+        rt.submit(Set("mode", "harmonize"))
+        wait_for(lambda: "mode harmonize not set" in rt.message, 5.0, what="the refusal")
+    finally:
+        rt.stop()
+    assert engine.settings.mode == "call" and rt.errors == {}
+    assert "multi-voice" in rt.message and "\n" not in rt.message
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback logged
+
+
+def test_a_reader_that_leaves_early_ends_it_quietly(tmp_path: Path) -> None:
+    """``liveduet models | head -1``: the pipe closes before liveduet has written everything."""
+    proc = subprocess.Popen([sys.executable, "-m", "liveduet", "models", "--licence"],
+                            env=no_midi_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read()
+    assert proc.wait(60) == 0 and err == ""
