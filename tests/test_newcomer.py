@@ -150,7 +150,10 @@ def test_touchosc_to_a_missing_folder_is_one_line(tmp_path: Path) -> None:
 
 
 # -- 5: models with metrics and a short licence -------------------------------------------
-def test_models_shows_metrics_and_a_one_line_licence(capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_shows_metrics_and_a_one_line_licence(capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))  # only the bundled models
     assert main(["models"]) == 0
     text = capsys.readouterr().out
     assert re.search(r"folk_melody .*\n.*corpus: .*\n.*metrics: validation NLL/note 2\.6\d\d "
