@@ -17,7 +17,8 @@ def two_commands(readme: str) -> list[str]:
     match = _BLOCK.search(readme)
     if match is None:
         raise SystemExit("README.md has no bash block under '## Two commands'")
-    return [line for line in match.group(1).splitlines() if line.strip()]
+    lines = [line.split("   #")[0].rstrip() for line in match.group(1).splitlines()]
+    return [line for line in lines if line.strip()]
 
 
 if __name__ == "__main__":

@@ -116,11 +116,14 @@ def test_the_readme_starts_with_two_commands_that_exist() -> None:
     lines = two_commands(readme)
     assert len(lines) == 2
     assert "python3 -m venv .venv" in lines[0] and "pip install" in lines[0]
-    assert lines[1] == "liveduet demo"
+    assert lines[0].endswith("&& liveduet run")  # play: install and run the main job
+    assert lines[1] == "bash scripts/test.sh"  # test
     assert readme.index("## Two commands") < readme.index("## For musicians") < readme.index(
         "## For developers")
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "scripts/readme_check.sh" in ci and "scripts/test.sh" in ci
+    ci = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines()
+          if ln.strip() and not ln.startswith(("#", "set ", "cd "))]
+    assert ci == ["exec bash scripts/test.sh"]  # CI runs exactly the README's test command
+    assert "bash scripts/readme_check.sh" in (ROOT / "scripts" / "test.sh").read_text()
 
 
 # -- 3: channel plan ----------------------------------------------------------------------
