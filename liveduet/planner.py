@@ -32,6 +32,8 @@ from liveduet.turns import (
     next_turn,
 )
 
+UNLIMITED = 1 << 30  # steps: a hold limit that never bites
+
 
 @dataclass(slots=True)
 class PlannedStep:
@@ -211,9 +213,8 @@ class Planner:
         longest = self.pace.hold_steps(metre)
         if density >= 0.5:
             return longest
-        if density <= 0.0:
-            return 1 << 30
-        return math.ceil(longest * 0.5 / density)
+        limit = longest * 0.5 / density if density > 0.0 else math.inf
+        return UNLIMITED if limit >= UNLIMITED else math.ceil(limit)
 
     def _table_step(self, n: int, hin: HumanIn, turn: Turn, snap: Snapshot,
                     logits0: np.ndarray, turn0: Turn, sounding0: tuple[bool, ...]

@@ -100,3 +100,7 @@ def test_corpus_figures_come_from_the_card_per_metre() -> None:
     assert pace.hold_steps(waltz) == 24
     silent = CorpusPace({"metrics": {}})
     assert silent.hold_steps(waltz) == DEFAULT_MAX_HOLD_BEATS * 4
+
+
+def test_a_vanishing_density_means_no_hold_limit(holder: StepModel) -> None:
+    assert longest(holder, 2.2e-309) == 200  # tiny but positive: no overflow, no limit

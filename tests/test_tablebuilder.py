@@ -36,7 +36,11 @@ def test_worker_table_is_bit_for_bit_the_conductors() -> None:
     assert builder is not None
     try:
         builder.request(context(5), snap, logits0)
-        made = builder.take(context(5), snap, logits0)
+        made = None
+        for _ in range(50):  # a loaded machine may take longer than one wait to load and build
+            made = builder.take(context(5), snap, logits0)
+            if made is not None:
+                break
         assert made is not None and made.matches(context(5), snap, logits0)
         for name in ("fed", "bad", "logits"):
             assert np.array_equal(getattr(made, name), getattr(own, name)), name
