@@ -279,7 +279,7 @@ def test_answer_enters_on_a_bar_line_of_the_meter(answer_model: Path) -> None:
             clock = d.start_clock(120)
             step = 60 / 120 / 4
             last_on = d.play([60, 62, 64, 65, 67], step)
-            wait_for(lambda: len(d.answers()) >= 2, 10.0, what="two answer notes")
+            wait_for(lambda: len(d.answers()) >= 2, 20.0, what="two answer notes")
             first = d.answers()[0][0]
             code, err = d.finish()
         finally:
