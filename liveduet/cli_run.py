@@ -42,6 +42,9 @@ STATS_SAMPLES = 20_000   # per kind with --stats: the latest (a ring; memory sta
 NAMED_CHECK_S = 1.0
 EXIT_LOST = 3
 """Exit status when the MIDI system (the JACK server) went away during the run."""
+# The conductor plans an answer's first step half a step before it is due (lookahead 1);
+# its candidate search stops after this fraction of a step and the best phrase so far plays.
+PHRASE_BUDGET = 0.35
 SHORT = {"top_p": "top-p", "listen_gap": "listen-gap"}
 
 
@@ -183,7 +186,8 @@ def run_command(args: argparse.Namespace) -> int:
             opts["listen_gap_text"], int(model.codec.steps_per_beat)))
     from liveduet.engine import Engine
 
-    engine = Engine(model, settings, table_source=TableBuilder.for_model)
+    engine = Engine(model, settings, table_source=TableBuilder.for_model,
+                    phrase_budget=PHRASE_BUDGET)
     spb = int(model.codec.steps_per_beat)
     clock = (InternalClock(settings.bpm, spb) if opts["clock"] == "internal"
              else MidiClockFollower(spb, settings.bpm))

@@ -47,7 +47,8 @@ class Engine:
 
     def __init__(self, model: StepModel, settings: Settings | None = None, *,
                  lookahead: int = 1, tolerance: float = 0.5, tables: bool = True,
-                 table_source: Callable[[StepModel], TableSource | None] | None = None) -> None:
+                 table_source: Callable[[StepModel], TableSource | None] | None = None,
+                 phrase_budget: float | None = None) -> None:
         if lookahead < 0:
             raise ConfigError(f"lookahead={lookahead}; give 0 or more steps")
         if not 0.0 < tolerance <= 1.0:
@@ -57,6 +58,8 @@ class Engine:
         self.lookahead = lookahead
         self.tolerance = tolerance
         self.tables = tables  # harmonize through harmony tables (see liveduet.harmony)
+        # Live: a candidate search may take this fraction of a grid step (None: no limit).
+        self.phrase_budget = phrase_budget
         self._sources = table_source  # per model: who builds tables ahead (the runtime's worker)
         self._source: TableSource | None = None
         self._ledger = Ledger()
@@ -83,6 +86,9 @@ class Engine:
         self._model = model
         self._plan = Planner(model, self._settings, self._human, self.counters, self._emit,
                              tables=self.tables, source=self._source)
+        if self.phrase_budget is not None:
+            frac, spb = self.phrase_budget, model.codec.steps_per_beat
+            self._plan.phrases.budget = lambda s: frac * 60.0 / (s.bpm * spb)
 
     def prefetch(self) -> None:
         """Let the table source start on the next harmonize step's table (call after sending:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from liveduet.answers import Phrases
 from liveduet.codec import BOS, HOLD, REST, GridCodec
 from liveduet.errors import ConfigError
 from liveduet.harmony import Context, Harmonizer, TableSource
@@ -76,6 +77,7 @@ class Planner:
         self.end_calls: set[int] = set()
         self.played: dict[int, tuple[int, ...]] = {}
         self.steps: dict[int, PlannedStep] = {}
+        self.phrases = Phrases(model, self.sampler, human, self.steps_per_bar)
         self.start(start)
 
     def start(self, step: int) -> None:
@@ -87,6 +89,7 @@ class Planner:
         self.counters["model_steps"] += 1
         self.steps.clear()
         self.played.clear()
+        self.phrases.clear()
         self.end = step
         self.turn = initial_turn(self.settings.mode)
         self.sounding = (False,) * self.codec.n_voices
@@ -107,6 +110,7 @@ class Planner:
         self.sounding = st.sounding_before
         for n in range(step, self.end):
             del self.steps[n]
+        self.phrases.rollback(step)
         self.end = step
         self.counters["rollbacks"] += 1
 
@@ -127,6 +131,7 @@ class Planner:
         for n in [k for k in self.played if k < keep]:
             del self.played[n]
         self.end_calls = {k for k in self.end_calls if k >= keep}
+        self.phrases.prune(keep)
         if self.harmony is not None:
             self.harmony.prune(keep)
 
@@ -151,6 +156,9 @@ class Planner:
         turn = next_turn(turn0, self.settings, hin, n, n in self.end_calls, self.steps_per_bar)
         if self.harmony is not None and turn.phase == ACCOMPANYING and turn.mode == "harmonize":
             return self._table_step(n, hin, turn, snap, logits0, turn0, sounding0)
+        # Candidates + critic: where an answer or continuation phrase is chosen.
+        self.phrases.step(n, self.settings, turn0, turn, hin.sounding, logits0, sounding0,
+                          lambda: self._pcs(n))
         played = self.played.get(n)
         fed: list[int] = []
         mach: list[int | None] = []
@@ -220,15 +228,22 @@ class Planner:
             return REST, None, True
         if played is not None and (human_voice or self.codec.voices[v].role == "shared"):
             return played[v], played[v], True  # already emitted: feed what really sounded
+        chosen = self.phrases.token(n, v)
+        if chosen is not None:  # a candidate row rests where its logits were not finite
+            return chosen, chosen, bool(np.isfinite(self.logits).all())
         s = self.settings
-        pcs = key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
-        legal = self.sampler.legal(v, s.low, s.high, pcs, sounding)
+        legal = self.sampler.legal(v, s.low, s.high, self._pcs(n), sounding)
         tok = self.sampler.sample(self.logits, legal, temperature=s.temperature,
                                   top_p=s.top_p, density=s.density,
                                   u=keyed_uniform(s.seed, n, v))
         if tok is None:
             return REST, REST, False
         return tok, tok, True
+
+    def _pcs(self, n: int) -> frozenset[int] | None:
+        """The key mask's pitch classes at step ``n``."""
+        s = self.settings
+        return key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
 
     def _human_token(self, v: int, hin: HumanIn) -> int:
         """The human's token in voice ``v``: NOTE_ON folded into its range by octaves, HOLD."""

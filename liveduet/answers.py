@@ -1,0 +1,149 @@
+"""Where an answer or continuation phrase is chosen among candidates (the planner's hook).
+
+A phrase begins at the first step of an answer (``call``) and, in ``continue``, at every
+``PHRASE_BARS`` bar line the human is silent on. There :meth:`Phrases.step` samples the
+candidates and keeps the critic's pick; :meth:`Phrases.token` then gives the planner the
+chosen token for each step, until the phrase ends or the human plays. The source the critic
+develops is the call (``call``) or the recent human and machine notes (``continue``).
+
+With ``candidates`` 1 nothing is sampled here: the planner samples as it always has.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from liveduet import candidates as cand
+from liveduet.copyindex import CopyIndex, load_for
+from liveduet.critic import Context
+from liveduet.model import StepModel
+from liveduet.motifs import PNote
+from liveduet.sampling import Sampler, estimate_key, scale_pcs
+from liveduet.settings import Settings
+from liveduet.turns import ACCOMPANYING, ANSWERING, HumanRecord, Turn
+
+PHRASE_BARS = 2      # continue: a phrase every two bars
+HISTORY_BARS = 8     # continue: the critic develops what sounded this far back
+_NO_INDEX = object()
+
+
+class Phrases:
+    """Chosen phrases by first step, and the machine's notes they made."""
+
+    def __init__(self, model: StepModel, sampler: Sampler, human: HumanRecord,
+                 steps_per_bar: int, position_of: cand.PositionOf = cand.no_position) -> None:
+        self.model = model
+        self.sampler = sampler
+        self.human = human
+        self.steps_per_bar = steps_per_bar
+        self.position_of = position_of
+        self.budget: Callable[[Settings], float] | None = None  # seconds per search, live only
+        self.chosen: dict[int, cand.Phrase] = {}
+        self.cut: dict[int, int] = {}  # phrase start -> first step the human played in it
+        self._index: object = _NO_INDEX
+
+    @property
+    def index(self) -> CopyIndex | None:
+        """The model's copy index (loaded on first use; None when it ships none)."""
+        if self._index is _NO_INDEX:
+            self._index = load_for(self.model.path)
+        return self._index  # type: ignore[return-value]
+
+    def step(self, n: int, s: Settings, turn0: Turn, turn: Turn, human_sounds: bool,
+             logits: np.ndarray, sounding: tuple[bool, ...],
+             pcs: Callable[[], frozenset[int] | None]) -> None:
+        """Called before step ``n`` is decided: note where the human cuts a phrase short, and
+        choose a phrase when one begins here."""
+        if human_sounds:
+            for start, phrase in self.chosen.items():
+                if start <= n < phrase.end:
+                    self.cut[start] = min(self.cut.get(start, n), n)
+            return
+        if s.candidates <= 1 or n in self.chosen:
+            return
+        length = self._starts(n, turn0, turn)
+        if length:
+            self._begin(n, length, s, turn0, logits, sounding, pcs())
+
+    def _starts(self, n: int, turn0: Turn, turn: Turn) -> int:
+        """Length of the phrase beginning at ``n`` (0 when none begins)."""
+        if turn.phase == ANSWERING and turn0.phase != ANSWERING:
+            return turn.answer_left + 1
+        span = PHRASE_BARS * self.steps_per_bar
+        if turn.phase == ACCOMPANYING and turn.mode == "continue" and n % span == 0:
+            return span
+        return 0
+
+    def _begin(self, n: int, length: int, s: Settings, turn0: Turn, logits: np.ndarray,
+               sounding: tuple[bool, ...], pcs: frozenset[int] | None) -> None:
+        """Sample and choose the phrase starting at ``n`` (from the model's current state)."""
+        deadline = None if self.budget is None else time.perf_counter() + self.budget(s)
+        batch = cand.sample(self.model, self.sampler, s, n, length, logits, sounding, pcs,
+                            self.position_of, deadline)
+        ctx = self._context(n, s, turn0, pcs)
+        phrase = cand.choose(self.model.codec, batch, ctx)
+        self.chosen[n] = cand.Phrase(n, phrase.tokens, phrase.verdict, batch.steps == length)
+
+    def token(self, n: int, voice: int) -> int | None:
+        """The chosen token at ``n`` for ``voice``, or None (sample as usual)."""
+        for start in sorted(self.chosen, reverse=True):  # the latest phrase begun wins
+            phrase = self.chosen[start]
+            if start <= n < min(phrase.end, self.cut.get(start, phrase.end)):
+                return phrase.token(n, voice)
+        return None
+
+    def rollback(self, step: int) -> None:
+        """Forget phrases that start at or after ``step`` (their start state may change) and
+        cuts at or after it (the re-run steps find them again)."""
+        for start in [k for k in self.chosen if k >= step]:
+            del self.chosen[start]
+        self.cut = {k: c for k, c in self.cut.items() if k in self.chosen and c < step}
+
+    def prune(self, keep: int) -> None:
+        """Forget phrases that ended more than ``HISTORY_BARS`` before ``keep``."""
+        horizon = keep - HISTORY_BARS * self.steps_per_bar
+        for start in [k for k, p in self.chosen.items() if p.end < horizon]:
+            del self.chosen[start]
+            self.cut.pop(start, None)
+
+    def clear(self) -> None:
+        """Forget everything (a fresh sequence)."""
+        self.chosen.clear()
+        self.cut.clear()
+
+    def machine_notes(self, before: int) -> list[PNote]:
+        """The melody notes of the chosen phrases that sounded before step ``before``."""
+        codec = self.model.codec
+        out: list[PNote] = []
+        for start in sorted(self.chosen):
+            phrase = self.chosen[start]
+            stop = min(before, self.cut.get(start, phrase.end), phrase.end)
+            toks = np.array(phrase.tokens[:max(0, stop - start)], dtype=np.int64)
+            if toks.size:
+                out += cand.notes_of(codec, toks, start)
+        return out
+
+    def _context(self, n: int, s: Settings, turn0: Turn, pcs: frozenset[int] | None
+                 ) -> Context:
+        human = [PNote(h.start, (h.end or n) - h.start, h.pitch) for h in self.human.recent
+                 if h.start < n]
+        if turn0.call_start is not None and s.mode == "call":
+            source = [p for p in human if p.onset >= turn0.call_start]
+        else:
+            horizon = n - HISTORY_BARS * self.steps_per_bar
+            source = sorted([p for p in human + self.machine_notes(n) if p.onset >= horizon])
+        prefix = [p for p in self.machine_notes(n) if p.onset < n][-s.max_copy:]
+        return Context(source, prefix, _key(source, pcs), self.model.codec.steps_per_beat,
+                       self.steps_per_bar, s.develop, s.max_copy, self.index)
+
+
+def _key(source: list[PNote], pcs: frozenset[int] | None) -> tuple[int, frozenset[int]] | None:
+    """Tonic and scale the critic judges against: the source's estimated key, else none."""
+    found = estimate_key([p.pitch for p in source], [max(p.dur, 1) for p in source])
+    if found is None:
+        return None
+    tonic, mode = found
+    return tonic, pcs if pcs is not None else scale_pcs(tonic, mode)
