@@ -36,13 +36,35 @@ def pieces(corpus: Corpus, valid: bool) -> list[tuple[str, list[PNote]]]:
 
 
 def build(model: str, order: int = ORDER, out: Path | None = None) -> Path:
-    """Write ``<out or models>/<model>.copy.npz``; return its path."""
+    """Write ``<out or models>/<model>.copy.npz`` and its section in the model's card (when
+    the card is there); return the index path."""
     preset = PRESETS[model]
     corpus = load(preset.kind)
     index = CopyIndex.build(pieces(corpus, valid=False), order, corpus.codec.steps_per_beat)
     path = (out or MODELS) / f"{model}.copy.npz"
     index.save(path)
+    card = path.parent / f"{model}.md"
+    if card.exists():
+        card.write_text(with_section(card.read_text(), card_section(model, path, index)))
     return path
+
+
+def card_section(model: str, path: Path, index: CopyIndex) -> str:
+    """The card's "Copy index" section: what the index holds and its size."""
+    return (f"## Copy index\n\n`{path.name}`: {path.stat().st_size} bytes, {index.hashes.size} "
+            f"distinct {index.order}-note (interval, onset interval) grams of the "
+            f"{len(index.names)} training pieces (never the validation split), each with its "
+            f"piece. Used by `liveduet check-copy` and the critic's `max_copy` guard. Rebuild: "
+            f"`python -m export.copyindex {model}`.\n")
+
+
+def with_section(text: str, section: str) -> str:
+    """``text`` with its "## Copy index" section replaced by (or ended with) ``section``."""
+    head, sep, tail = text.partition("## Copy index")
+    if not sep:
+        return text.rstrip("\n") + "\n\n" + section
+    rest = tail.split("\n## ", 1)
+    return head + section + ("\n## " + rest[1] if len(rest) > 1 else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,18 +130,22 @@ class Phrases:
                  ) -> Context:
         human = [PNote(h.start, (h.end or n) - h.start, h.pitch) for h in self.human.recent
                  if h.start < n]
+        entry = None
         if turn0.call_start is not None and s.mode == "call":
             source = [p for p in human if p.onset >= turn0.call_start]
+            entry = n
         else:
             horizon = n - HISTORY_BARS * self.steps_per_bar
             source = sorted([p for p in human + self.machine_notes(n) if p.onset >= horizon])
         prefix = [p for p in self.machine_notes(n) if p.onset < n][-s.max_copy:]
-        return Context(source, prefix, _key(source, pcs), self.model.codec.steps_per_beat,
-                       self.steps_per_bar, s.develop, s.max_copy, self.index)
+        heard = human if s.mode == "call" and len(human) >= len(source) else source
+        return Context(source, prefix, _key(heard, pcs), self.model.codec.steps_per_beat,
+                       self.steps_per_bar, s.develop, s.max_copy, self.index, entry)
 
 
 def _key(source: list[PNote], pcs: frozenset[int] | None) -> tuple[int, frozenset[int]] | None:
-    """Tonic and scale the critic judges against: the source's estimated key, else none."""
+    """The tonic the notes suggest (Krumhansl-Schmuckler) and the scale the critic judges
+    against: the key mask's pitch classes, else that key's scale; None with too few notes."""
     found = estimate_key([p.pitch for p in source], [max(p.dur, 1) for p in source])
     if found is None:
         return None

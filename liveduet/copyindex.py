@@ -5,8 +5,8 @@ onset interval from the previous note in grid steps): free of transposition, exa
 A run of k notes is k - 1 tokens. The index keeps a 32-bit hash of every ``order``-note gram
 (``order`` - 1 tokens) of the training split (sorted, stored as deltas) and the piece it came
 from. A *verbatim run* is a chain of consecutive grams of the query that the index holds:
-``order`` + (grams - 1) notes long. Chaining does not check that the grams sit next to each other in the source,
-so a run is an upper bound: a guard errs toward calling a run a copy.
+``order`` + (grams - 1) notes long. Chaining does not check that the grams sit next to each
+other in the source, so a run is an upper bound: a guard errs toward calling a run a copy.
 
 Index file: ``<model>.copy.npz`` beside the model (built by ``python -m export.copyindex``).
 """

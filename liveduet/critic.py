@@ -8,7 +8,8 @@ A candidate's score adds up, with the weights below:
   note, so a candidate with an odd note loses;
 * **in key**: the share of notes in the key heard in the source (or the key setting);
 * **tonal closure**: the last note on the tonic (or its third or fifth);
-* **metric closure**: the last note starting on a bar line (or half bar, or beat).
+* **metric closure**: the last note starting on a bar line (or half bar, or beat);
+* **entry**: an answer's first note on its first step (answers start where they are due).
 
 A candidate with a verbatim training run longer than ``max_copy`` notes is rejected (when all
 are, the one with the shortest run plays).
@@ -29,6 +30,7 @@ W_WORST = 0.1
 W_KEY = 2.0
 W_TONAL = 0.6
 W_METRIC = 0.4
+W_ENTER = 0.5
 TONAL = {0: 1.0, 3: 0.6, 4: 0.6, 7: 0.8}  # semitones above the tonic: tonic, thirds, fifth
 
 
@@ -44,6 +46,7 @@ class Context:
     develop: float
     max_copy: int
     index: CopyIndex | None
+    entry: int | None = None         # an answer's first step (None: a continuation phrase)
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,9 @@ def judge(notes: Sequence[PNote], logps: Sequence[float], ctx: Context) -> Verdi
         tonal = TONAL.get((notes[-1].pitch - tonic) % 12, 0.0)
     metric = metric_weight(notes[-1].onset, ctx.steps_per_beat, ctx.steps_per_bar)
     copy = ctx.index.longest([*ctx.prefix, *notes]) if ctx.index is not None else 0
+    enters = ctx.entry is not None and notes[0].onset == ctx.entry
     score = (W_DEVELOP * ctx.develop * dev + W_LOGP * logp + W_WORST * worst + W_KEY * in_key
-             + W_TONAL * tonal + W_METRIC * metric)
+             + W_TONAL * tonal + W_METRIC * metric + W_ENTER * enters)
     return Verdict(score, dev, logp, in_key, copy)
 
 

@@ -105,27 +105,28 @@ RELATION_WEIGHT = {"exact": 1.0, "transposition": 1.0, "augmentation": 1.0, "inv
 
 
 def development(source: Sequence[PNote], phrase: Sequence[PNote]) -> float:
-    """How much ``phrase`` builds on ``source``, 0..1: the mean over the phrase's figures of
-    the best relation weight to any source figure, plus a bonus for a sequence inside the
-    phrase of a figure taken from the source."""
+    """How much ``phrase`` builds on ``source``, 0..1. Each figure of the phrase scores the
+    weight of its best relation to a source figure (interval figure 1, inversion 0.8, rhythm
+    0.4); the result is half the best figure's score (the phrase takes up the source at all)
+    and half the mean (how much of it is built that way), plus 0.1 when the phrase sequences
+    a source figure."""
     wins = windows(phrase)
     if not wins or len(source) < FIGURE:
         return 0.0
-    src = windows(source)
-    by_iv = {intervals(w): w for w in src}
-    inv = {tuple(-x for x in iv) for iv in by_iv if any(iv)}
+    figs = interval_figures(source)
+    inv = {tuple(-x for x in iv) for iv in figs if any(iv)}
     rhythms = rhythm_figures(source)
-    total = 0.0
+    scores = []
     for w in wins:
         iv = intervals(w)
-        if iv in by_iv:
-            total += 1.0
+        if iv in figs:
+            scores.append(1.0)
         elif iv in inv:
-            total += RELATION_WEIGHT["inversion"]
-        elif onset_gaps(w) in rhythms:
-            total += RELATION_WEIGHT["rhythm"]
-    score = total / len(wins)
-    if any(intervals(wins[i]) in by_iv for i, _, _ in sequences(phrase)):
+            scores.append(RELATION_WEIGHT["inversion"])
+        else:
+            scores.append(RELATION_WEIGHT["rhythm"] if onset_gaps(w) in rhythms else 0.0)
+    score = 0.5 * max(scores) + 0.5 * sum(scores) / len(scores)
+    if any(intervals(wins[i]) in figs for i, _, _ in sequences(phrase)):
         score = min(1.0, score + 0.1)
     return score
 

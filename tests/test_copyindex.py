@@ -110,3 +110,20 @@ def test_check_copy_bad_input_is_one_line_and_exit_2(model_with_index: Path, tmp
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(e.startswith("liveduet: error:") for e in errors)
     assert "export.copyindex" in errors[2]
+
+
+# Notes 8..23 of a training tune (airdsAirs/book1.abc, tune 114), as (onset, duration, pitch).
+AIRD_114 = [(0, 6, 74), (6, 2, 72), (8, 2, 69), (10, 2, 72), (12, 2, 71), (14, 2, 67),
+            (16, 2, 71), (18, 2, 69), (20, 2, 66), (22, 2, 69), (24, 4, 67), (28, 2, 62),
+            (30, 4, 67), (34, 2, 71), (36, 2, 74), (38, 2, 71)]
+
+
+def test_shipped_index_finds_a_planted_training_tune(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    copy = [PNote(t + 64, d, p - 5) for t, d, p in AIRD_114]  # moved a fourth down
+    planted = tune(77, 16) + copy + shifted(tune(78, 16), 0, copy[-1].onset + 4)
+    mid = write_midi(tmp_path / "planted.mid", planted)
+    assert main(["check-copy", str(mid), "--model", str(MELODY), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    top = report["runs"][0]
+    assert top["source"] == "airdsAirs/book1.abc#0114#113" and top["notes"] >= 16
