@@ -20,14 +20,13 @@ from liveduet import candidates as cand
 from liveduet.copyindex import CopyIndex, load_for
 from liveduet.critic import Context
 from liveduet.model import StepModel
-from liveduet.motifs import PNote
+from liveduet.motifs import Material, PNote
 from liveduet.sampling import Sampler, estimate_key, scale_pcs
 from liveduet.settings import Settings
-from liveduet.turns import ACCOMPANYING, ANSWERING, HumanRecord, Turn
+from liveduet.turns import ACCOMPANYING, ANSWERING, LISTENING, HumanRecord, Turn
 
 PHRASE_BARS = 2      # continue: a phrase every two bars
 HISTORY_BARS = 8     # continue: the critic develops what sounded this far back
-_NO_INDEX = object()
 
 
 class Phrases:
@@ -40,17 +39,11 @@ class Phrases:
         self.human = human
         self.steps_per_bar = steps_per_bar
         self.position_of = position_of
-        self.budget: Callable[[Settings], float] | None = None  # seconds per search, live only
+        # Seconds a search for a phrase at a step may take (live only; None: no deadline).
+        self.budget: Callable[[int, Settings], float] | None = None
         self.chosen: dict[int, cand.Phrase] = {}
         self.cut: dict[int, int] = {}  # phrase start -> first step the human played in it
-        self._index: object = _NO_INDEX
-
-    @property
-    def index(self) -> CopyIndex | None:
-        """The model's copy index (loaded on first use; None when it ships none)."""
-        if self._index is _NO_INDEX:
-            self._index = load_for(self.model.path)
-        return self._index  # type: ignore[return-value]
+        self.index: CopyIndex | None = load_for(model.path)
 
     def step(self, n: int, s: Settings, turn0: Turn, turn: Turn, human_sounds: bool,
              logits: np.ndarray, sounding: tuple[bool, ...],
@@ -68,6 +61,16 @@ class Phrases:
         if length:
             self._begin(n, length, s, turn0, logits, sounding, pcs())
 
+    def soon(self, n: int, turn: Turn, s: Settings) -> int:
+        """1 when a phrase may begin at step ``n + 1`` given the turn after step ``n - 1``
+        (a listen gap is running, or a continue phrase is due): plan a step further then."""
+        if s.candidates <= 1:
+            return 0
+        if s.mode == "call":
+            return int(turn.phase == LISTENING and turn.call_start is not None
+                       and turn.silent > 0)
+        return int(s.mode == "continue" and (n + 1) % (PHRASE_BARS * self.steps_per_bar) == 0)
+
     def _starts(self, n: int, turn0: Turn, turn: Turn) -> int:
         """Length of the phrase beginning at ``n`` (0 when none begins)."""
         if turn.phase == ANSWERING and turn0.phase != ANSWERING:
@@ -80,7 +83,7 @@ class Phrases:
     def _begin(self, n: int, length: int, s: Settings, turn0: Turn, logits: np.ndarray,
                sounding: tuple[bool, ...], pcs: frozenset[int] | None) -> None:
         """Sample and choose the phrase starting at ``n`` (from the model's current state)."""
-        deadline = None if self.budget is None else time.perf_counter() + self.budget(s)
+        deadline = None if self.budget is None else time.perf_counter() + self.budget(n, s)
         batch = cand.sample(self.model, self.sampler, s, n, length, logits, sounding, pcs,
                             self.position_of, deadline)
         ctx = self._context(n, s, turn0, pcs)
@@ -139,7 +142,7 @@ class Phrases:
             source = sorted([p for p in human + self.machine_notes(n) if p.onset >= horizon])
         prefix = [p for p in self.machine_notes(n) if p.onset < n][-s.max_copy:]
         heard = human if s.mode == "call" and len(human) >= len(source) else source
-        return Context(source, prefix, _key(heard, pcs), self.model.codec.steps_per_beat,
+        return Context(Material(source), prefix, _key(heard, pcs), self.model.codec.steps_per_beat,
                        self.steps_per_bar, s.develop, s.max_copy, self.index, entry)
 
 

@@ -50,9 +50,18 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 def row_uniforms(seed: int, rows: int, step: int, voice: int) -> np.ndarray:
     """``keyed_uniform(row_seed(seed, r), step, voice)`` for every row, in one pass."""
-    seeds = np.array([row_seed(seed, r) for r in range(rows)], dtype=np.uint64)
+    return _uniforms(_seeds(seed, rows), step, voice)
+
+
+def _seeds(seed: int, rows: int) -> np.ndarray:
+    """Every row's seed, mixed once (the first round of keyed_uniform)."""
     with np.errstate(over="ignore"):
-        h = _mix(_mix(_mix(seeds) ^ np.uint64(step & _MASK64)) ^ np.uint64(voice & _MASK64))
+        return _mix(np.array([row_seed(seed, r) for r in range(rows)], dtype=np.uint64))
+
+
+def _uniforms(mixed: np.ndarray, step: int, voice: int) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        h = _mix(_mix(mixed ^ np.uint64(step & _MASK64)) ^ np.uint64(voice & _MASK64))
     return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
@@ -102,12 +111,14 @@ def sample(model: StepModel, sampler: Sampler, settings: Settings, start: int, l
     sounding = np.tile(np.array(sounding0, dtype=bool), (rows, 1))
     toks = np.zeros((rows, length, voices), dtype=np.int64)
     logp = np.zeros((rows, length, voices), dtype=np.float64)
+    seeds = _seeds(settings.seed, rows)
     done = 0
     try:
         for k in range(length):
             model.set_position(position_of(start + k))
             for v in range(voices):
-                tok = _draw(sampler, settings, logits, sounding[:, v], pcs, start + k, v)
+                u = _uniforms(seeds, start + k, v)
+                tok = _draw(sampler, settings, logits, sounding[:, v], pcs, u, v)
                 toks[:, k, v] = tok
                 logp[:, k, v] = _log_softmax_at(logits, tok)
                 sounding[:, v] = (tok > REST) | ((tok == HOLD) & sounding[:, v])
@@ -121,12 +132,11 @@ def sample(model: StepModel, sampler: Sampler, settings: Settings, start: int, l
 
 
 def _draw(sampler: Sampler, s: Settings, logits: np.ndarray, sounding: np.ndarray,
-          pcs: frozenset[int] | None, step: int, voice: int) -> np.ndarray:
-    """One token per row; a row whose logits are not finite rests."""
+          pcs: frozenset[int] | None, u: np.ndarray, voice: int) -> np.ndarray:
+    """One token per row, row r drawn with ``u[r]``; a row whose logits are not finite rests."""
     held = sampler.legal(voice, s.low, s.high, pcs, True)
     free = sampler.legal(voice, s.low, s.high, pcs, False)
     legal = np.where(sounding[:, None], held[None, :], free[None, :])
-    u = row_uniforms(s.seed, logits.shape[0], step, voice)
     tok = sampler.sample_rows(logits, legal, temperature=s.temperature, top_p=s.top_p,
                               density=s.density, u=u)  # type: ignore[arg-type]
     return np.where(tok < 0, REST, tok)

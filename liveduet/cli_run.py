@@ -42,9 +42,9 @@ STATS_SAMPLES = 20_000   # per kind with --stats: the latest (a ring; memory sta
 NAMED_CHECK_S = 1.0
 EXIT_LOST = 3
 """Exit status when the MIDI system (the JACK server) went away during the run."""
-# The conductor plans an answer's first step half a step before it is due (lookahead 1);
-# its candidate search stops after this fraction of a step and the best phrase so far plays.
-PHRASE_BUDGET = 0.35
+# A candidate search stops this many grid steps before its phrase is due (what is left of
+# the step plans and sends it); the best phrase so far plays.
+SEARCH_MARGIN = 0.25
 SHORT = {"top_p": "top-p", "listen_gap": "listen-gap"}
 
 
@@ -187,7 +187,7 @@ def run_command(args: argparse.Namespace) -> int:
     from liveduet.engine import Engine
 
     engine = Engine(model, settings, table_source=TableBuilder.for_model,
-                    phrase_budget=PHRASE_BUDGET)
+                    search_margin=SEARCH_MARGIN)
     spb = int(model.codec.steps_per_beat)
     clock = (InternalClock(settings.bpm, spb) if opts["clock"] == "internal"
              else MidiClockFollower(spb, settings.bpm))
@@ -214,6 +214,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def load_model(name: str | None, mode: str = "call") -> Any:
     """A StepModel by name/path; the bundled default for ``mode`` when ``name`` is None."""
+    from liveduet.copyindex import load_for
     from liveduet.model import StepModel
 
     if name is None:
@@ -222,7 +223,9 @@ def load_model(name: str | None, mode: str = "call") -> Any:
     if not path.exists():
         raise LiveduetError(f"model file {path} does not exist; give --model a bundled name "
                             "('liveduet models') or a path to an .onnx file")
-    return StepModel(path)
+    model = StepModel(path)
+    load_for(path)  # the copy index the planner reads, loaded here (off the conductor)
+    return model
 
 
 def build_ccmap(opts: dict[str, Any], table: dict[str, Any] | None) -> Any:

@@ -18,6 +18,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,11 @@ def index_path(model_path: str | os.PathLike[str]) -> Path:
 
 
 def load_for(model_path: str | os.PathLike[str]) -> CopyIndex | None:
-    """The copy index shipped beside a model, or None when it has none."""
-    path = index_path(model_path)
-    return CopyIndex.load(path) if path.exists() else None
+    """The copy index shipped beside a model, or None when it has none. Kept once loaded
+    (reading one takes ~0.1 s: a model loader calls this off the conductor first)."""
+    return _load(str(index_path(model_path)))
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> CopyIndex | None:
+    return CopyIndex.load(path) if Path(path).exists() else None

@@ -22,12 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from liveduet.copyindex import CopyIndex
-from liveduet.motifs import PNote, development
+from liveduet.motifs import Material, PNote, development
 
 W_DEVELOP = 4.0
 W_LOGP = 0.5
 W_WORST = 0.1
-W_KEY = 2.0
+W_KEY = 4.0
 W_TONAL = 0.6
 W_METRIC = 0.4
 W_ENTER = 0.5
@@ -38,7 +38,7 @@ TONAL = {0: 1.0, 3: 0.6, 4: 0.6, 7: 0.8}  # semitones above the tonic: tonic, th
 class Context:
     """What every candidate of one phrase is judged against."""
 
-    source: Sequence[PNote]          # the material to develop (the call, or what came before)
+    source: Material                 # the material to develop (the call, or what came before)
     prefix: Sequence[PNote]          # the machine's notes just before (for copies across)
     key: tuple[int, frozenset[int]] | None  # tonic pitch class and scale, or None
     steps_per_beat: int

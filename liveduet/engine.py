@@ -48,7 +48,7 @@ class Engine:
     def __init__(self, model: StepModel, settings: Settings | None = None, *,
                  lookahead: int = 1, tolerance: float = 0.5, tables: bool = True,
                  table_source: Callable[[StepModel], TableSource | None] | None = None,
-                 phrase_budget: float | None = None) -> None:
+                 search_margin: float | None = None) -> None:
         if lookahead < 0:
             raise ConfigError(f"lookahead={lookahead}; give 0 or more steps")
         if not 0.0 < tolerance <= 1.0:
@@ -58,8 +58,9 @@ class Engine:
         self.lookahead = lookahead
         self.tolerance = tolerance
         self.tables = tables  # harmonize through harmony tables (see liveduet.harmony)
-        # Live: a candidate search may take this fraction of a grid step (None: no limit).
-        self.phrase_budget = phrase_budget
+        # Live: a candidate search stops this many steps before its phrase is due (None: it
+        # always finishes, as offline where time is virtual).
+        self.search_margin = search_margin
         self._sources = table_source  # per model: who builds tables ahead (the runtime's worker)
         self._source: TableSource | None = None
         self._ledger = Ledger()
@@ -86,9 +87,8 @@ class Engine:
         self._model = model
         self._plan = Planner(model, self._settings, self._human, self.counters, self._emit,
                              tables=self.tables, source=self._source)
-        if self.phrase_budget is not None:
-            frac, spb = self.phrase_budget, model.codec.steps_per_beat
-            self._plan.phrases.budget = lambda s: frac * 60.0 / (s.bpm * spb)
+        if self.search_margin is not None:
+            self._plan.phrases.budget = self._search_budget
 
     def prefetch(self) -> None:
         """Let the table source start on the next harmonize step's table (call after sending:
@@ -298,9 +298,20 @@ class Engine:
                 self.counters["late_steps"] += 1
             outs += self._emit_step(n, self._pos_of(n))
         if x >= self._plan_from():
-            self._plan.extend(self._emit + self.lookahead)
+            self._plan.extend(self._emit + self._ahead())
         self._prune()
         return outs
+
+    def _search_budget(self, step: int, s: Settings) -> float:
+        """Seconds a candidate search for a phrase starting at ``step`` may take now."""
+        left = step - self._x(self._last_pos) - (self.search_margin or 0.0)
+        return max(0.0, left) * 60.0 / (s.bpm * self.codec.steps_per_beat)
+
+    def _ahead(self) -> int:
+        """Steps planned ahead: ``lookahead``, one more where the next step may begin a
+        candidate search (it then has a step and a half instead of half a step)."""
+        return self.lookahead + self._plan.phrases.soon(self._plan.end, self._plan.turn,
+                                                        self._settings)
 
     def _plan_from(self) -> float:
         """The fractional step from which the steps ahead are planned: the middle of the current
@@ -317,7 +328,7 @@ class Engine:
         if not self._running:
             return None
         due = self._pos_of(self._emit)
-        if self._plan.end < self._emit + self.lookahead:
+        if self._plan.end < self._emit + self._ahead():
             plan_at = self._anchor[0] + (self._plan_from() - self._anchor[1])
             due = min(due, max(plan_at, self._last_pos))
         return due

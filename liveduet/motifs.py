@@ -104,29 +104,32 @@ RELATION_WEIGHT = {"exact": 1.0, "transposition": 1.0, "augmentation": 1.0, "inv
                    "rhythm": 0.4}
 
 
-def development(source: Sequence[PNote], phrase: Sequence[PNote]) -> float:
+class Material:
+    """A source's figures, computed once for judging many phrases against it."""
+
+    def __init__(self, notes: Sequence[PNote]) -> None:
+        self.notes = notes
+        self.figures = interval_figures(notes)
+        self.inversions = {tuple(-x for x in iv) for iv in self.figures if any(iv)}
+        self.rhythms = rhythm_figures(notes)
+
+
+def development(source: Sequence[PNote] | Material, phrase: Sequence[PNote]) -> float:
     """How much ``phrase`` builds on ``source``, 0..1. Each figure of the phrase scores the
     weight of its best relation to a source figure (interval figure 1, inversion 0.8, rhythm
     0.4); the result is half the best figure's score (the phrase takes up the source at all)
     and half the mean (how much of it is built that way), plus 0.1 when the phrase sequences
     a source figure."""
-    wins = windows(phrase)
-    if not wins or len(source) < FIGURE:
+    src = source if isinstance(source, Material) else Material(source)
+    if len(src.notes) < FIGURE or len(phrase) < FIGURE:
         return 0.0
-    figs = interval_figures(source)
-    inv = {tuple(-x for x in iv) for iv in figs if any(iv)}
-    rhythms = rhythm_figures(source)
-    scores = []
-    for w in wins:
-        iv = intervals(w)
-        if iv in figs:
-            scores.append(1.0)
-        elif iv in inv:
-            scores.append(RELATION_WEIGHT["inversion"])
-        else:
-            scores.append(RELATION_WEIGHT["rhythm"] if onset_gaps(w) in rhythms else 0.0)
+    ivs = [intervals(w) for w in windows(phrase)]
+    scores = [1.0 if iv in src.figures else
+              RELATION_WEIGHT["inversion"] if iv in src.inversions else
+              RELATION_WEIGHT["rhythm"] if onset_gaps(w) in src.rhythms else 0.0
+              for iv, w in zip(ivs, windows(phrase), strict=True)]
     score = 0.5 * max(scores) + 0.5 * sum(scores) / len(scores)
-    if any(intervals(wins[i]) in figs for i, _, _ in sequences(phrase)):
+    if any(ivs[i] in src.figures for i, _, _ in sequences(phrase)):
         score = min(1.0, score + 0.1)
     return score
 

@@ -14,7 +14,7 @@ from liveduet.codec import BOS, TimedNote
 from liveduet.critic import Context, Verdict, best, judge, metric_weight
 from liveduet.engine import Engine
 from liveduet.model import StepModel
-from liveduet.motifs import PNote
+from liveduet.motifs import Material, PNote
 from liveduet.render import render
 from liveduet.sampling import Sampler, keyed_uniform
 from liveduet.settings import Settings
@@ -84,7 +84,8 @@ def test_a_passed_deadline_keeps_what_was_sampled(model: StepModel) -> None:
 
 
 def ctx(**kw: object) -> Context:
-    base = dict(source=[PNote(2 * i, 2, p) for i, p in enumerate([60, 62, 64, 60, 67])],
+    base = dict(source=Material([PNote(2 * i, 2, p) for i, p in enumerate([60, 62, 64, 60,
+                                                                           67])]),
                 prefix=[], key=(0, frozenset({0, 2, 4, 5, 7, 9, 11})), steps_per_beat=4,
                 steps_per_bar=16, develop=1.0, max_copy=12, index=None)
     return Context(**{**base, **kw})  # type: ignore[arg-type]
@@ -107,3 +108,13 @@ def test_best_rejects_copies_unless_every_row_copies() -> None:
     assert best([copy, good], max_copy=12) == 1
     assert best([copy, Verdict(0.0, 0, 0, 1, 14)], max_copy=12) == 1  # the shortest copy
     assert best([good, good], max_copy=12) == 0
+
+
+def test_a_search_out_of_budget_still_answers_on_time(model: StepModel) -> None:
+    s = Settings(mode="call", thru=False, candidates=8, seed=3)
+    engine = Engine(model, s, search_margin=64.0)
+    cut = render(engine, CALL, tail_bars=2)
+    full = render(Engine(model, s), CALL, tail_bars=2)
+    assert cut.turns == full.turns and cut.machine.get(0)
+    chosen = list(engine._plan.phrases.chosen.values())
+    assert chosen and all(not p.complete and len(p.tokens) == 1 for p in chosen)
