@@ -1,11 +1,12 @@
 """Candidate search time per N against the time an answer's first step leaves to plan it.
 
-The conductor plans the answer's first step when it plans ahead from the middle of the step
-before (lookahead 1), so the search must finish within half a grid step: 31.25 ms at 240 bpm
-(16th-note steps; one beat = 250 ms is the shortest listen gap). For each N and answer length
-this runs the real search (:meth:`liveduet.answers.Phrases.step`: fork, batch sampling, the
-critic with the copy index) after a random call, and prints p50/p99 and how many searches
-would have been late without a deadline.
+In a listen gap the conductor plans one step further ahead than its lookahead (1), so it
+plans an answer's first step from the middle of the step two before it: the search has a
+step and a half, 93.75 ms at 240 bpm (16th-note steps; the default listen gap is one beat =
+250 ms). For each N and answer length this runs the real search
+(:meth:`liveduet.answers.Phrases.step`: fork, batch sampling, the critic with the copy index)
+after a random call, and prints p50/p99 and how many searches would have been late without a
+deadline (live, the deadline cuts them short and the best phrase so far plays).
 
     python benchmarks/bench_candidates.py [--model models/folk_melody.onnx] [--repeats 30]
 """
@@ -71,15 +72,14 @@ def measure(model: StepModel, n: int, length: int, repeats: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the table; the default N is the largest whose p99 fits the window at every
-    length with room to spare (half the window)."""
+    """Print the table of search times per N and answer length."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=catalog.DEFAULT_MELODY)
     p.add_argument("--repeats", type=int, default=30)
     args = p.parse_args(argv)
     model = StepModel(catalog.resolve(args.model))
-    window = 0.5 * 60.0 / (BPM * model.codec.steps_per_beat)
-    print(f"window at {BPM:g} bpm: {window * 1e3:.2f} ms (half a step); listen gap one beat "
+    window = 1.5 * 60.0 / (BPM * model.codec.steps_per_beat)
+    print(f"window at {BPM:g} bpm: {window * 1e3:.2f} ms (1.5 steps); listen gap one beat "
           f"= {60e3 / BPM:.0f} ms")
     print("| N | answer steps | p50 ms | p99 ms | max ms | late (of runs) |")
     print("|---|---|---|---|---|---|")

@@ -118,3 +118,15 @@ def test_a_search_out_of_budget_still_answers_on_time(model: StepModel) -> None:
     assert cut.turns == full.turns and cut.machine.get(0)
     chosen = list(engine._plan.phrases.chosen.values())
     assert chosen and all(not p.complete and len(p.tokens) == 1 for p in chosen)
+
+
+def test_a_listen_gap_plans_one_step_further(model: StepModel) -> None:
+    for n, extra in ((1, 0), (8, 1)):
+        engine = Engine(model, Settings(mode="call", thru=False, candidates=n), lookahead=1)
+        engine.feed(0.0, (0x90, 67, 80))
+        engine.feed(3.0, (0x80, 67, 0))
+        ahead = []
+        for pos in np.arange(0.0, 8.0, 0.5):
+            engine.advance(float(pos))
+            ahead.append(engine.status()["planned"])
+        assert max(ahead) == 1 + extra  # only the gap (steps 4-6) plans the extra step
