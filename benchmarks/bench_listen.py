@@ -91,12 +91,14 @@ class Timer:
         begin, advance = self._orig
 
         def timed(phrases: answers.Phrases, n: int, *args: Any) -> None:
+            """The search, timed, with the time it had."""
             t0 = time.perf_counter()
             begin(phrases, n, *args)
             self.times.append(time.perf_counter() - t0)
             self.windows.append((n - self.pos) * STEP_S)
 
         def advancing(engine: Engine, pos: float) -> Any:
+            """Engine.advance, remembering the position."""
             self.pos = pos  # renders start at position 0 = step 0
             return advance(engine, pos)
         answers.Phrases._begin = timed  # type: ignore[method-assign]
@@ -109,38 +111,44 @@ class Timer:
 
 def call_run(model: StepModel, tunes: list[list[PNote]], settings: Settings) -> dict[str, Any]:
     """Render every tune in call mode; reuse, chance, human, in-key and answer instants."""
-    reuse = chance = human = calls = in_key = notes_total = 0
+    counts = dict.fromkeys(("calls", "reuse", "chance", "human", "in_key", "notes"), 0)
     starts: list[list[float]] = []
     with Timer() as timer:
         for i, tune in enumerate(tunes):
-            phrases = split(tune)
-            part = human_part(phrases)
+            part = human_part(split(tune))
             engine = Engine(model, Settings(**{**settings.as_dict(), "seed": i}))
             duet = render(engine, part, tail_bars=2)
             starts.append([pos for pos, phase in duet.turns if phase == "answering"])
-            mach = to_steps(duet.machine.get(0, []))
-            pcs = _key_pcs(part)
-            other = split(tunes[(i + 1) % len(tunes)])
-            for k in range(0, len(phrases) - 1, 2):
-                call = phrases[k]
-                if len(call) < 4:
-                    continue
-                lo, hi = call[-1].onset + call[-1].dur, (k + 2) * PHRASE
-                answer = [n for n in mach if lo <= n.onset < hi]
-                calls += 1
-                reuse += reuses_figure(call, answer)
-                human += reuses_figure(call, phrases[k + 1])
-                odd = [p for j, p in enumerate(other) if j % 2][: k // 2 + 1]
-                chance += bool(odd) and reuses_figure(call, odd[-1])
-                in_key += sum(n.pitch % 12 in pcs for n in answer)
-                notes_total += len(answer)
+            score_answers(tune, tunes[(i + 1) % len(tunes)], part,
+                          to_steps(duet.machine.get(0, [])), counts)
     t = np.array(timer.times or [0.0])
     window = np.array(timer.windows or [1.0])
-    return {"calls": calls, "reuse": reuse / calls, "chance": chance / calls,
-            "human": human / calls, "in_key": in_key / max(notes_total, 1), "starts": starts,
-            "searches": len(timer.times), "over": int((t > window).sum()),
+    calls = counts["calls"]
+    return {"calls": calls, "reuse": counts["reuse"] / calls, "chance": counts["chance"] / calls,
+            "human": counts["human"] / calls, "in_key": counts["in_key"] / max(counts["notes"], 1),
+            "starts": starts, "searches": len(timer.times), "over": int((t > window).sum()),
             "window": float(window.min()),
             "p50": float(np.percentile(t, 50)), "p99": float(np.percentile(t, 99))}
+
+
+def score_answers(tune: list[PNote], other_tune: list[PNote], part: Sequence[TimedNote],
+                  mach: list[PNote], counts: dict[str, int]) -> None:
+    """Add one tune's calls, figure reuse (machine, human, chance) and in-key notes."""
+    phrases, other = split(tune), split(other_tune)
+    pcs = _key_pcs(part)
+    for k in range(0, len(phrases) - 1, 2):
+        call = phrases[k]
+        if len(call) < 4:
+            continue
+        lo, hi = call[-1].onset + call[-1].dur, (k + 2) * PHRASE
+        answer = [n for n in mach if lo <= n.onset < hi]
+        odd = [p for j, p in enumerate(other) if j % 2][: k // 2 + 1]
+        counts["calls"] += 1
+        counts["reuse"] += reuses_figure(call, answer)
+        counts["human"] += reuses_figure(call, phrases[k + 1])
+        counts["chance"] += bool(odd) and reuses_figure(call, odd[-1])
+        counts["in_key"] += sum(n.pitch % 12 in pcs for n in answer)
+        counts["notes"] += len(answer)
 
 
 def _key_pcs(part: Sequence[TimedNote]) -> frozenset[int]:
