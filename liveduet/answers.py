@@ -17,16 +17,27 @@ from collections.abc import Callable
 import numpy as np
 
 from liveduet import candidates as cand
+from liveduet.codec import REST
 from liveduet.copyindex import CopyIndex, load_for
 from liveduet.critic import Context
-from liveduet.model import StepModel
+from liveduet.model import Snapshot, StepModel
 from liveduet.motifs import Material, PNote
 from liveduet.sampling import Sampler, estimate_key, scale_pcs
+from liveduet.searchworker import Job, SearchWorker
 from liveduet.settings import Settings
-from liveduet.turns import ACCOMPANYING, ANSWERING, LISTENING, HumanRecord, Turn
+from liveduet.turns import (
+    ACCOMPANYING,
+    ANSWERING,
+    LISTENING,
+    HumanIn,
+    HumanRecord,
+    Turn,
+    next_turn,
+)
 
 PHRASE_BARS = 2      # continue: a phrase every two bars
 HISTORY_BARS = 8     # continue: the critic develops what sounded this far back
+Before = tuple[Snapshot, np.ndarray, tuple[int, ...]]  # state and logits before a step, its tokens
 
 
 class Phrases:
@@ -44,12 +55,14 @@ class Phrases:
         self.chosen: dict[int, cand.Phrase] = {}
         self.cut: dict[int, int] = {}  # phrase start -> first step the human played in it
         self.index: CopyIndex | None = load_for(model.path)
+        self.worker: SearchWorker | None = None  # searches ahead, live only
 
     def step(self, n: int, s: Settings, turn0: Turn, turn: Turn, human_sounds: bool,
              logits: np.ndarray, sounding: tuple[bool, ...],
-             pcs: Callable[[], frozenset[int] | None]) -> None:
+             pcs: Callable[[], frozenset[int] | None], before: Before | None = None) -> None:
         """Called before step ``n`` is decided: note where the human cuts a phrase short, and
-        choose a phrase when one begins here."""
+        choose a phrase when one begins here (``before``: the state before step ``n - 1``
+        and the tokens fed there, for taking a search the worker started)."""
         if human_sounds:
             for start, phrase in self.chosen.items():
                 if start <= n < phrase.end:
@@ -59,12 +72,14 @@ class Phrases:
             return
         length = self._starts(n, turn0, turn)
         if length:
-            self._begin(n, length, s, turn0, logits, sounding, pcs())
+            self._begin(n, length, s, turn0, logits, sounding, pcs(), before)
 
     def soon(self, n: int, turn: Turn, s: Settings) -> int:
         """1 when a phrase may begin at step ``n + 1`` given the turn after step ``n - 1``
-        (a listen gap is running, or a continue phrase is due): plan a step further then."""
-        if s.candidates <= 1:
+        (a listen gap is running, or a continue phrase is due): plan a step further then, so a
+        search here has a step and a half. Not with a worker: it starts the search earlier
+        still, and the conductor then waits for it at most until the phrase is due."""
+        if s.candidates <= 1 or (self.worker is not None and s.mode == "call"):
             return 0
         if s.mode == "call":
             return int(turn.phase == LISTENING and turn.call_start is not None
@@ -81,14 +96,46 @@ class Phrases:
         return 0
 
     def _begin(self, n: int, length: int, s: Settings, turn0: Turn, logits: np.ndarray,
-               sounding: tuple[bool, ...], pcs: frozenset[int] | None) -> None:
-        """Sample and choose the phrase starting at ``n`` (from the model's current state)."""
-        deadline = None if self.budget is None else time.perf_counter() + self.budget(n, s)
+               sounding: tuple[bool, ...], pcs: frozenset[int] | None,
+               before: Before | None) -> None:
+        """Choose the phrase starting at ``n``: the worker's search of exactly these inputs,
+        else a search here from the model's current state."""
+        budget = None if self.budget is None else self.budget(n, s)
+        deadline = None if budget is None else time.perf_counter() + budget
+        ctx = self._context(n, s, turn0, pcs)
+        if self.worker is not None and before is not None:
+            job = Job(*before, n, length, s, sounding, pcs, ctx, deadline, self.position_of)
+            phrase = self.worker.take(job, budget)
+            if phrase is not None:
+                self.chosen[n] = phrase
+                return
         batch = cand.sample(self.model, self.sampler, s, n, length, logits, sounding, pcs,
                             self.position_of, deadline)
-        ctx = self._context(n, s, turn0, pcs)
         phrase = cand.choose(self.model.codec, batch, ctx)
         self.chosen[n] = cand.Phrase(n, phrase.tokens, phrase.verdict, batch.steps == length)
+
+    def prefetch(self, m: int, s: Settings, turn: Turn, ends: Callable[[int], bool],
+                 before: Callable[[], tuple[Snapshot, np.ndarray]],
+                 pcs: Callable[[int], frozenset[int] | None]
+                 ) -> None:
+        """Give the worker the search of an answer starting at ``m + 1`` when step ``m`` (the
+        next unplanned one; ``turn`` is the state after ``m - 1``) is the last of a listen gap:
+        if the human stays silent, the machine listens and every voice rests in ``m``."""
+        if self.worker is None or s.candidates <= 1 or s.mode != "call" or m + 1 in self.chosen:
+            return
+        silent = HumanIn(None, False)
+        turn_m = next_turn(turn, s, silent, m, ends(m), self.steps_per_bar)
+        turn_a = next_turn(turn_m, s, silent, m + 1, ends(m + 1), self.steps_per_bar)
+        length = self._starts(m + 1, turn_m, turn_a) if turn_m.phase == LISTENING else 0
+        if not length:
+            return
+        snap, logits = before()
+        voices = self.model.codec.n_voices
+        keys = pcs(m + 1)
+        ctx = self._context(m + 1, s, turn_m, keys)
+        deadline = None if self.budget is None else time.perf_counter() + self.budget(m + 1, s)
+        self.worker.request(Job(snap, logits, (REST,) * voices, m + 1, length, s,
+                                (False,) * voices, keys, ctx, deadline, self.position_of))
 
     def token(self, n: int, voice: int) -> int | None:
         """The chosen token at ``n`` for ``voice``, or None (sample as usual)."""

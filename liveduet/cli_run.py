@@ -23,6 +23,7 @@ from liveduet import catalog, ports
 from liveduet.clock import InternalClock, MidiClockFollower
 from liveduet.errors import ConfigError, LiveduetError
 from liveduet.runtime import Options, Runtime
+from liveduet.searchworker import SearchWorker
 from liveduet.settings import FIELDS, Settings, with_mode_defaults
 from liveduet.status import StatusLine
 from liveduet.tablebuilder import TableBuilder
@@ -187,7 +188,7 @@ def run_command(args: argparse.Namespace) -> int:
     from liveduet.engine import Engine
 
     engine = Engine(model, settings, table_source=TableBuilder.for_model,
-                    search_margin=SEARCH_MARGIN)
+                    search_margin=SEARCH_MARGIN, search_worker=SearchWorker.for_model)
     spb = int(model.codec.steps_per_beat)
     clock = (InternalClock(settings.bpm, spb) if opts["clock"] == "internal"
              else MidiClockFollower(spb, settings.bpm))

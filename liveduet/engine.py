@@ -32,6 +32,7 @@ from liveduet.midimsg import is_valid
 from liveduet.model import StepModel
 from liveduet.planner import PlannedStep, Planner, check_mode
 from liveduet.sampling import TONICS, estimate_key
+from liveduet.searchworker import SearchWorker
 from liveduet.settings import Action, Set, Settings
 from liveduet.turns import ACCOMPANYING, ANSWERING, LISTENING, HumanRecord
 
@@ -48,7 +49,9 @@ class Engine:
     def __init__(self, model: StepModel, settings: Settings | None = None, *,
                  lookahead: int = 1, tolerance: float = 0.5, tables: bool = True,
                  table_source: Callable[[StepModel], TableSource | None] | None = None,
-                 search_margin: float | None = None) -> None:
+                 search_margin: float | None = None,
+                 search_worker: Callable[[StepModel], SearchWorker | None] | None = None
+                 ) -> None:
         if lookahead < 0:
             raise ConfigError(f"lookahead={lookahead}; give 0 or more steps")
         if not 0.0 < tolerance <= 1.0:
@@ -61,6 +64,8 @@ class Engine:
         # Live: a candidate search stops this many steps before its phrase is due (None: it
         # always finishes, as offline where time is virtual).
         self.search_margin = search_margin
+        self._searchers = search_worker  # per model: who searches answers ahead (live)
+        self._searcher: SearchWorker | None = None
         self._sources = table_source  # per model: who builds tables ahead (the runtime's worker)
         self._source: TableSource | None = None
         self._ledger = Ledger()
@@ -89,6 +94,8 @@ class Engine:
                              tables=self.tables, source=self._source)
         if self.search_margin is not None:
             self._plan.phrases.budget = self._search_budget
+        if self._searchers is not None:
+            self._searcher = self._plan.phrases.worker = self._searchers(model)
 
     def prefetch(self) -> None:
         """Let the table source start on the next harmonize step's table (call after sending:
@@ -97,10 +104,13 @@ class Engine:
             self._plan.prefetch()
 
     def close(self) -> None:
-        """Stop the table source of the current model (if any)."""
+        """Stop the table source and search worker of the current model (if any)."""
         if self._source is not None:
             self._source.close()
             self._source = None
+        if self._searcher is not None:
+            self._searcher.close()
+            self._searcher = None
 
     @property
     def settings(self) -> Settings:

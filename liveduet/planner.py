@@ -157,8 +157,10 @@ class Planner:
         if self.harmony is not None and turn.phase == ACCOMPANYING and turn.mode == "harmonize":
             return self._table_step(n, hin, turn, snap, logits0, turn0, sounding0)
         # Candidates + critic: where an answer or continuation phrase is chosen.
+        prev = self.steps.get(n - 1)
         self.phrases.step(n, self.settings, turn0, turn, hin.sounding, logits0, sounding0,
-                          lambda: self._pcs(n))
+                          lambda: self._pcs(n),
+                          None if prev is None else (prev.snap, prev.logits, prev.fed))
         played = self.played.get(n)
         fed: list[int] = []
         mach: list[int | None] = []
@@ -208,7 +210,10 @@ class Planner:
                        pcs)
 
     def prefetch(self) -> None:
-        """Have the table source build the next unplanned step's table ahead (harmonize)."""
+        """Have the table source build the next unplanned step's table ahead (harmonize), and
+        the search worker an answer's search in a listen gap."""
+        self.phrases.prefetch(self.end, self.settings, self.turn, self.end_calls.__contains__,
+                              lambda: (self.model.snapshot(), self.logits), self._pcs)
         harmony, n = self.harmony, self.end
         if harmony is None or harmony.source is None:
             return

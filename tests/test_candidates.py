@@ -13,10 +13,12 @@ from liveduet import candidates as cand
 from liveduet.codec import BOS, TimedNote
 from liveduet.critic import Context, Verdict, best, judge, metric_weight
 from liveduet.engine import Engine
+from liveduet.ledger import Out
 from liveduet.model import StepModel
 from liveduet.motifs import Material, PNote
-from liveduet.render import render
+from liveduet.render import note_events, render
 from liveduet.sampling import Sampler, keyed_uniform
+from liveduet.searchworker import SearchWorker
 from liveduet.settings import Settings
 
 MELODY = Path(__file__).resolve().parent.parent / "models" / "folk_melody.onnx"
@@ -130,3 +132,33 @@ def test_a_listen_gap_plans_one_step_further(model: StepModel) -> None:
             engine.advance(float(pos))
             ahead.append(engine.status()["planned"])
         assert max(ahead) == 1 + extra  # only the gap (steps 4-6) plans the extra step
+
+
+def drive_prefetching(engine: Engine, notes: list[TimedNote], end: float) -> list[Out]:
+    """render.drive, calling ``prefetch`` after every call as the live runtime does."""
+    events = note_events(notes, 4)
+    outs: list[Out] = []
+    i = 0
+    while (due := engine.next_due()) is not None and due <= end:
+        if i < len(events) and events[i][0] <= due:
+            outs += engine.feed(*events[i])
+            i += 1
+        else:
+            outs += engine.advance(due)
+        engine.prefetch()
+    return outs
+
+
+def test_the_worker_searches_in_the_gap_and_answers_the_same(model: StepModel) -> None:
+    s = Settings(mode="call", thru=False, candidates=8, seed=9)
+    workers: list[SearchWorker] = []
+
+    def make(m: StepModel) -> SearchWorker | None:
+        workers.append(SearchWorker(m))
+        return workers[-1]
+    with_worker = Engine(model, s, search_worker=make)
+    ahead = drive_prefetching(with_worker, CALL, 48.0)
+    alone = drive_prefetching(Engine(model, s), CALL, 48.0)
+    with_worker.close()
+    assert [o.msg for o in ahead] == [o.msg for o in alone] and ahead
+    assert workers[0].taken >= 1  # the answer was searched ahead and taken
