@@ -111,8 +111,7 @@ class Phrases:
                 return
         batch = cand.sample(self.model, self.sampler, s, n, length, logits, sounding, pcs,
                             self.position_of, deadline)
-        phrase = cand.choose(self.model.codec, batch, ctx)
-        self.chosen[n] = cand.Phrase(n, phrase.tokens, phrase.verdict, batch.steps == length)
+        self.chosen[n] = cand.choose(self.model.codec, batch, ctx, length)
 
     def prefetch(self, m: int, s: Settings, turn: Turn, ends: Callable[[int], bool],
                  before: Callable[[], tuple[Snapshot, np.ndarray]],
@@ -121,7 +120,8 @@ class Phrases:
         """Give the worker the search of an answer starting at ``m + 1`` when step ``m`` (the
         next unplanned one; ``turn`` is the state after ``m - 1``) is the last of a listen gap:
         if the human stays silent, the machine listens and every voice rests in ``m``."""
-        if self.worker is None or s.candidates <= 1 or s.mode != "call" or m + 1 in self.chosen:
+        if (self.worker is None or s.candidates <= 1 or s.mode != "call" or m + 1 in self.chosen
+                or self.human.held()):
             return
         silent = HumanIn(None, False)
         turn_m = next_turn(turn, s, silent, m, ends(m), self.steps_per_bar)

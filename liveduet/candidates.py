@@ -162,8 +162,9 @@ def notes_of(codec: GridCodec, tokens: np.ndarray, start: int, voice: int = 0) -
     return out
 
 
-def choose(codec: GridCodec, batch: Batch, ctx: Context, voice: int = 0) -> Phrase:
-    """The critic's pick among the rows of ``batch`` (judged on ``voice``'s notes)."""
+def choose(codec: GridCodec, batch: Batch, ctx: Context, length: int, voice: int = 0) -> Phrase:
+    """The critic's pick among the rows of ``batch`` (judged on ``voice``'s notes) for a
+    phrase of ``length`` steps (incomplete when a deadline cut the batch short)."""
     verdicts = []
     for r in range(batch.tokens.shape[0]):
         row = batch.tokens[r]
@@ -172,4 +173,4 @@ def choose(codec: GridCodec, batch: Batch, ctx: Context, voice: int = 0) -> Phra
         verdicts.append(judge(notes, onsets.tolist(), ctx))
     pick = best(verdicts, ctx.max_copy)
     tokens = tuple(tuple(int(t) for t in step) for step in batch.tokens[pick])
-    return Phrase(batch.start, tokens, verdicts[pick], complete=True)
+    return Phrase(batch.start, tokens, verdicts[pick], complete=batch.steps == length)

@@ -70,8 +70,7 @@ def run(model: StepModel, sampler: Sampler, job: Job) -> cand.Phrase:
         logits = model.step(tok)[0].copy()
     batch = cand.sample(model, sampler, job.settings, job.start, job.length, logits,
                         job.sounding, job.pcs, job.position_of, job.deadline)
-    phrase = cand.choose(model.codec, batch, job.ctx)
-    return cand.Phrase(job.start, phrase.tokens, phrase.verdict, batch.steps == job.length)
+    return cand.choose(model.codec, batch, job.ctx, job.length)
 
 
 class SearchWorker:

@@ -10,7 +10,7 @@ import pytest
 
 from liveduet import answers
 from liveduet import candidates as cand
-from liveduet.codec import BOS, TimedNote
+from liveduet.codec import BOS, REST, TimedNote
 from liveduet.critic import Context, Verdict, best, judge, metric_weight
 from liveduet.engine import Engine
 from liveduet.ledger import Out
@@ -18,7 +18,7 @@ from liveduet.model import StepModel
 from liveduet.motifs import Material, PNote
 from liveduet.render import note_events, render
 from liveduet.sampling import Sampler, keyed_uniform
-from liveduet.searchworker import SearchWorker
+from liveduet.searchworker import Job, SearchWorker, run
 from liveduet.settings import Settings
 
 MELODY = Path(__file__).resolve().parent.parent / "models" / "folk_melody.onnx"
@@ -162,3 +162,20 @@ def test_the_worker_searches_in_the_gap_and_answers_the_same(model: StepModel) -
     with_worker.close()
     assert [o.msg for o in ahead] == [o.msg for o in alone] and ahead
     assert workers[0].taken >= 1  # the answer was searched ahead and taken
+
+
+def test_the_worker_hands_over_only_the_search_of_the_same_inputs(model: StepModel) -> None:
+    model.reset()
+    logits = model.step(BOS)[0].copy()
+    s = Settings(candidates=4, seed=2)
+    job = Job(model.snapshot(), logits, (REST,), 1, 16, s, (False,), None, ctx(), None)
+    other = Job(job.snap, logits, (REST,), 1, 16, s.with_value("seed", 3), (False,), None,
+                ctx(), None)
+    worker = SearchWorker(model)
+    try:
+        worker.request(job)
+        phrase = worker.take(job, None)
+        assert phrase is not None and phrase == run(model, Sampler(model.codec), job)
+        assert worker.take(other, 0.0) is None  # another seed: the conductor searches itself
+    finally:
+        worker.close()
