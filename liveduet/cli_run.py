@@ -192,18 +192,23 @@ def run_command(args: argparse.Namespace) -> int:
     spb = int(model.codec.steps_per_beat)
     clock = (InternalClock(settings.bpm, spb) if opts["clock"] == "internal"
              else MidiClockFollower(spb, settings.bpm))
-    api = ports.choose_api(opts["api"])
+    engine.clock_bpm = lambda: clock.bpm  # a search's deadline follows the clock's tempo
     holder: list[ports.PortSet] = []
-    rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
-                 Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
-                         metronome=opts["metronome"], steps_per_beat=spb,
-                         realtime=bool(opts["realtime"]),
-                         keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
-                 ccmap=build_ccmap(opts, cc), loader=load_model,
-                 send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps))
-    poll = opts["input_poll"]
-    holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=rt.on_midi,
-                                   poll=None if poll is None else float(poll) / 1000.0))
+    try:  # the engine's worker threads stop before a run that cannot start exits
+        api = ports.choose_api(opts["api"])
+        rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
+                     Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
+                             metronome=opts["metronome"], steps_per_beat=spb,
+                             realtime=bool(opts["realtime"]),
+                             keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
+                     ccmap=build_ccmap(opts, cc), loader=load_model,
+                     send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps))
+        poll = opts["input_poll"]
+        holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=rt.on_midi,
+                                       poll=None if poll is None else float(poll) / 1000.0))
+    except BaseException:
+        engine.close()
+        raise
     with contextlib.ExitStack() as stack:
         stack.callback(holder[0].close)
         rt.publisher = start_osc(opts, rt, stack)

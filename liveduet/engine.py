@@ -65,6 +65,7 @@ class Engine:
         # always finishes, as offline where time is virtual).
         self.search_margin = search_margin
         self._searchers = search_worker  # per model: who searches answers ahead (live)
+        self.clock_bpm: Callable[[], float] | None = None  # the live clock's tempo, if known
         self._searcher: SearchWorker | None = None
         self._sources = table_source  # per model: who builds tables ahead (the runtime's worker)
         self._source: TableSource | None = None
@@ -315,7 +316,8 @@ class Engine:
     def _search_budget(self, step: int, s: Settings) -> float:
         """Seconds a candidate search for a phrase starting at ``step`` may take now."""
         left = step - self._x(self._last_pos) - (self.search_margin or 0.0)
-        return max(0.0, left) * 60.0 / (s.bpm * self.codec.steps_per_beat)
+        bpm = self.clock_bpm() if self.clock_bpm is not None else s.bpm
+        return max(0.0, left) * 60.0 / (max(bpm, 1.0) * self.codec.steps_per_beat)
 
     def _ahead(self) -> int:
         """Steps planned ahead: ``lookahead``, one more where the next step may begin a

@@ -86,7 +86,7 @@ class SearchWorker:
         self.searched = 0
         self.taken = 0
         self._thread = threading.Thread(target=self._run, name="liveduet-search", daemon=True)
-        self._thread.start()
+        self._thread.start()  # it loads its model now, not in the first listen gap
 
     @classmethod
     def for_model(cls, model: StepModel) -> SearchWorker | None:
