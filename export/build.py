@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from export import copyindex
 from export import corpus as corpus_mod
 from export.card import write_card
 from export.measure import measure_candidates
@@ -91,6 +92,8 @@ def build(name: str, midi_dir: str | None, out: Path, minutes: float | None) -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     write_card(preset, cache, choice, table, baseline, runs, rebuild, out,
                user_corpus=midi_dir)
+    if preset.kind == "melody" and not midi_dir:
+        copyindex.build(name, out=out.parent)  # the copy guard's index, beside the model
     return out
 
 

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "liveduet.cli_run",
     "liveduet.cli_render",
     "liveduet.cli_demo",
+    "liveduet.cli_copy",
 )
 _CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 _UNKNOWN = re.compile(r"unrecognized arguments: (\S+)")

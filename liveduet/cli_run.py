@@ -24,6 +24,7 @@ from liveduet.cliopts import OldName, listen_gap_steps, setting_help
 from liveduet.clock import InternalClock, MidiClockFollower
 from liveduet.errors import ConfigError, LiveduetError
 from liveduet.runtime import Options, Runtime
+from liveduet.searchworker import SearchWorker
 from liveduet.settings import FIELDS, Settings, did_you_mean, with_mode_defaults
 from liveduet.status import OCTAVE_NAMES, StatusLine
 from liveduet.tablebuilder import TableBuilder
@@ -44,6 +45,9 @@ STATS_SAMPLES = 20_000   # per kind with --stats: the latest (a ring; memory sta
 NAMED_CHECK_S = 1.0
 EXIT_LOST = 3
 """Exit status when the MIDI system (the JACK server) went away during the run."""
+# A candidate search stops this many grid steps before its phrase is due (what is left of
+# the step plans and sends it); the best phrase so far plays.
+SEARCH_MARGIN = 0.25
 SHORT = {"top_p": "top-p", "listen_gap": "listen-gap", "channel": "out-channel"}
 CONFIG_ALIASES = {"in": "inputs", "out": "output", "out_channel": "channel"}
 """Config keys that name a setting or run option another way (the command line's words)."""
@@ -209,24 +213,30 @@ def run_command(args: argparse.Namespace) -> int:
     opts["config_path"] = args.config
     from liveduet.engine import Engine
 
-    engine = Engine(model, settings, table_source=TableBuilder.for_model)
+    engine = Engine(model, settings, table_source=TableBuilder.for_model,
+                    search_margin=SEARCH_MARGIN, search_worker=SearchWorker.for_model)
     spb = int(model.codec.steps_per_beat)
     clock = (InternalClock(settings.bpm, spb) if opts["clock"] == "internal"
              else MidiClockFollower(spb, settings.bpm))
-    api = ports.choose_api(opts["api"])
+    engine.clock_bpm = lambda: clock.bpm  # a search's deadline follows the clock's tempo
     holder: list[ports.PortSet] = []
-    rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
-                 Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
-                         metronome=opts["metronome"], steps_per_beat=spb,
-                         realtime=bool(opts["realtime"]),
-                         keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
-                 ccmap=build_ccmap(opts, cc),
-                 loader=lambda name: load_model(name, "call", dirs),
-                 send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps))
-    poll = opts["input_poll"]
-    sink = channel_filter(rt.on_midi, opts["in_channel"], rt.ccmap)
-    holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=sink,
-                                   poll=None if poll is None else float(poll) / 1000.0))
+    try:  # the engine's worker threads stop before a run that cannot start exits
+        api = ports.choose_api(opts["api"])
+        rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
+                     Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
+                             metronome=opts["metronome"], steps_per_beat=spb,
+                             realtime=bool(opts["realtime"]),
+                             keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
+                     ccmap=build_ccmap(opts, cc),
+                     loader=lambda name: load_model(name, "call", dirs),
+                     send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps))
+        poll = opts["input_poll"]
+        sink = channel_filter(rt.on_midi, opts["in_channel"], rt.ccmap)
+        holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=sink,
+                                       poll=None if poll is None else float(poll) / 1000.0))
+    except BaseException:
+        engine.close()
+        raise
     with contextlib.ExitStack() as stack:
         stack.callback(holder[0].close)
         rt.publisher = start_osc(opts, rt, stack)
@@ -239,6 +249,7 @@ def run_command(args: argparse.Namespace) -> int:
 def load_model(name: str | None, mode: str = "call", dirs: list[str] | None = None) -> Any:
     """A StepModel by name/path (looked up in ``dirs``, the user's and the bundled models); the
     bundled default for ``mode`` when ``name`` is None."""
+    from liveduet.copyindex import load_for
     from liveduet.model import StepModel
 
     if name is None:
@@ -247,7 +258,9 @@ def load_model(name: str | None, mode: str = "call", dirs: list[str] | None = No
     if not path.exists():
         raise LiveduetError(f"model file {path} does not exist; give --model a bundled name "
                             "('liveduet models') or a path to an .onnx file")
-    return StepModel(path)
+    model = StepModel(path)
+    load_for(path)  # the copy index the planner reads, loaded here (off the conductor)
+    return model
 
 
 def channel_filter(sink: Any, channel: int | None, ccmap: Any) -> Any:

@@ -33,6 +33,7 @@ from liveduet.midimsg import is_valid
 from liveduet.model import StepModel
 from liveduet.planner import PlannedStep, Planner, check_mode
 from liveduet.sampling import TONICS, estimate_key
+from liveduet.searchworker import SearchWorker
 from liveduet.settings import Action, Set, Settings
 from liveduet.sustain import SUSTAIN, Pedal
 from liveduet.turns import ACCOMPANYING, ANSWERING, LISTENING, HumanRecord
@@ -50,7 +51,10 @@ class Engine:
     def __init__(self, model: StepModel, settings: Settings | None = None, *,
                  lookahead: int = 1, tolerance: float = 0.5, tables: bool = True,
                  table_source: Callable[[StepModel], TableSource | None] | None = None,
-                 metres: MetreMap | None = None) -> None:
+                 metres: MetreMap | None = None,
+                 search_margin: float | None = None,
+                 search_worker: Callable[[StepModel], SearchWorker | None] | None = None
+                 ) -> None:
         if lookahead < 0:
             raise ConfigError(f"lookahead={lookahead}; give 0 or more steps")
         if not 0.0 < tolerance <= 1.0:
@@ -60,6 +64,12 @@ class Engine:
         self.lookahead = lookahead
         self.tolerance = tolerance
         self.tables = tables  # harmonize through harmony tables (see liveduet.harmony)
+        # Live: a candidate search stops this many steps before its phrase is due (None: it
+        # always finishes, as offline where time is virtual).
+        self.search_margin = search_margin
+        self._searchers = search_worker  # per model: who searches answers ahead (live)
+        self.clock_bpm: Callable[[], float] | None = None  # the live clock's tempo, if known
+        self._searcher: SearchWorker | None = None
         self._sources = table_source  # per model: who builds tables ahead (the runtime's worker)
         self._source: TableSource | None = None
         self._ledger = Ledger()
@@ -92,6 +102,10 @@ class Engine:
             self._grid.metres = MetreMap(parse_metre(self._settings.meter, spq))
         self._plan = Planner(model, self._settings, self._human, self.counters, self._emit,
                              tables=self.tables, source=self._source, grid=self._grid)
+        if self.search_margin is not None:
+            self._plan.phrases.budget = self._search_budget
+        if self._searchers is not None:
+            self._searcher = self._plan.phrases.worker = self._searchers(model)
 
     def prefetch(self) -> None:
         """Let the table source start on the next harmonize step's table (call after sending:
@@ -100,10 +114,13 @@ class Engine:
             self._plan.prefetch()
 
     def close(self) -> None:
-        """Stop the table source of the current model (if any)."""
+        """Stop the table source and search worker of the current model (if any)."""
         if self._source is not None:
             self._source.close()
             self._source = None
+        if self._searcher is not None:
+            self._searcher.close()
+            self._searcher = None
 
     @property
     def settings(self) -> Settings:
@@ -316,9 +333,21 @@ class Engine:
                 self.counters["late_steps"] += 1
             outs += self._emit_step(n, self._pos_of(n))
         if x >= self._plan_from():
-            self._plan.extend(self._emit + self.lookahead)
+            self._plan.extend(self._emit + self._ahead())
         self._prune()
         return outs
+
+    def _search_budget(self, step: int, s: Settings) -> float:
+        """Seconds a candidate search for a phrase starting at ``step`` may take now."""
+        left = step - self._x(self._last_pos) - (self.search_margin or 0.0)
+        bpm = self.clock_bpm() if self.clock_bpm is not None else s.bpm
+        return max(0.0, left) * 60.0 / (max(bpm, 1.0) * self.codec.steps_per_beat)
+
+    def _ahead(self) -> int:
+        """Steps planned ahead: ``lookahead``, one more where the next step may begin a
+        candidate search (it then has a step and a half instead of half a step)."""
+        return self.lookahead + self._plan.phrases.soon(self._plan.end, self._plan.turn,
+                                                        self._settings)
 
     def _plan_from(self) -> float:
         """The fractional step from which the steps ahead are planned: the middle of the current
@@ -335,7 +364,7 @@ class Engine:
         if not self._running:
             return None
         due = self._pos_of(self._emit)
-        if self._plan.end < self._emit + self.lookahead:
+        if self._plan.end < self._emit + self._ahead():
             plan_at = self._anchor[0] + (self._plan_from() - self._anchor[1])
             due = min(due, max(plan_at, self._last_pos))
         return due

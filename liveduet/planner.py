@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from liveduet.answers import Phrases
+from liveduet.candidates import Line
 from liveduet.codec import BOS, HOLD, REST, GridCodec
 from liveduet.errors import ConfigError
 from liveduet.harmony import Context, Harmonizer, TableSource
@@ -86,6 +88,9 @@ class Planner:
         self.end_calls: set[int] = set()
         self.played: dict[int, tuple[int, ...]] = {}
         self.steps: dict[int, PlannedStep] = {}
+        self.phrases = Phrases(model, self.sampler, human, self.grid, self.positions)
+        self.phrases.entry_line = lambda n: self.line(n, True, (0,) * self.codec.n_voices,
+                                                      self.rate)
         self.start(start)
 
     def start(self, step: int) -> None:
@@ -98,6 +103,7 @@ class Planner:
         self.counters["model_steps"] += 1
         self.steps.clear()
         self.played.clear()
+        self.phrases.clear()
         self.end = step
         self.turn = initial_turn(self.settings.mode)
         self.sounding = (False,) * self.codec.n_voices
@@ -122,6 +128,7 @@ class Planner:
         self.rate = st.rate_before
         for n in range(step, self.end):
             del self.steps[n]
+        self.phrases.rollback(step)
         self.end = step
         self.counters["rollbacks"] += 1
 
@@ -143,6 +150,7 @@ class Planner:
         for n in [k for k in self.played if k < keep]:
             del self.played[n]
         self.end_calls = {k for k in self.end_calls if k >= keep}
+        self.phrases.prune(keep)
         if self.harmony is not None:
             self.harmony.prune(keep)
 
@@ -171,6 +179,12 @@ class Planner:
             self._count_held(step.mach)
             step.held_before, step.rate_before = held0, rate0
             return step
+        # Candidates + critic: where an answer or continuation phrase is chosen.
+        prev = self.steps.get(n - 1)
+        self.phrases.step(n, self.settings, turn0, turn, hin.sounding, logits0, sounding0,
+                          lambda: self._pcs(n),
+                          None if prev is None else (prev.snap, prev.logits, prev.fed),
+                          lambda enters: self.line(n, enters, held0, rate0))
         played = self.played.get(n)
         fed: list[int] = []
         mach: list[int | None] = []
@@ -205,6 +219,17 @@ class Planner:
         self.held = tuple(
             (h + 1 if m == HOLD else 1) if now else 0
             for h, m, now in zip(self.held, mach, self.sounding, strict=True))
+
+    def line(self, n: int, enters: bool, held: tuple[int, ...], rate: tuple[float, ...]
+             ) -> Line:
+        """The rules of the machine's line from step ``n`` (for candidate phrases), from the
+        voices' held steps and onset rates before it; an answer's entry restarts the pace."""
+        metre = self.grid.metre(n)
+        corpus = self.pace.rate(metre)
+        if enters:
+            rate = (corpus,) * self.codec.n_voices
+        return Line(target_rate(corpus, self.settings.density), rate, held,
+                    self.max_hold(metre), self.paced, enters)
 
     def max_hold(self, metre: Metre) -> int:
         """Steps a machine note may sound: the longest note of the model's training corpus in
@@ -255,7 +280,11 @@ class Planner:
                        pcs, self.positions(n))
 
     def prefetch(self) -> None:
-        """Have the table source build the next unplanned step's table ahead (harmonize)."""
+        """Have the table source build the next unplanned step's table ahead (harmonize), and
+        the search worker an answer's search in a listen gap."""
+        self.phrases.prefetch(self.end, self.settings, self.turn, self.end_calls.__contains__,
+                              lambda: (self.model.snapshot(), self.logits), self._pcs,
+                              self._before_last)
         harmony, n = self.harmony, self.end
         if harmony is None or harmony.source is None:
             return
@@ -279,9 +308,11 @@ class Planner:
             return REST, None, True
         if played is not None and (human_voice or self.codec.voices[v].role == "shared"):
             return played[v], played[v], True  # already emitted: feed what really sounded
+        chosen = self.phrases.token(n, v)
+        if chosen is not None:  # a candidate row rests where its logits were not finite
+            return chosen, chosen, bool(np.isfinite(self.logits).all())
         s = self.settings
-        pcs = key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
-        legal = self.sampler.legal(v, s.low, s.high, pcs, sounding and not enters)
+        legal = self.sampler.legal(v, s.low, s.high, self._pcs(n), sounding and not enters)
         if enters:
             legal = legal.copy()
             legal[REST] = False
@@ -293,6 +324,16 @@ class Planner:
         if tok is None:
             return REST, REST, False
         return tok, tok, True
+
+    def _before_last(self) -> tuple[Snapshot, np.ndarray, tuple[int, ...]] | None:
+        """The state and logits before the last planned step and what was fed there."""
+        last = self.steps.get(self.end - 1)
+        return None if last is None else (last.snap, last.logits, last.fed)
+
+    def _pcs(self, n: int) -> frozenset[int] | None:
+        """The key mask's pitch classes at step ``n``."""
+        s = self.settings
+        return key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
 
     def _human_token(self, v: int, hin: HumanIn) -> int:
         """The human's token in voice ``v``: NOTE_ON folded into its range by octaves, HOLD."""

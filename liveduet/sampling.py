@@ -214,9 +214,12 @@ class Sampler:
         return int(idx if order is None else order[idx]) + N_SPECIAL
 
     def sample_rows(self, logits: np.ndarray, legal: np.ndarray, *, temperature: float,
-                    top_p: float, density: float, u: float, voice: int | None = None
+                    top_p: float, density: float, u: float | np.ndarray,
+                    voice: int | None = None, note_bias: float | np.ndarray = 0.0
                     ) -> np.ndarray:
-        """One token per row of ``logits`` ``[rows, vocab]``, all drawn with the same ``u``.
+        """One token per row of ``logits`` ``[rows, vocab]``, all drawn with the same ``u``
+        (or row r with ``u[r]``); ``legal`` is one mask for every row or one per row, and
+        ``note_bias`` (the pace) one number or one per row.
 
         Row ``r``'s token depends on row ``r`` alone (element-wise operations, running sums
         and counts along a row), and equals :meth:`sample` on that row. Non-finite rows give -1.
@@ -234,14 +237,20 @@ class Sampler:
         ok = np.isfinite(z).all(axis=1)
         if not ok.all():
             z[~ok] = 0.0
-        ev = z + self._bias(self._events(legal, voice), density)
+        legal = np.atleast_2d(legal)
+        # HOLD and REST as legal; notes: every one the voice can sing (or the legal ones)
+        events = legal if voice is None else np.where(self._is_note, self._voice[voice], legal)
+        ev = z + self._bias(events, density)
+        bias = np.asarray(note_bias, dtype=np.float64)
+        if bias.any():
+            ev[:, N_SPECIAL:] += bias.reshape(-1, 1) if bias.ndim else bias
         ev -= ev.max(axis=1, keepdims=True)
         pe = np.exp(ev, out=ev)
         hold = pe[:, HOLD]
         rest = hold + pe[:, REST]
         mass = pe[:, N_SPECIAL:].sum(axis=1)
         target = u * (rest + mass)
-        notes = (z[:, N_SPECIAL:] + np.where(legal[N_SPECIAL:], 0.0, -np.inf)) / max(
+        notes = (z[:, N_SPECIAL:] + np.where(legal[:, N_SPECIAL:], 0.0, -np.inf)) / max(
             temperature, 1e-6)
         top = notes.max(axis=1, keepdims=True)
         finite = np.isfinite(top[:, 0])

@@ -75,6 +75,11 @@ FIELDS: tuple[Field, ...] = (
           "human keeps channel 1 (see the channel plan in the README)"),
     Field("velocity", "int", 0, 0, 127, help="machine velocity; 0 follows the human"),
     Field("seed", "int", 0, 0, 2**31 - 1, help="random seed of the sampler"),
+    Field("candidates", "int", 16, 1, 64, help="phrases sampled per answer; the critic "
+          "plays the best (1 = a single sample)"),
+    Field("develop", "float", 0.7, 0.0, 1.0, help="how strongly answers build on the call"),
+    Field("max_copy", "int", 12, 8, 64, help="longest verbatim training run (notes) a "
+          "phrase may hold"),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 # Defaults that depend on the starting mode: the chorale harmoniser's voices agree with the
@@ -112,6 +117,9 @@ class Settings:
     channel: int = 2
     velocity: int = 0
     seed: int = 0
+    candidates: int = 16
+    develop: float = 0.7
+    max_copy: int = 12
 
     def with_value(self, name: str, value: Any) -> Settings:
         """A copy with ``name`` set to ``value`` after validation (raises ConfigError)."""

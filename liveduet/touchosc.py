@@ -28,7 +28,7 @@ from liveduet.settings import FIELD_BY_NAME
 WIDTH, HEIGHT = 1280, 800
 FADERS = ("temperature", "top_p", "bpm", "density", "low", "high", "listen_gap",
           "response_bars", "response_min_bars", "response_max_bars", "channel", "velocity",
-          "seed")
+          "seed", "candidates", "develop", "max_copy")
 MODELS = (DEFAULT_MELODY, DEFAULT_HARMONY)
 Colour = tuple[float, float, float, float]
 BG: Colour = (0.08, 0.09, 0.11, 1.0)

@@ -1,0 +1,160 @@
+"""Candidate searches started during the listen gap on a worker thread.
+
+A search takes milliseconds to tens of them (:mod:`liveduet.candidates`). Run where the
+conductor plans the answer's first step, it holds back any note that arrives meanwhile. So
+when the engine prefetches (after a send) and the next unplanned step is the last of a
+listen gap, :class:`SearchWorker` gets the state before that step: it feeds the gap's last
+step itself (every voice rests while the machine listens and the human is silent), then
+searches, on its own copy of the model (a second onnxruntime session of the same file, like
+:mod:`liveduet.tablebuilder`). The conductor takes the phrase when it plans the answer's
+first step, if the inputs are still exactly the ones searched from (the human stayed silent);
+otherwise it searches itself. The worker's rows are bit for bit the conductor's, so the music
+does not depend on where a phrase was chosen.
+
+One request at a time: a newer request replaces a waiting one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from liveduet import candidates as cand
+from liveduet.critic import Context
+from liveduet.model import Snapshot, StepModel
+from liveduet.sampling import Sampler
+from liveduet.settings import Settings
+
+log = logging.getLogger("liveduet.searchworker")
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """A search: the state and logits before the gap's last step (``start - 1``), the tokens
+    fed there, and everything the search of the phrase at ``start`` reads."""
+
+    snap: Snapshot
+    logits: np.ndarray
+    pre: tuple[int, ...]
+    start: int
+    length: int
+    settings: Settings
+    sounding: tuple[bool, ...]
+    pcs: frozenset[int] | None
+    ctx: Context
+    deadline: float | None
+    positions_of: cand.PositionsOf = cand.no_positions
+    line: cand.Line | None = None
+
+    def same(self, other: Job) -> bool:
+        """True when both searches read exactly the same inputs (bit for bit)."""
+        a, b = self.ctx, other.ctx
+        return (self.start == other.start and self.length == other.length
+                and self.pre == other.pre and self.settings == other.settings
+                and self.sounding == other.sounding and self.pcs == other.pcs
+                and a.source.notes == b.source.notes and list(a.prefix) == list(b.prefix)
+                and a.key == b.key and a.entry == b.entry and self.line == other.line
+                and self.logits.tobytes() == other.logits.tobytes()
+                and all(x is y or x.tobytes() == y.tobytes()
+                        for x, y in zip(self.snap.arrays, other.snap.arrays, strict=True)))
+
+
+def run(model: StepModel, sampler: Sampler, job: Job) -> cand.Phrase:
+    """The search of ``job`` on ``model``: feed the gap's last step, sample, choose."""
+    model.restore(job.snap)
+    logits = job.logits
+    for tok, position in zip(job.pre, job.positions_of(job.start - 1), strict=False):
+        model.set_position(position)
+        logits = model.step(tok)[0].copy()
+    batch = cand.sample(model, sampler, job.settings, job.start, job.length, logits,
+                        job.sounding, job.pcs, job.positions_of, job.deadline, job.line)
+    return cand.choose(model.codec, batch, job.ctx, job.length)
+
+
+class SearchWorker:
+    """Runs searches for one model on a daemon thread; see the module docstring."""
+
+    def __init__(self, model: StepModel) -> None:
+        self._source = (model.path, model.threads)  # loaded on the thread: no stall here
+        self._cond = threading.Condition()
+        self._want: Job | None = None
+        self._busy: Job | None = None
+        self._done: tuple[Job, cand.Phrase] | None = None
+        self._closed = False
+        self.searched = 0
+        self.taken = 0
+        self._thread = threading.Thread(target=self._run, name="liveduet-search", daemon=True)
+        self._thread.start()  # it loads its model now, not in the first listen gap
+
+    @classmethod
+    def for_model(cls, model: StepModel) -> SearchWorker | None:
+        """A worker for ``model``, or None when its conditioning lives in the conductor's
+        session only."""
+        return None if model.spec.conditioning else cls(model)
+
+    def request(self, job: Job) -> None:
+        """Search ``job`` next (a waiting older job is dropped)."""
+        with self._cond:
+            if self._closed or any(j is not None and j.same(job) for j in (self._want,
+                                                                          self._busy)):
+                return
+            if self._done is not None and self._done[0].same(job):
+                return
+            self._want = job
+            self._cond.notify_all()
+
+    def take(self, job: Job, wait: float | None) -> cand.Phrase | None:
+        """The phrase of ``job``: searched, or being searched (waits up to ``wait`` s; None:
+        until it is done), or None (the caller searches itself)."""
+        with self._cond:
+            def pending() -> bool:
+                return any(j is not None and j.same(job) for j in (self._want, self._busy))
+            if pending():
+                self._cond.wait_for(lambda: self._closed or not pending(),
+                                    None if wait is None else max(wait, 0.0))
+            if self._done is not None and self._done[0].same(job):
+                self.taken += 1
+                return self._done[1]
+            return None
+
+    def close(self) -> None:
+        """Stop the thread (a search under way finishes first)."""
+        with self._cond:
+            self._closed = True
+            self._want = None
+            self._cond.notify_all()
+        self._thread.join(1.0)
+
+    def _run(self) -> None:
+        path, threads = self._source
+        try:
+            own = StepModel(path, threads)
+        except Exception:
+            log.exception("no worker copy of %s; searches run on the conductor", path)
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+            return
+        sampler = Sampler(own.codec)
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._want is not None or self._closed)
+                if self._closed:
+                    return
+                job, self._want = self._want, None
+                self._busy = job
+            assert job is not None
+            phrase = None
+            try:
+                phrase = run(own, sampler, job)
+                self.searched += 1
+            except Exception:  # the conductor searches itself
+                log.exception("a candidate search on the worker failed")
+            with self._cond:
+                self._busy = None
+                if phrase is not None:
+                    self._done = (job, phrase)
+                self._cond.notify_all()
