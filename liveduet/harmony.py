@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from liveduet import partwriting
 from liveduet.codec import HOLD, N_SPECIAL, REST, GridCodec
 from liveduet.model import Snapshot, StepModel
 from liveduet.sampling import Sampler, keyed_uniform
@@ -39,6 +40,10 @@ class Context(NamedTuple):
     low: int
     high: int
     pcs: frozenset[int] | None
+    voice_leading: str = "off"  # off | guided | strict (liveduet.partwriting)
+    prev: tuple[int, ...] = ()  # pitches sounding before the step, -1 silent (rules only)
+    key: tuple[int, str] | None = None  # key of the human's recent notes (rules only)
+    on_beat: bool = False  # the step starts a beat (rules only)
 
 
 @dataclass(slots=True)
@@ -163,6 +168,8 @@ class Harmonizer:
         return self._build(ctx, snap, logits0)
 
     def _build(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> Table:
+        if ctx.voice_leading != "off" and partwriting.supported(self.model.codec, self.hv):
+            return self._build_joint(ctx, snap, logits0)
         model, codec, n = self.model, self.model.codec, len(self.cands)
         model.fork(n)
         logits = np.broadcast_to(logits0, (n, logits0.size))
@@ -182,6 +189,21 @@ class Harmonizer:
         axes = tuple(s.batch_axis for s in model.spec.states)
         state = model.snapshot().arrays  # read-only copies
         return Table(ctx, snap.arrays, logits0.copy(), self.rows, fed, bad, state, axes, logits)
+
+    def _build_joint(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> Table:
+        """The table with alto, tenor and bass chosen together under part-writing rules."""
+        model = self.model
+        legal = [self.sampler.legal(v, ctx.low, ctx.high, ctx.pcs, ctx.sounding[v])
+                 for v in (1, 2, 3)]
+        frame = partwriting.Frame(ctx.prev, ctx.key, ctx.on_beat,
+                                  partwriting.WEIGHTS[ctx.voice_leading])
+        fed, bad, logits = partwriting.choose(
+            model, self.sampler, self.cands, legal, frame, temperature=ctx.temperature,
+            density=ctx.density, u=keyed_uniform(ctx.seed, ctx.step, 1))
+        axes = tuple(s.batch_axis for s in model.spec.states)
+        state = model.snapshot().arrays
+        return Table(ctx, snap.arrays, logits0.copy(), self.rows, fed, bad, state, axes,
+                     logits.copy())
 
     def prune(self, keep: int) -> None:
         """Forget tables of steps before ``keep``."""

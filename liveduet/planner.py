@@ -16,7 +16,7 @@ from liveduet.codec import BOS, HOLD, REST, GridCodec
 from liveduet.errors import ConfigError
 from liveduet.harmony import Context, Harmonizer, TableSource
 from liveduet.model import Snapshot, StepModel
-from liveduet.sampling import Sampler, key_pcs, keyed_uniform
+from liveduet.sampling import Sampler, estimate_key, key_pcs, keyed_uniform
 from liveduet.settings import Settings
 from liveduet.turns import (
     ACCOMPANYING,
@@ -43,6 +43,7 @@ class PlannedStep:
     turn_before: Turn
     sounding_before: tuple[bool, ...]
     bad: bool = False
+    pitches_before: tuple[int, ...] = ()  # pitch per voice sounding before it, -1 silent
 
 
 def check_mode(codec: GridCodec, mode: str) -> None:
@@ -90,6 +91,7 @@ class Planner:
         self.end = step
         self.turn = initial_turn(self.settings.mode)
         self.sounding = (False,) * self.codec.n_voices
+        self.pitches = (-1,) * self.codec.n_voices
 
     def base(self) -> int:
         """The oldest step that can still be rolled back to."""
@@ -105,6 +107,7 @@ class Planner:
         self.logits = st.logits
         self.turn = st.turn_before
         self.sounding = st.sounding_before
+        self.pitches = st.pitches_before
         for n in range(step, self.end):
             del self.steps[n]
         self.end = step
@@ -113,12 +116,24 @@ class Planner:
     def silence(self) -> None:
         """After a release: the machine's voices hold nothing from the plan's end on."""
         self.sounding = (False,) * self.codec.n_voices
+        self.pitches = (-1,) * self.codec.n_voices
 
     def extend(self, upto: int) -> None:
         """Plan every step before ``upto``."""
         while self.end < upto:
-            self.steps[self.end] = self._run_step(self.end)
+            before = self.pitches
+            st = self.steps[self.end] = self._run_step(self.end)
+            st.pitches_before = before
+            self.pitches = self._pitches_after(st.fed, before)
             self.end += 1
+
+    def _pitches_after(self, fed: tuple[int, ...], before: tuple[int, ...]) -> tuple[int, ...]:
+        """The pitch sounding in each voice after a step fed ``fed`` (-1 silent)."""
+        out = []
+        for tok, was in zip(fed, before, strict=True):
+            pitch = self.codec.pitch_of(tok)
+            out.append(pitch if pitch is not None else (was if tok == HOLD else -1))
+        return tuple(out)
 
     def prune(self, keep: int) -> None:
         """Forget plans, records and end-call marks of steps before ``keep``."""
@@ -196,8 +211,14 @@ class Planner:
     def _context(self, n: int, sounding0: tuple[bool, ...]) -> Context:
         s = self.settings
         pcs = key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
+        if s.voice_leading == "off":  # the rules' inputs stay out of the key: tables reused
+            return Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low,
+                           s.high, pcs)
+        notes = self.human.key_notes(n)
+        key = estimate_key([p for p, _ in notes], [max(d, 1.0) for _, d in notes])
         return Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low, s.high,
-                       pcs)
+                       pcs, s.voice_leading, self.pitches, key,
+                       n % self.codec.steps_per_beat == 0)
 
     def prefetch(self) -> None:
         """Have the table source build the next unplanned step's table ahead (harmonize)."""

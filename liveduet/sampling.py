@@ -153,6 +153,24 @@ class Sampler:
             gain = self._gains[density] = self._gain * (2.0 * density - 1.0)
         return np.where(legal, gain, -np.inf)
 
+    def log_probs(self, logits: np.ndarray, legal: np.ndarray, *, temperature: float,
+                  density: float) -> tuple[np.ndarray, np.ndarray]:
+        """(log-probabilities ``[rows, vocab]``, row is finite) of the tempered, biased draw.
+
+        The distribution :meth:`sample_rows` draws events from (before top-p): -inf on
+        illegal tokens; rows with non-finite logits come back as zeros, flagged False.
+        """
+        z = logits.astype(np.float64)
+        ok = np.isfinite(z).all(axis=1)
+        if not ok.all():
+            z[~ok] = 0.0
+        z += self._bias(legal, density)
+        z /= max(temperature, 1e-6)
+        z -= z.max(axis=1, keepdims=True)
+        with np.errstate(divide="ignore"):
+            z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return z, ok
+
     def sample(self, logits: np.ndarray, legal: np.ndarray, *, temperature: float, top_p: float,
                density: float, u: float) -> int | None:
         """One token id drawn with uniform ``u``; ``None`` when the logits are not finite.

@@ -25,6 +25,7 @@ SCALES: dict[str, tuple[int, ...]] = {
     "blues": (0, 3, 5, 6, 7, 10),
 }
 KEYS = ("off", "auto", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+VOICE_LEADING = ("off", "guided", "strict")
 ACTIONS = ("end_call", "reset", "panic", "play", "stop", "state", "learn", "model")
 
 
@@ -59,6 +60,8 @@ FIELDS: tuple[Field, ...] = (
     Field("channel", "int", 1, 1, 16, help="first output channel of the machine's voices"),
     Field("velocity", "int", 0, 0, 127, help="machine velocity; 0 follows the human"),
     Field("seed", "int", 0, 0, 2**31 - 1, help="random seed of the sampler"),
+    Field("voice_leading", "choice", "strict", choices=VOICE_LEADING,
+          help="harmonize: part-writing rules off | guided (weighted) | strict (hard)"),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 # Defaults that depend on the starting mode: the chorale harmoniser's voices agree with the
@@ -93,6 +96,7 @@ class Settings:
     channel: int = 1
     velocity: int = 0
     seed: int = 0
+    voice_leading: str = "strict"
 
     def with_value(self, name: str, value: Any) -> Settings:
         """A copy with ``name`` set to ``value`` after validation (raises ConfigError)."""

@@ -1,0 +1,311 @@
+"""Part-writing rules at sampling time: alto, tenor and bass chosen jointly per soprano note.
+
+Used by the harmony table build (:mod:`liveduet.harmony`), so it runs on the table builder's
+thread and a note stays a lookup. For every soprano row of the table:
+
+1. the model's top ``K`` legal tokens of the alto are fed (the state forked per candidate),
+   then the top ``K`` tenor tokens after each alto, and the top ``K`` bass tokens are read
+   after each (alto, tenor): ``K**3`` whole chords per soprano token;
+2. each chord scores its model log-probability (tempered and density-biased, as the plain
+   sampler draws) minus weighted rule penalties against the previous sounding chord;
+3. chords that break a hard rule are dropped (when none is left, the soft score alone
+   decides, so a row never goes without an answer);
+4. one chord is drawn from the survivors' softmax with the step's keyed uniform number
+   (same seed, same choice), and its bass token is fed on the chosen (alto, tenor) state.
+
+Which rules are hard: voice crossing and notes out of the voices' ranges always; in
+``strict`` also parallel or contrary-motion consecutive fifths and octaves, overlaps, spacing
+over an octave between upper voices and a doubled leading tone. Everything else is a weighted
+preference (nats of log-probability), see :data:`WEIGHTS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from liveduet.codec import HOLD, REST, GridCodec
+from liveduet.model import Snapshot, StepModel
+from liveduet.sampling import Sampler
+from liveduet.voiceleading import CHORDS, RANGES, key_scale
+
+MODES = ("off", "guided", "strict")
+K = 4  # candidates per voice: 64 chords per soprano token
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Penalties in nats; ``inf`` makes a rule hard."""
+
+    parallel: float
+    contrary: float
+    overlap: float
+    spacing: float
+    leading_double: float
+    tendency: float = 1.0
+    leap: float = 0.6
+    big_leap: float = 1.0
+    bass_leap: float = 0.6
+    repeat: float = 0.5
+    not_chord_beat: float = 2.0
+    not_chord: float = 0.3
+    clash_beat: float = 1.5
+    clash: float = 0.4
+    out_of_key: float = 1.0
+    thin: float = 0.6
+    same_way: float = 0.8
+
+
+INF = float("inf")
+WEIGHTS = {
+    "guided": Weights(parallel=4.0, contrary=3.0, overlap=1.5, spacing=1.5, leading_double=3.0),
+    "strict": Weights(parallel=INF, contrary=INF, overlap=INF, spacing=INF, leading_double=INF),
+}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What the rules read besides the candidates: previous pitches (-1 silent) and the key."""
+
+    prev: tuple[int, ...]
+    key: tuple[int, str] | None
+    on_beat: bool
+    weights: Weights
+
+
+def supported(codec: GridCodec, hv: int) -> bool:
+    """Joint choice is for four voices, the human's first (soprano, alto, tenor, bass)."""
+    return codec.n_voices == 4 and hv == 0
+
+
+def choose(model: StepModel, sampler: Sampler, cands: np.ndarray, legal: list[np.ndarray],
+           frame: Frame, *, temperature: float, density: float, u: float
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tokens fed ``[rows, 4]``, bad rows, logits after the step) for every soprano token.
+
+    ``legal`` holds the masks of alto, tenor and bass; the model must hold the step's base
+    state as a batch of one. A row is bad when some of its logits were not finite (its
+    candidates there are REST).
+    """
+    n = len(cands)
+    model.fork(n)
+    logits = model.step(cands)
+    toks, lps, bad = [], [], np.zeros(n, dtype=bool)
+    for v, mask in enumerate(legal):
+        lp, ok = sampler.log_probs(logits, mask, temperature=temperature, density=density)
+        tok, val = _top(lp, ok)
+        bad |= ~ok.reshape(n, -1).all(axis=1)
+        toks.append(tok)
+        lps.append(val)
+        if v < 2:
+            _expand(model, K)
+            logits = model.step(tok.ravel())
+    pick = _pick(cands, toks, lps, model.codec, frame, u)
+    return _finish(model, cands, toks, pick, bad)
+
+
+def _top(lp: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``K`` tokens per row and their log-probabilities (REST, 0 on non-finite rows)."""
+    order = np.argsort(-lp, axis=1, kind="stable")[:, :K]
+    val = np.take_along_axis(lp, order, axis=1)
+    tok = np.where(np.isfinite(val), order, REST)
+    tok[~ok] = REST
+    val = np.where(ok[:, None], val, -INF)
+    val[~ok, 0] = 0.0
+    return tok, val
+
+
+def _expand(model: StepModel, k: int) -> None:
+    """Repeat every row of the model's batch ``k`` times (row r -> rows r*k .. r*k+k-1)."""
+    snap = model.snapshot()
+    arrays = tuple(np.repeat(a, k, axis=s.batch_axis)
+                   for a, s in zip(snap.arrays, model.spec.states, strict=True))
+    model.restore(Snapshot(snap.batch * k, arrays))
+
+
+def _finish(model: StepModel, cands: np.ndarray, toks: list[np.ndarray], pick: np.ndarray,
+            bad: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep the chosen (alto, tenor) state of each row and feed its bass token."""
+    n = len(cands)
+    a, rest = np.divmod(pick, K * K)
+    t, b = np.divmod(rest, K)
+    rows = np.arange(n)
+    alto = toks[0][rows, a]
+    tenor = toks[1].reshape(n, K, K)[rows, a, t]
+    bass = toks[2].reshape(n, K, K, K)[rows, a, t, b]
+    state_rows = (rows * K + a) * K + t
+    snap = model.snapshot()
+    arrays = tuple(np.take(x, state_rows, axis=s.batch_axis)
+                   for x, s in zip(snap.arrays, model.spec.states, strict=True))
+    model.restore(Snapshot(n, arrays))
+    logits = model.step(bass)
+    fed = np.stack([cands, alto, tenor, bass], axis=1).astype(np.int64)
+    return fed, bad, logits
+
+
+def _pick(cands: np.ndarray, toks: list[np.ndarray], lps: list[np.ndarray], codec: GridCodec,
+          frame: Frame, u: float) -> np.ndarray:
+    """Index ``a*K*K + t*K + b`` of the chord drawn per soprano row."""
+    n = len(cands)
+    logp = (lps[0][:, :, None, None] + lps[1].reshape(n, K, K)[:, :, :, None]
+            + lps[2].reshape(n, K, K, K)).reshape(n, -1)
+    chords, attack = _pitches(cands, toks, codec, frame.prev)
+    soft, hard = penalties(chords, attack, frame)
+    score = logp - soft
+    strict = np.where(hard, -INF, score)
+    empty = ~np.isfinite(strict).any(axis=1)
+    score = np.where(empty[:, None], score, strict)
+    p = np.exp(score - score.max(axis=1, keepdims=True))
+    cum = np.cumsum(p, axis=1)
+    idx = (cum <= (u * cum[:, -1])[:, None]).sum(axis=1)
+    return np.minimum(idx, p.shape[1] - 1)
+
+
+def _pitches(cands: np.ndarray, toks: list[np.ndarray], codec: GridCodec,
+             prev: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Sounding pitches ``[rows, K**3, 4]`` (-1 silent) of every candidate chord, and which
+    voices strike a note (NOTE_ON)."""
+    n = len(cands)
+    shape = (n, K, K, K)
+    grids = [np.broadcast_to(cands[:, None, None, None], shape),
+             np.broadcast_to(toks[0][:, :, None, None], shape),
+             np.broadcast_to(toks[1].reshape(n, K, K)[:, :, :, None], shape),
+             toks[2].reshape(shape)]
+    table = _pitch_table(codec)
+    out = np.empty((*shape, 4), dtype=np.int64)
+    attack = np.empty((*shape, 4), dtype=bool)
+    for v, g in enumerate(grids):
+        p = table[g]
+        out[..., v] = np.where(g == HOLD, prev[v], p)
+        attack[..., v] = p >= 0
+    return out.reshape(n, K ** 3, 4), attack.reshape(n, K ** 3, 4)
+
+
+@lru_cache(maxsize=4)
+def _pitch_table(codec: GridCodec) -> np.ndarray:
+    """Token -> pitch, -1 for the special tokens."""
+    return np.array([-1 if (p := codec.pitch_of(t)) is None else p
+                     for t in range(codec.vocab_size)], dtype=np.int64)
+
+
+@lru_cache(maxsize=1)
+def _mask_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per 12-bit pitch-class mask: is a triad/V7, has a semitone clash, distinct classes."""
+    masks = np.arange(4096)
+    chord = np.zeros(4096, dtype=bool)
+    for pcs in CHORDS:
+        chord[sum(1 << p for p in pcs)] = True
+    rot = ((masks << 1) | (masks >> 11)) & 4095
+    count = np.array([bin(m).count("1") for m in masks])
+    return chord, (masks & rot) != 0, count
+
+
+def penalties(chords: np.ndarray, attack: np.ndarray, frame: Frame
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(soft penalty in nats, breaks a hard rule) of chords ``[..., 4]`` after ``frame.prev``;
+    ``attack`` marks the voices that strike their note (a NOTE_ON, not a HOLD)."""
+    w = frame.weights
+    prev = np.asarray(frame.prev, dtype=np.int64)
+    sound = chords >= 0
+    moved = sound & (prev >= 0) & (chords != prev)
+    repeat = (attack & (chords == prev))[..., 1:].sum(axis=-1)
+    soft = w.repeat * repeat
+    hard = _range_and_crossing(chords, sound)
+    for value, bad in _motion_rules(chords, prev, sound, moved, w):
+        soft, hard = _add(soft, hard, value, bad)
+    for value, bad in _chord_rules(chords, prev, sound, moved, frame):
+        soft, hard = _add(soft, hard, value, bad)
+    return soft, hard
+
+
+def _add(soft: np.ndarray, hard: np.ndarray, weight: float, count: np.ndarray
+         ) -> tuple[np.ndarray, np.ndarray]:
+    if weight == INF:
+        return soft, hard | (count > 0)
+    return soft + weight * count, hard
+
+
+def _range_and_crossing(chords: np.ndarray, sound: np.ndarray) -> np.ndarray:
+    hard = np.zeros(chords.shape[:-1], dtype=bool)
+    for v in (1, 2, 3):
+        low, high = RANGES[v]
+        hard |= sound[..., v] & ((chords[..., v] < low) | (chords[..., v] > high))
+    for i in range(3):
+        hard |= sound[..., i] & sound[..., i + 1] & (chords[..., i] < chords[..., i + 1])
+    return hard
+
+
+def _motion_rules(chords: np.ndarray, prev: np.ndarray, sound: np.ndarray, moved: np.ndarray,
+                  w: Weights) -> list[tuple[float, np.ndarray]]:
+    """Consecutive perfect intervals, overlaps, leaps of the inner voices, block motion."""
+    par = np.zeros(chords.shape[:-1])
+    con = np.zeros(chords.shape[:-1])
+    for i in range(4):
+        for j in range(i + 1, 4):
+            both = moved[..., i] & moved[..., j]
+            same = ((chords[..., i] - prev[i]) > 0) == ((chords[..., j] - prev[j]) > 0)
+            perfect = ((prev[i] - prev[j]) % 12 == (chords[..., i] - chords[..., j]) % 12) & (
+                np.isin((prev[i] - prev[j]) % 12, (0, 7)))
+            par += both & perfect & same
+            con += both & perfect & ~same
+    over = np.zeros(chords.shape[:-1])
+    for i in range(3):
+        j = i + 1
+        over += (moved[..., j] & (prev[i] >= 0) & (chords[..., j] > prev[i])) | (
+            moved[..., i] & (prev[j] >= 0) & (chords[..., i] < prev[j]))
+    leap = np.zeros(chords.shape[:-1])
+    big = np.zeros(chords.shape[:-1])
+    for v in (1, 2):  # the inner voices: alto and tenor
+        d = np.abs(chords[..., v] - prev[v]) * moved[..., v]
+        leap += d > 2
+        big += d > 7
+    up = (chords - prev > 0) & moved
+    down = (chords - prev < 0) & moved
+    block = up.all(axis=-1) | down.all(axis=-1)
+    bass = np.abs(chords[..., 3] - prev[3]) * moved[..., 3]
+    return [(w.parallel, par), (w.contrary, con), (w.overlap, over), (w.leap, leap),
+            (w.big_leap, big), (w.bass_leap, (bass > 2).astype(float)),
+            (w.same_way, block.astype(float))]
+
+
+def _chord_rules(chords: np.ndarray, prev: np.ndarray, sound: np.ndarray, moved: np.ndarray,
+                 frame: Frame) -> list[tuple[float, np.ndarray]]:
+    """Harmony, spacing, key, doubling and tendency tones of the new chord."""
+    w = frame.weights
+    chord_ok, clash_of, count = _mask_tables()
+    pcs = np.where(sound, chords % 12, 0)
+    mask = np.bitwise_or.reduce(np.where(sound, 1 << pcs, 0), axis=-1)  # 12-bit class set
+    full = sound.all(axis=-1)
+    changed = (moved | (sound != (prev >= 0))).any(axis=-1)
+    fresh = full & changed
+    not_chord = fresh & ~chord_ok[mask]
+    clash = fresh & clash_of[mask]
+    spacing = ((chords[..., 0] - chords[..., 1] > 12) | (chords[..., 1] - chords[..., 2] > 12))
+    rules = [
+        (w.not_chord_beat if frame.on_beat else w.not_chord, not_chord.astype(float)),
+        (w.clash_beat if frame.on_beat else w.clash, clash.astype(float)),
+        (w.spacing, (spacing & fresh).astype(float)),
+        (w.thin, (fresh & (count[mask] < 3)).astype(float)),
+    ]
+    if frame.key is not None:
+        rules += _key_rules(chords, prev, sound, moved, frame.key, w)
+    return rules
+
+
+def _key_rules(chords: np.ndarray, prev: np.ndarray, sound: np.ndarray, moved: np.ndarray,
+               key: tuple[int, str], w: Weights) -> list[tuple[float, np.ndarray]]:
+    """Notes out of the soprano's key, a doubled leading tone, an unresolved leading tone."""
+    tonic, mode = key
+    scale = np.zeros(12, dtype=bool)
+    scale[list(key_scale(tonic, mode))] = True
+    pcs = chords % 12
+    lower_moved = moved[..., 1:] | (sound[..., 1:] & (prev[1:] < 0))
+    outside = (lower_moved & ~scale[pcs[..., 1:]]).sum(axis=-1)
+    lead = (tonic + 11) % 12
+    doubled = (sound & (pcs == lead)).sum(axis=-1) >= 2
+    was_lead = (prev >= 0) & (prev % 12 == lead)
+    unresolved = (was_lead & moved & (chords - prev != 1)).sum(axis=-1)
+    return [(w.out_of_key, outside.astype(float)), (w.leading_double, doubled.astype(float)),
+            (w.tendency, unresolved.astype(float))]
