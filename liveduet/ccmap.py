@@ -22,10 +22,11 @@ DEFAULT_CCS: dict[str, int] = {
     "mode": 20, "top_p": 21, "density": 22, "bpm": 23, "key": 24, "scale": 25, "low": 26,
     "high": 27, "listen_gap": 28, "response_bars": 29, "response_min_bars": 30,
     "response_max_bars": 31, "thru": 85, "channel": 86, "velocity": 87, "seed": 88,
+    "voice_leading": 89,
     "end_call": 102, "play": 103, "stop": 104, "reset": 105, "panic": 106, "model": 107,
 }
 """Default CC per target on the default channel: only MIDI's undefined controllers besides the
-mod wheel (20-31, 85-88, 102-107), so sustain (64) and friends stay with the instrument."""
+mod wheel (20-31, 85-89, 102-107), so sustain (64) and friends stay with the instrument."""
 ON = 64
 
 

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "liveduet.cli_eval",
     "liveduet.cli_run",
     "liveduet.cli_render",
+    "liveduet.cli_harmony",
 )
 
 

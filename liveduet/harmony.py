@@ -44,6 +44,7 @@ class Context(NamedTuple):
     prev: tuple[int, ...] = ()  # pitches sounding before the step, -1 silent (rules only)
     key: tuple[int, str] | None = None  # key of the human's recent notes (rules only)
     on_beat: bool = False  # the step starts a beat (rules only)
+    beat_prev: tuple[int, ...] = ()  # pitches sounding at the previous beat (rules only)
 
 
 @dataclass(slots=True)
@@ -196,7 +197,7 @@ class Harmonizer:
         legal = [self.sampler.legal(v, ctx.low, ctx.high, ctx.pcs, ctx.sounding[v])
                  for v in (1, 2, 3)]
         frame = partwriting.Frame(ctx.prev, ctx.key, ctx.on_beat,
-                                  partwriting.WEIGHTS[ctx.voice_leading])
+                                  partwriting.WEIGHTS[ctx.voice_leading], ctx.beat_prev)
         fed, bad, logits = partwriting.choose(
             model, self.sampler, self.cands, legal, frame, temperature=ctx.temperature,
             density=ctx.density, u=keyed_uniform(ctx.seed, ctx.step, 1))

@@ -8,15 +8,21 @@ thread and a note stays a lookup. For every soprano row of the table:
    after each (alto, tenor): ``K**3`` whole chords per soprano token;
 2. each chord scores its model log-probability (tempered and density-biased, as the plain
    sampler draws) minus weighted rule penalties against the previous sounding chord;
-3. chords that break a hard rule are dropped (when none is left, the soft score alone
-   decides, so a row never goes without an answer);
+3. chords that break a hard rule are dropped (when none is left, each broken hard rule
+   costs ``HARD_COST`` nats instead, so a row never goes without an answer);
 4. one chord is drawn from the survivors' softmax with the step's keyed uniform number
    (same seed, same choice), and its bass token is fed on the chosen (alto, tenor) state.
 
 Which rules are hard: voice crossing and notes out of the voices' ranges always; in
-``strict`` also parallel or contrary-motion consecutive fifths and octaves, overlaps, spacing
-over an octave between upper voices and a doubled leading tone. Everything else is a weighted
-preference (nats of log-probability), see :data:`WEIGHTS`.
+``strict`` also parallel or contrary-motion consecutive fifths and octaves (between
+consecutive chords, and between the chords of consecutive beats, which catches fifths hidden
+by passing notes), overlaps, spacing over an octave between upper voices and a doubled leading
+tone. Everything else is a weighted preference (nats of log-probability), see
+:data:`WEIGHTS`: a triad or V7 on the beat, no semitone clash, notes in the soprano's key,
+stepwise inner voices (leaps and re-struck notes cost), a leading tone resolving up, not all
+four voices moving the same way. Per voice, the ``K`` candidates are the model's best tokens
+less the penalties that voice earns alone (:func:`voice_prior`), so stepwise and in-key notes
+enter the joint choice even when the model ranks them fifth.
 """
 
 from __future__ import annotations
@@ -45,23 +51,26 @@ class Weights:
     spacing: float
     leading_double: float
     tendency: float = 1.0
-    leap: float = 0.6
-    big_leap: float = 1.0
+    leap: float = 2.0  # alto or tenor moves more than a tone
+    big_leap: float = 1.5  # ... more than a fifth (on top)
     bass_leap: float = 0.6
-    repeat: float = 0.5
-    not_chord_beat: float = 2.0
-    not_chord: float = 0.3
-    clash_beat: float = 1.5
-    clash: float = 0.4
-    out_of_key: float = 1.0
-    thin: float = 0.6
-    same_way: float = 0.8
+    repeat: float = 1.5  # a lower voice strikes its previous pitch again (a hold is free)
+    not_chord_beat: float = 1.0  # on a beat: not a major/minor triad or V7
+    not_chord: float = 0.0  # between beats passing notes are welcome
+    clash_beat: float = 1.5  # semitone clash on a beat
+    clash: float = 0.2
+    out_of_key: float = 1.5
+    thin: float = 0.6  # fewer than three pitch classes
+    same_way: float = 0.8  # all four voices move the same way
+    beat_parallel: float = 3.0
 
 
 INF = float("inf")
+HARD_COST = 10.0  # nats per broken hard rule, when every candidate chord breaks one
 WEIGHTS = {
     "guided": Weights(parallel=4.0, contrary=3.0, overlap=1.5, spacing=1.5, leading_double=3.0),
-    "strict": Weights(parallel=INF, contrary=INF, overlap=INF, spacing=INF, leading_double=INF),
+    "strict": Weights(parallel=INF, contrary=INF, overlap=INF, spacing=INF, leading_double=INF,
+                      beat_parallel=INF),
 }
 
 
@@ -73,6 +82,7 @@ class Frame:
     key: tuple[int, str] | None
     on_beat: bool
     weights: Weights
+    beat_prev: tuple[int, ...] = ()  # pitches at the previous beat: parallels across a beat
 
 
 def supported(codec: GridCodec, hv: int) -> bool:
@@ -95,7 +105,7 @@ def choose(model: StepModel, sampler: Sampler, cands: np.ndarray, legal: list[np
     toks, lps, bad = [], [], np.zeros(n, dtype=bool)
     for v, mask in enumerate(legal):
         lp, ok = sampler.log_probs(logits, mask, temperature=temperature, density=density)
-        tok, val = _top(lp, ok)
+        tok, val = _top(lp, ok, voice_prior(v + 1, frame, model.codec))
         bad |= ~ok.reshape(n, -1).all(axis=1)
         toks.append(tok)
         lps.append(val)
@@ -106,9 +116,32 @@ def choose(model: StepModel, sampler: Sampler, cands: np.ndarray, legal: list[np
     return _finish(model, cands, toks, pick, bad)
 
 
-def _top(lp: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``K`` tokens per row and their log-probabilities (REST, 0 on non-finite rows)."""
-    order = np.argsort(-lp, axis=1, kind="stable")[:, :K]
+def voice_prior(v: int, frame: Frame, codec: GridCodec) -> np.ndarray:
+    """Penalty per token of voice ``v`` alone (leaps, repeated strikes, range, key): it picks
+    which ``K`` candidates of the voice enter the joint choice, so they are ones the rules like.
+    """
+    w = frame.weights
+    pitch = _pitch_table(codec)
+    out = np.zeros(codec.vocab_size)
+    note = pitch >= 0
+    low, high = RANGES[v]
+    out[note & ((pitch < low) | (pitch > high))] = INF
+    prev = frame.prev[v]
+    if prev >= 0:
+        d = np.abs(pitch - prev)
+        leap, big = (w.leap, w.big_leap) if v in (1, 2) else (w.bass_leap, 0.0)
+        out += note * (leap * (d > 2) + big * (d > 7) + w.repeat * (d == 0))
+    if frame.key is not None:
+        scale = np.zeros(12, dtype=bool)
+        scale[list(key_scale(*frame.key))] = True
+        out += note * w.out_of_key * ~scale[pitch % 12]
+    return out
+
+
+def _top(lp: np.ndarray, ok: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``K`` tokens per row best by log-probability less ``prior``, and their
+    log-probabilities (REST, 0 on non-finite rows)."""
+    order = np.argsort(prior - lp, axis=1, kind="stable")[:, :K]
     val = np.take_along_axis(lp, order, axis=1)
     tok = np.where(np.isfinite(val), order, REST)
     tok[~ok] = REST
@@ -154,9 +187,9 @@ def _pick(cands: np.ndarray, toks: list[np.ndarray], lps: list[np.ndarray], code
     chords, attack = _pitches(cands, toks, codec, frame.prev)
     soft, hard = penalties(chords, attack, frame)
     score = logp - soft
-    strict = np.where(hard, -INF, score)
+    strict = np.where(hard > 0, -INF, score)
     empty = ~np.isfinite(strict).any(axis=1)
-    score = np.where(empty[:, None], score, strict)
+    score = np.where(empty[:, None], score - HARD_COST * hard, strict)
     p = np.exp(score - score.max(axis=1, keepdims=True))
     cum = np.cumsum(p, axis=1)
     idx = (cum <= (u * cum[:, -1])[:, None]).sum(axis=1)
@@ -204,7 +237,7 @@ def _mask_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def penalties(chords: np.ndarray, attack: np.ndarray, frame: Frame
               ) -> tuple[np.ndarray, np.ndarray]:
-    """(soft penalty in nats, breaks a hard rule) of chords ``[..., 4]`` after ``frame.prev``;
+    """(soft penalty in nats, hard rules broken) of chords ``[..., 4]`` after ``frame.prev``;
     ``attack`` marks the voices that strike their note (a NOTE_ON, not a HOLD)."""
     w = frame.weights
     prev = np.asarray(frame.prev, dtype=np.int64)
@@ -217,29 +250,34 @@ def penalties(chords: np.ndarray, attack: np.ndarray, frame: Frame
         soft, hard = _add(soft, hard, value, bad)
     for value, bad in _chord_rules(chords, prev, sound, moved, frame):
         soft, hard = _add(soft, hard, value, bad)
+    if frame.on_beat and frame.beat_prev:
+        beat = np.asarray(frame.beat_prev, dtype=np.int64)
+        par, _ = consecutives(chords, beat, sound & (beat >= 0) & (chords != beat))
+        soft, hard = _add(soft, hard, w.beat_parallel, par)
     return soft, hard
 
 
 def _add(soft: np.ndarray, hard: np.ndarray, weight: float, count: np.ndarray
          ) -> tuple[np.ndarray, np.ndarray]:
     if weight == INF:
-        return soft, hard | (count > 0)
+        return soft, hard + count
     return soft + weight * count, hard
 
 
 def _range_and_crossing(chords: np.ndarray, sound: np.ndarray) -> np.ndarray:
-    hard = np.zeros(chords.shape[:-1], dtype=bool)
+    hard = np.zeros(chords.shape[:-1])
     for v in (1, 2, 3):
         low, high = RANGES[v]
-        hard |= sound[..., v] & ((chords[..., v] < low) | (chords[..., v] > high))
+        hard += sound[..., v] & ((chords[..., v] < low) | (chords[..., v] > high))
     for i in range(3):
-        hard |= sound[..., i] & sound[..., i + 1] & (chords[..., i] < chords[..., i + 1])
+        hard += sound[..., i] & sound[..., i + 1] & (chords[..., i] < chords[..., i + 1])
     return hard
 
 
-def _motion_rules(chords: np.ndarray, prev: np.ndarray, sound: np.ndarray, moved: np.ndarray,
-                  w: Weights) -> list[tuple[float, np.ndarray]]:
-    """Consecutive perfect intervals, overlaps, leaps of the inner voices, block motion."""
+def consecutives(chords: np.ndarray, prev: np.ndarray, moved: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Voice pairs moving in parallel, and in contrary motion, between perfect fifths or
+    octaves (both voices moving), per chord."""
     par = np.zeros(chords.shape[:-1])
     con = np.zeros(chords.shape[:-1])
     for i in range(4):
@@ -250,6 +288,13 @@ def _motion_rules(chords: np.ndarray, prev: np.ndarray, sound: np.ndarray, moved
                 np.isin((prev[i] - prev[j]) % 12, (0, 7)))
             par += both & perfect & same
             con += both & perfect & ~same
+    return par, con
+
+
+def _motion_rules(chords: np.ndarray, prev: np.ndarray, sound: np.ndarray, moved: np.ndarray,
+                  w: Weights) -> list[tuple[float, np.ndarray]]:
+    """Consecutive perfect intervals, overlaps, leaps of the inner voices, block motion."""
+    par, con = consecutives(chords, prev, moved)
     over = np.zeros(chords.shape[:-1])
     for i in range(3):
         j = i + 1

@@ -44,6 +44,7 @@ class PlannedStep:
     sounding_before: tuple[bool, ...]
     bad: bool = False
     pitches_before: tuple[int, ...] = ()  # pitch per voice sounding before it, -1 silent
+    beat_before: tuple[int, ...] = ()  # pitches sounding at the last beat before it
 
 
 def check_mode(codec: GridCodec, mode: str) -> None:
@@ -91,7 +92,7 @@ class Planner:
         self.end = step
         self.turn = initial_turn(self.settings.mode)
         self.sounding = (False,) * self.codec.n_voices
-        self.pitches = (-1,) * self.codec.n_voices
+        self.pitches = self.beat_pitches = (-1,) * self.codec.n_voices
 
     def base(self) -> int:
         """The oldest step that can still be rolled back to."""
@@ -107,7 +108,7 @@ class Planner:
         self.logits = st.logits
         self.turn = st.turn_before
         self.sounding = st.sounding_before
-        self.pitches = st.pitches_before
+        self.pitches, self.beat_pitches = st.pitches_before, st.beat_before
         for n in range(step, self.end):
             del self.steps[n]
         self.end = step
@@ -116,15 +117,17 @@ class Planner:
     def silence(self) -> None:
         """After a release: the machine's voices hold nothing from the plan's end on."""
         self.sounding = (False,) * self.codec.n_voices
-        self.pitches = (-1,) * self.codec.n_voices
+        self.pitches = self.beat_pitches = (-1,) * self.codec.n_voices
 
     def extend(self, upto: int) -> None:
         """Plan every step before ``upto``."""
         while self.end < upto:
-            before = self.pitches
+            before, beat = self.pitches, self.beat_pitches
             st = self.steps[self.end] = self._run_step(self.end)
-            st.pitches_before = before
+            st.pitches_before, st.beat_before = before, beat
             self.pitches = self._pitches_after(st.fed, before)
+            if self.end % self.codec.steps_per_beat == 0:
+                self.beat_pitches = self.pitches
             self.end += 1
 
     def _pitches_after(self, fed: tuple[int, ...], before: tuple[int, ...]) -> tuple[int, ...]:
@@ -218,7 +221,7 @@ class Planner:
         key = estimate_key([p for p, _ in notes], [max(d, 1.0) for _, d in notes])
         return Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low, s.high,
                        pcs, s.voice_leading, self.pitches, key,
-                       n % self.codec.steps_per_beat == 0)
+                       n % self.codec.steps_per_beat == 0, self.beat_pitches)
 
     def prefetch(self) -> None:
         """Have the table source build the next unplanned step's table ahead (harmonize)."""

@@ -208,7 +208,8 @@ def _transport(lay: Layout) -> None:
 
 
 def _choices(lay: Layout) -> None:
-    frames: dict[str, Frame] = {"mode": (10, 80, 480, 50), "scale": (500, 80, 770, 50),
+    frames: dict[str, Frame] = {"mode": (10, 80, 480, 50), "scale": (500, 80, 500, 50),
+                                "voice_leading": (1010, 80, 260, 50),
                                 "key": (10, 140, 1260, 50)}
     for name, frame in frames.items():
         lay.radio(name, frame, FIELD_BY_NAME[name].choices)
