@@ -274,21 +274,22 @@ def _range_and_crossing(chords: np.ndarray, sound: np.ndarray) -> np.ndarray:
     return hard
 
 
+_UPPER = np.array([0, 0, 0, 1, 1, 2])  # the six voice pairs (upper, lower)
+_LOWER = np.array([1, 2, 3, 2, 3, 3])
+
+
 def consecutives(chords: np.ndarray, prev: np.ndarray, moved: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Voice pairs moving in parallel, and in contrary motion, between perfect fifths or
     octaves (both voices moving), per chord."""
-    par = np.zeros(chords.shape[:-1])
-    con = np.zeros(chords.shape[:-1])
-    for i in range(4):
-        for j in range(i + 1, 4):
-            both = moved[..., i] & moved[..., j]
-            same = ((chords[..., i] - prev[i]) > 0) == ((chords[..., j] - prev[j]) > 0)
-            perfect = ((prev[i] - prev[j]) % 12 == (chords[..., i] - chords[..., j]) % 12) & (
-                np.isin((prev[i] - prev[j]) % 12, (0, 7)))
-            par += both & perfect & same
-            con += both & perfect & ~same
-    return par, con
+    both = moved[..., _UPPER] & moved[..., _LOWER]
+    up = chords - prev > 0
+    same = up[..., _UPPER] == up[..., _LOWER]
+    before = (prev[_UPPER] - prev[_LOWER]) % 12
+    perfect = ((chords[..., _UPPER] - chords[..., _LOWER]) % 12 == before) & np.isin(before,
+                                                                                    (0, 7))
+    hit = both & perfect
+    return (hit & same).sum(axis=-1), (hit & ~same).sum(axis=-1)
 
 
 def _motion_rules(chords: np.ndarray, prev: np.ndarray, sound: np.ndarray, moved: np.ndarray,

@@ -61,7 +61,8 @@ FIELDS: tuple[Field, ...] = (
     Field("velocity", "int", 0, 0, 127, help="machine velocity; 0 follows the human"),
     Field("seed", "int", 0, 0, 2**31 - 1, help="random seed of the sampler"),
     Field("voice_leading", "choice", "strict", choices=VOICE_LEADING,
-          help="harmonize: part-writing rules off | guided (weighted) | strict (hard)"),
+          help="harmonize: part-writing rules for alto, tenor and bass (strict: hard "
+          "rules, guided: weighted preferences)"),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 # Defaults that depend on the starting mode: the chorale harmoniser's voices agree with the
