@@ -3,9 +3,9 @@
 Used by the harmony table build (:mod:`liveduet.harmony`), so it runs on the table builder's
 thread and a note stays a lookup. For every soprano row of the table:
 
-1. the model's top ``K`` legal tokens of the alto are fed (the state forked per candidate),
-   then the top ``K`` tenor tokens after each alto, and the top ``K`` bass tokens are read
-   after each (alto, tenor): ``K**3`` whole chords per soprano token;
+1. the model's top ``KA`` legal tokens of the alto are fed (the state forked per candidate),
+   then the top ``KT`` tenor tokens after each alto, and the top ``KB`` bass tokens are read
+   after each (alto, tenor): ``KA*KT*KB`` whole chords per soprano token;
 2. each chord scores its model log-probability (tempered and density-biased, as the plain
    sampler draws) minus weighted rule penalties against the previous sounding chord;
 3. chords that break a hard rule are dropped (when none is left, each broken hard rule
@@ -19,8 +19,9 @@ consecutive chords, and between the chords of consecutive beats, which catches f
 by passing notes), overlaps, spacing over an octave between upper voices and a doubled leading
 tone. Everything else is a weighted preference (nats of log-probability), see
 :data:`WEIGHTS`: a triad or V7 on the beat, no semitone clash, notes in the soprano's key,
-stepwise inner voices (leaps and re-struck notes cost), a leading tone resolving up, not all
-four voices moving the same way. Per voice, the ``K`` candidates are the model's best tokens
+stepwise inner voices (leaps and re-struck notes cost), a leading tone resolving up and the
+seventh of a dominant seventh falling by step, not all
+four voices moving the same way. Per voice, the candidates are the model's best tokens
 less the penalties that voice earns alone (:func:`voice_prior`), so stepwise and in-key notes
 enter the joint choice even when the model ranks them fifth.
 """
@@ -38,7 +39,8 @@ from liveduet.sampling import Sampler
 from liveduet.voiceleading import CHORDS, RANGES, key_scale
 
 MODES = ("off", "guided", "strict")
-K = 4  # candidates per voice: 64 chords per soprano token
+KA, KT, KB = 4, 3, 4  # candidates per voice: 48 chords per soprano token
+KS = (KA, KT, KB)
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,12 @@ def choose(model: StepModel, sampler: Sampler, cands: np.ndarray, legal: list[np
     toks, lps, bad = [], [], np.zeros(n, dtype=bool)
     for v, mask in enumerate(legal):
         lp, ok = sampler.log_probs(logits, mask, temperature=temperature, density=density)
-        tok, val = _top(lp, ok, voice_prior(v + 1, frame, model.codec))
+        tok, val = _top(lp, ok, voice_prior(v + 1, frame, model.codec), KS[v])
         bad |= ~ok.reshape(n, -1).all(axis=1)
         toks.append(tok)
         lps.append(val)
         if v < 2:
-            _expand(model, K)
+            _expand(model, KS[v])
             logits = model.step(tok.ravel())
     pick = _pick(cands, toks, lps, model.codec, frame, u)
     return _finish(model, cands, toks, pick, bad)
@@ -118,7 +120,7 @@ def choose(model: StepModel, sampler: Sampler, cands: np.ndarray, legal: list[np
 
 def voice_prior(v: int, frame: Frame, codec: GridCodec) -> np.ndarray:
     """Penalty per token of voice ``v`` alone (leaps, repeated strikes, range, key): it picks
-    which ``K`` candidates of the voice enter the joint choice, so they are ones the rules like.
+    which candidates of the voice enter the joint choice, so they are ones the rules like.
     """
     w = frame.weights
     pitch = _pitch_table(codec)
@@ -138,10 +140,11 @@ def voice_prior(v: int, frame: Frame, codec: GridCodec) -> np.ndarray:
     return out
 
 
-def _top(lp: np.ndarray, ok: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The ``K`` tokens per row best by log-probability less ``prior``, and their
+def _top(lp: np.ndarray, ok: np.ndarray, prior: np.ndarray, k: int
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` tokens per row best by log-probability less ``prior``, and their
     log-probabilities (REST, 0 on non-finite rows)."""
-    order = np.argsort(prior - lp, axis=1, kind="stable")[:, :K]
+    order = np.argsort(prior - lp, axis=1, kind="stable")[:, :k]
     val = np.take_along_axis(lp, order, axis=1)
     tok = np.where(np.isfinite(val), order, REST)
     tok[~ok] = REST
@@ -162,13 +165,13 @@ def _finish(model: StepModel, cands: np.ndarray, toks: list[np.ndarray], pick: n
             bad: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keep the chosen (alto, tenor) state of each row and feed its bass token."""
     n = len(cands)
-    a, rest = np.divmod(pick, K * K)
-    t, b = np.divmod(rest, K)
+    a, rest = np.divmod(pick, KT * KB)
+    t, b = np.divmod(rest, KB)
     rows = np.arange(n)
     alto = toks[0][rows, a]
-    tenor = toks[1].reshape(n, K, K)[rows, a, t]
-    bass = toks[2].reshape(n, K, K, K)[rows, a, t, b]
-    state_rows = (rows * K + a) * K + t
+    tenor = toks[1].reshape(n, KA, KT)[rows, a, t]
+    bass = toks[2].reshape(n, KA, KT, KB)[rows, a, t, b]
+    state_rows = (rows * KA + a) * KT + t
     snap = model.snapshot()
     arrays = tuple(np.take(x, state_rows, axis=s.batch_axis)
                    for x, s in zip(snap.arrays, model.spec.states, strict=True))
@@ -180,10 +183,10 @@ def _finish(model: StepModel, cands: np.ndarray, toks: list[np.ndarray], pick: n
 
 def _pick(cands: np.ndarray, toks: list[np.ndarray], lps: list[np.ndarray], codec: GridCodec,
           frame: Frame, u: float) -> np.ndarray:
-    """Index ``a*K*K + t*K + b`` of the chord drawn per soprano row."""
+    """Index ``(a*KT + t)*KB + b`` of the chord drawn per soprano row."""
     n = len(cands)
-    logp = (lps[0][:, :, None, None] + lps[1].reshape(n, K, K)[:, :, :, None]
-            + lps[2].reshape(n, K, K, K)).reshape(n, -1)
+    logp = (lps[0][:, :, None, None] + lps[1].reshape(n, KA, KT)[:, :, :, None]
+            + lps[2].reshape(n, *KS)).reshape(n, -1)
     chords, attack = _pitches(cands, toks, codec, frame.prev)
     soft, hard = penalties(chords, attack, frame)
     score = logp - soft
@@ -198,13 +201,13 @@ def _pick(cands: np.ndarray, toks: list[np.ndarray], lps: list[np.ndarray], code
 
 def _pitches(cands: np.ndarray, toks: list[np.ndarray], codec: GridCodec,
              prev: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Sounding pitches ``[rows, K**3, 4]`` (-1 silent) of every candidate chord, and which
+    """Sounding pitches ``[rows, KA*KT*KB, 4]`` (-1 silent) of every candidate chord, and which
     voices strike a note (NOTE_ON)."""
     n = len(cands)
-    shape = (n, K, K, K)
+    shape = (n, *KS)
     grids = [np.broadcast_to(cands[:, None, None, None], shape),
              np.broadcast_to(toks[0][:, :, None, None], shape),
-             np.broadcast_to(toks[1].reshape(n, K, K)[:, :, :, None], shape),
+             np.broadcast_to(toks[1].reshape(n, KA, KT)[:, :, :, None], shape),
              toks[2].reshape(shape)]
     table = _pitch_table(codec)
     out = np.empty((*shape, 4), dtype=np.int64)
@@ -213,7 +216,7 @@ def _pitches(cands: np.ndarray, toks: list[np.ndarray], codec: GridCodec,
         p = table[g]
         out[..., v] = np.where(g == HOLD, prev[v], p)
         attack[..., v] = p >= 0
-    return out.reshape(n, K ** 3, 4), attack.reshape(n, K ** 3, 4)
+    return out.reshape(n, -1, 4), attack.reshape(n, -1, 4)
 
 
 @lru_cache(maxsize=4)
@@ -337,7 +340,22 @@ def _chord_rules(chords: np.ndarray, prev: np.ndarray, sound: np.ndarray, moved:
     ]
     if frame.key is not None:
         rules += _key_rules(chords, prev, sound, moved, frame.key, w)
+    seventh = dominant_seventh(frame.prev)
+    if seventh is not None:  # the seventh of a V7 falls by step when its voice moves
+        falls = (chords - prev < 0) & (chords - prev >= -2)
+        held = (prev >= 0) & (prev % 12 == seventh) & moved & ~falls
+        rules.append((w.tendency, held.sum(axis=-1).astype(float)))
     return rules
+
+
+def dominant_seventh(pitches: tuple[int, ...]) -> int | None:
+    """The pitch class of the seventh when ``pitches`` sound a dominant seventh, else None."""
+    pcs = frozenset(p % 12 for p in pitches if p >= 0)
+    for root in pcs:
+        shape = frozenset((p - root) % 12 for p in pcs)
+        if shape in (frozenset((0, 4, 7, 10)), frozenset((0, 4, 10))):
+            return (root + 10) % 12
+    return None
 
 
 def _key_rules(chords: np.ndarray, prev: np.ndarray, sound: np.ndarray, moved: np.ndarray,

@@ -15,7 +15,7 @@ from liveduet.engine import Engine
 from liveduet.errors import ConfigError
 from liveduet.harmony import Context, Harmonizer
 from liveduet.model import StepModel
-from liveduet.partwriting import INF, WEIGHTS, Frame, penalties, voice_prior
+from liveduet.partwriting import INF, WEIGHTS, Frame, dominant_seventh, penalties, voice_prior
 from liveduet.planner import Planner
 from liveduet.render import render
 from liveduet.sampling import Sampler
@@ -42,7 +42,7 @@ def score(mode: str, *chords: tuple[int, ...], **kw: Any) -> tuple[np.ndarray, n
 def test_parallel_fifths_are_hard_in_strict_and_weighted_in_guided() -> None:
     clean = (74, 65, 62, 55)      # D F D G: no consecutive perfect intervals
     fifths = (74, 69, 62, 50)     # alto and bass G/C -> A/D: parallel fifths (and 8ves S-B)
-    soft, hard = score("strict", clean, fifths)
+    _, hard = score("strict", clean, fifths)
     assert hard[0] == 0 and hard[1] > 0
     gsoft, ghard = score("guided", clean, fifths)
     assert ghard[1] == 0 and gsoft[1] - gsoft[0] >= WEIGHTS["guided"].parallel
@@ -74,6 +74,15 @@ def test_doubled_leading_tone_and_its_resolution() -> None:
     resolved = (76, 67, 60, 48)    # B3 -> C4
     astray = (76, 67, 57, 48)      # B3 -> A3, otherwise as clean
     s, _ = score("guided", resolved, astray, prev=after_lead, on_beat=False)
+    assert s[1] - s[0] == pytest.approx(WEIGHTS["guided"].tendency)
+
+
+def test_the_seventh_of_a_dominant_seventh_falls_by_step() -> None:
+    g7 = (71, 65, 62, 55)          # B4 F4 D4 G3: the alto holds the seventh, F
+    falls = (72, 64, 60, 48)       # F -> E
+    rises = (72, 67, 60, 48)       # F -> G, the rest as before
+    s, _ = score("guided", falls, rises, prev=g7, on_beat=False)
+    assert dominant_seventh(g7) == 5 and dominant_seventh(PREV) is None
     assert s[1] - s[0] == pytest.approx(WEIGHTS["guided"].tendency)
 
 
