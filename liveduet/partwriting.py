@@ -55,7 +55,7 @@ class Weights:
     tendency: float = 1.0
     leap: float = 2.0  # alto or tenor moves more than a tone
     big_leap: float = 1.5  # ... more than a fifth (on top)
-    bass_leap: float = 0.6
+    bass_leap: float = 1.2  # the bass moves more than a tone
     repeat: float = 1.5  # a lower voice strikes its previous pitch again (a hold is free)
     not_chord_beat: float = 1.0  # on a beat: not a major/minor triad or V7
     not_chord: float = 0.0  # between beats passing notes are welcome
