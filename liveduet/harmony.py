@@ -3,8 +3,10 @@
 In ``harmonize`` mode a step feeds the human's token (REST, HOLD or a NOTE_ON in the given
 voice's range) and then samples the machine's voices. A :class:`Table` runs that step once for
 *every* candidate token of the human's voice, as one batch (``StepModel.fork``), sampling the
-machine's voices per row with the same keyed uniform numbers. When the human's token is known,
-the step is a table lookup: the row's tokens, its final state and logits.
+machine's voices per row with the same keyed uniform numbers (or, with ``voice_leading`` on,
+choosing alto, tenor and bass jointly under part-writing rules: :mod:`liveduet.partwriting`).
+When the human's token is known, the step is a table lookup: the row's tokens, its final state
+and logits.
 
 Every harmonize step goes through a table, planned ahead or not, so the music does not depend
 on when (or where) the table was built: a dynamically quantised model's rows depend on the whole

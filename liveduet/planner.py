@@ -3,7 +3,9 @@
 Each planned step records the tokens fed (one per codec voice, in the codec's order), the
 tokens the machine plays (``None`` where a voice is not the machine's), the turn state after it,
 and the model/turn state *before* it, so :meth:`Planner.rollback` can return to any planned
-step exactly and re-run it with what the human really did.
+step exactly and re-run it with what the human really did. It also follows the pitch each
+voice sounds (the human's and the machine's, as fed), which the part-writing rules of a
+harmony table read as the previous chord.
 """
 
 from __future__ import annotations
