@@ -38,7 +38,6 @@ from liveduet.model import Snapshot, StepModel
 from liveduet.sampling import Sampler
 from liveduet.voiceleading import CHORDS, RANGES, key_scale
 
-MODES = ("off", "guided", "strict")
 KA, KT, KB = 4, 3, 4  # candidates per voice: 48 chords per soprano token
 KS = (KA, KT, KB)
 
@@ -249,7 +248,7 @@ def penalties(chords: np.ndarray, attack: np.ndarray, frame: Frame
     repeat = (attack & (chords == prev))[..., 1:].sum(axis=-1)
     soft = w.repeat * repeat
     hard = _range_and_crossing(chords, sound)
-    for value, bad in _motion_rules(chords, prev, sound, moved, w):
+    for value, bad in _motion_rules(chords, prev, moved, w):
         soft, hard = _add(soft, hard, value, bad)
     for value, bad in _chord_rules(chords, prev, sound, moved, frame):
         soft, hard = _add(soft, hard, value, bad)
@@ -295,8 +294,8 @@ def consecutives(chords: np.ndarray, prev: np.ndarray, moved: np.ndarray
     return (hit & same).sum(axis=-1), (hit & ~same).sum(axis=-1)
 
 
-def _motion_rules(chords: np.ndarray, prev: np.ndarray, sound: np.ndarray, moved: np.ndarray,
-                  w: Weights) -> list[tuple[float, np.ndarray]]:
+def _motion_rules(chords: np.ndarray, prev: np.ndarray, moved: np.ndarray, w: Weights
+                  ) -> list[tuple[float, np.ndarray]]:
     """Consecutive perfect intervals, overlaps, leaps of the inner voices, block motion."""
     par, con = consecutives(chords, prev, moved)
     over = np.zeros(chords.shape[:-1])
