@@ -27,7 +27,7 @@ NEW_VALUES: dict[str, Any] = {
     "mode": "harmonize", "temperature": 1.25, "top_p": 0.5, "bpm": 96.0, "key": "D",
     "scale": "dorian", "low": 40, "high": 90, "density": 0.75, "listen_gap": 8,
     "response_bars": 2.0, "response_min_bars": 2.0, "response_max_bars": 8.0, "thru": False,
-    "channel": 3, "velocity": 100, "seed": 1234,
+    "channel": 3, "velocity": 100, "seed": 1234, "voice_leading": "guided",
 }
 
 

@@ -32,7 +32,7 @@ NEW_VALUES: dict[str, Any] = {
     "mode": "continue", "temperature": 0.5, "top_p": 0.5, "bpm": 100.0, "tempo": 110.0,
     "key": "D", "scale": "minor", "low": 40, "high": 90, "density": 0.25, "listen_gap": 6,
     "response_bars": 2.0, "response_min_bars": 2.0, "response_max_bars": 8.0, "thru": False,
-    "channel": 3, "velocity": 64, "seed": 7,
+    "channel": 3, "velocity": 64, "seed": 7, "voice_leading": "off",
 }
 
 
