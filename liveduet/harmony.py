@@ -18,6 +18,7 @@ its own copy of the model; the table it hands back is the one this module would 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -117,6 +118,9 @@ class TableSource(Protocol):
     def close(self) -> None:
         """Stop building."""
 
+    def busy(self) -> None:
+        """The caller is answering the music now: let it have the interpreter for a moment."""
+
 
 def candidates(codec: GridCodec, hv: int) -> list[int]:
     """Every token the human's voice ``hv`` can be fed: REST, HOLD, each NOTE_ON in range."""
@@ -128,11 +132,13 @@ class Harmonizer:
     """Builds and keeps harmony tables per step."""
 
     def __init__(self, model: StepModel, sampler: Sampler, hv: int,
-                 source: TableSource | None = None) -> None:
+                 source: TableSource | None = None,
+                 pause: Callable[[], None] = partwriting.no_pause) -> None:
         self.model = model
         self.sampler = sampler
         self.hv = hv
         self.source = source  # builds the next table ahead, off the caller's thread
+        self.pause = pause  # called between the phases of a build (a builder thread yields)
         self.cands = np.array(candidates(model.codec, hv), dtype=np.int64)
         self.rows = {int(t): i for i, t in enumerate(self.cands)}
         self.tables: dict[int, Table] = {}
@@ -146,6 +152,8 @@ class Harmonizer:
         Builds it when no equal table is kept; the model state is left batched after a build
         (the caller restores a row).
         """
+        if self.source is not None:
+            self.source.busy()
         old = self.tables.get(ctx.step)
         if old is not None and old.matches(ctx, snap, logits0):
             self.hits += 1
@@ -188,6 +196,7 @@ class Harmonizer:
                     density=ctx.density, u=keyed_uniform(ctx.seed, ctx.step, v))
                 bad |= toks < 0
             fed[:, v] = np.where(toks < 0, REST, toks)
+            self.pause()
             logits = model.step(fed[:, v]).copy()
         axes = tuple(s.batch_axis for s in model.spec.states)
         state = model.snapshot().arrays  # read-only copies
@@ -202,7 +211,7 @@ class Harmonizer:
                                   partwriting.WEIGHTS[ctx.voice_leading], ctx.beat_prev)
         fed, bad, logits = partwriting.choose(
             model, self.sampler, self.cands, legal, frame, temperature=ctx.temperature,
-            density=ctx.density, u=keyed_uniform(ctx.seed, ctx.step, 1))
+            density=ctx.density, u=keyed_uniform(ctx.seed, ctx.step, 1), pause=self.pause)
         axes = tuple(s.batch_axis for s in model.spec.states)
         state = model.snapshot().arrays
         return Table(ctx, snap.arrays, logits0.copy(), self.rows, fed, bad, state, axes,

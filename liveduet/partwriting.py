@@ -28,6 +28,7 @@ enter the joint choice even when the model ranks them fifth.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -91,14 +92,19 @@ def supported(codec: GridCodec, hv: int) -> bool:
     return codec.n_voices == 4 and hv == 0
 
 
+def no_pause() -> None:
+    """The default pause between the phases of a build: none."""
+
+
 def choose(model: StepModel, sampler: Sampler, cands: np.ndarray, legal: list[np.ndarray],
-           frame: Frame, *, temperature: float, density: float, u: float
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           frame: Frame, *, temperature: float, density: float, u: float,
+           pause: Callable[[], None] = no_pause) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(tokens fed ``[rows, 4]``, bad rows, logits after the step) for every soprano token.
 
     ``legal`` holds the masks of alto, tenor and bass; the model must hold the step's base
     state as a batch of one. A row is bad when some of its logits were not finite (its
-    candidates there are REST).
+    candidates there are REST). ``pause`` is called between phases (a builder thread yields
+    there to a conductor that is answering a note).
     """
     n = len(cands)
     model.fork(n)
@@ -110,10 +116,12 @@ def choose(model: StepModel, sampler: Sampler, cands: np.ndarray, legal: list[np
         bad |= ~ok.reshape(n, -1).all(axis=1)
         toks.append(tok)
         lps.append(val)
+        pause()
         if v < 2:
             _expand(model, KS[v])
             logits = model.step(tok.ravel())
     pick = _pick(cands, toks, lps, model.codec, frame, u)
+    pause()
     return _finish(model, cands, toks, pick, bad)
 
 

@@ -11,6 +11,7 @@ harmony table read as the previous chord.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from liveduet.turns import (
 )
 
 BEATS_PER_BAR = 4
+KEY_NOTES = 16  # the human's notes the part-writing rules estimate the key from
 
 
 @dataclass(slots=True)
@@ -57,6 +59,16 @@ def check_mode(codec: GridCodec, mode: str) -> None:
             "voices for the machine); this model has one voice. Load one such as chorale_satb "
             "(--model chorale_satb, or the 'model' action), or pick mode call or continue"
         )
+
+
+@lru_cache(maxsize=64)
+def _human_key(notes: tuple[tuple[int, float], ...]) -> tuple[int, str] | None:
+    """The key of the human's recent (pitch, duration) notes, for the part-writing rules.
+
+    Cached: a note's answer re-plans steps whose notes were already seen, and the estimate
+    (numpy on a dozen numbers) would cost the conductor tens of microseconds each time.
+    """
+    return estimate_key([p for p, _ in notes], [max(d, 1.0) for _, d in notes])
 
 
 class Planner:
@@ -219,8 +231,9 @@ class Planner:
         if s.voice_leading == "off":  # the rules' inputs stay out of the key: tables reused
             return Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low,
                            s.high, pcs)
-        notes = self.human.key_notes(n)
-        key = estimate_key([p for p, _ in notes], [max(d, 1.0) for _, d in notes])
+        # The last KEY_NOTES notes started before n: a note played at n must not change the
+        # key of step n (the record drops its oldest note then), or step n's table is stale.
+        key = _human_key(tuple(self.human.key_notes(n)[-KEY_NOTES:]))
         return Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low, s.high,
                        pcs, s.voice_leading, self.pitches, key,
                        n % self.codec.steps_per_beat == 0, self.beat_pitches)

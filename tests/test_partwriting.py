@@ -138,6 +138,24 @@ def test_joint_table_is_the_same_bytes_for_the_same_inputs(lstm: StepModel) -> N
     assert not np.array_equal(off.fed, one.fed)  # the rules change what is chosen
 
 
+def test_a_build_pauses_between_phases_and_pausing_changes_nothing(lstm: StepModel) -> None:
+    """The builder thread yields to the conductor at phase boundaries; the table is the same."""
+    lstm.reset()
+    lstm.step(BOS)
+    snap, logits0 = lstm.snapshot(), lstm.step(REST)[0].copy()
+    ctx = Context(2, (True,) * 4, 4, 0.8, 0.95, 0.5, 36, 96, None, "guided", PREV, None, True,
+                  PREV)
+    calls: list[int] = []
+    paused = Harmonizer(lstm, Sampler(lstm.codec), 0, pause=lambda: calls.append(1))
+    plain = Harmonizer(lstm, Sampler(lstm.codec), 0)
+    for rules in ("guided", "off"):
+        calls.clear()
+        a = paused.build(ctx._replace(voice_leading=rules), snap, logits0)
+        b = plain.build(ctx._replace(voice_leading=rules), snap, logits0)
+        assert len(calls) >= 3
+        assert np.array_equal(a.fed, b.fed) and np.array_equal(a.logits, b.logits)
+
+
 def _other_values(f: Field) -> list[Any]:
     if f.kind == "choice":
         return [c for c in f.choices if c != f.default]
