@@ -156,6 +156,22 @@ def test_a_build_pauses_between_phases_and_pausing_changes_nothing(lstm: StepMod
         assert np.array_equal(a.fed, b.fed) and np.array_equal(a.logits, b.logits)
 
 
+def test_a_note_for_a_planned_step_needs_no_new_table_after_many_notes(lstm: StepModel) -> None:
+    """The rules' key of step n ignores a note played at n, even when that note pushes the
+    oldest out of the human's record: the note is a lookup in the table kept for n."""
+    eng = Engine(lstm, Settings(mode="harmonize", thru=False, voice_leading="strict"),
+                 lookahead=2)
+    for i in range(40):
+        start = 4.0 * i
+        eng.advance(start - 0.5)             # steps up to start + 1 are planned
+        before = eng.counters["model_steps"]
+        eng.feed(start - 0.2, (0x90, 60 + (i * 5) % 17, 90))  # early for the planned step
+        assert eng.counters["model_steps"] == before, f"note {i} rebuilt its table"
+        eng.advance(start + 2.0)
+        eng.feed(start + 2.5, (0x80, 60 + (i * 5) % 17, 0))
+    assert eng.counters["harmony_hits"] >= 40
+
+
 def _other_values(f: Field) -> list[Any]:
     if f.kind == "choice":
         return [c for c in f.choices if c != f.default]
