@@ -3,8 +3,8 @@
 Used by the harmony table build (:mod:`liveduet.harmony`), so it runs on the table builder's
 thread and a note stays a lookup. For every soprano row of the table:
 
-1. the model's top ``KA`` legal tokens of the alto are fed (the state forked per candidate),
-   then the top ``KT`` tenor tokens after each alto, and the top ``KB`` bass tokens are read
+1. the ``KA`` best legal tokens of the alto are fed (the state forked per candidate),
+   then the ``KT`` best tenor tokens after each alto, and the ``KB`` best bass tokens are read
    after each (alto, tenor): ``KA*KT*KB`` whole chords per soprano token;
 2. each chord scores its model log-probability (tempered and density-biased, as the plain
    sampler draws) minus weighted rule penalties against the previous sounding chord;
@@ -20,10 +20,10 @@ by passing notes), overlaps, spacing over an octave between upper voices and a d
 tone. Everything else is a weighted preference (nats of log-probability), see
 :data:`WEIGHTS`: a triad or V7 on the beat, no semitone clash, notes in the soprano's key,
 stepwise inner voices (leaps and re-struck notes cost), a leading tone resolving up and the
-seventh of a dominant seventh falling by step, not all
-four voices moving the same way. Per voice, the candidates are the model's best tokens
-less the penalties that voice earns alone (:func:`voice_prior`), so stepwise and in-key notes
-enter the joint choice even when the model ranks them fifth.
+seventh of a dominant seventh falling by step, not all four voices moving the same way. Per
+voice, the candidates are the tokens best by model log-probability less the penalties that
+voice earns alone (:func:`voice_prior`), so stepwise and in-key notes enter the joint choice
+even when the model ranks them fifth.
 """
 
 from __future__ import annotations
