@@ -63,7 +63,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "hold-spin": {"yield_spin": False},
     "fixed-spin": {"adaptive_spin": False},
     "prefetch-now": {"prefetch_after": 0.0},
+    "vl-off": {},
+    "vl-guided": {},
 }
+VARIANT_ARGS: dict[str, list[str]] = {
+    "vl-off": ["--voice-leading", "off"],
+    "vl-guided": ["--voice-leading", "guided"],
+}
+"""Variants that differ in a setting: ``tuned`` with these extra ``liveduet run`` arguments
+(``tuned`` harmonises with the default ``--voice-leading strict``)."""
 
 
 def harmony_model(tmp: Path) -> tuple[Path, str]:
@@ -173,7 +181,8 @@ def open_targets(jack: JackServer, variants: list[str], model: Path, tmp: Path) 
             t.stats = tmp / f"stats-{name}.json"
             t.proc, t.stderr, (inp, out) = start_liveduet(
                 jack, VARIANTS[name], ["--mode", "harmonize", "--model", str(model),
-                                       "--no-thru", "--bpm", "120", "--stats", str(t.stats)])
+                                       "--no-thru", "--bpm", "120", "--stats", str(t.stats),
+                                       *VARIANT_ARGS.get(name, [])])
             t.clients = (inp.split(":")[0], out.split(":")[0])
             jack.connect(f"keys{i}:out", inp)
             jack.connect(out, f"rec{i}:in")

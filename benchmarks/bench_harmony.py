@@ -5,13 +5,17 @@ Two engines run side by side on one soprano line in ``harmonize`` mode with the 
 them (``advance`` at every ``next_due``):
 - ``sequential``: ``Engine(tables=False)``: the note's step runs on the critical path (one
   model step per voice, one sampling call per machine voice);
-- ``tables``: the shipped default: each planned step was run for every soprano token as one
-  batch, so the note is a table lookup.
-Per note the two are fed in a shuffled order (interleaved, so load drift hits both alike).
-Prints p50/p99 of the feed time and the ratio, and the planning cost: time of ``advance`` calls
-per grid step (p50/p99), and the CPU share planning takes at 120 and 300 bpm.
+- ``tables``: each planned step was run for every soprano token as one batch, so the note is
+  a table lookup; one engine per ``--voice-leading`` setting (``off`` samples each voice
+  alone, ``strict`` -- the default -- and ``guided`` choose alto, tenor and bass jointly under
+  part-writing rules, a bigger build).
+Per note the engines are fed in a shuffled order (interleaved, so load drift hits all alike).
+Prints p50/p99 of the feed time and the ratio, the time to build one harmony table (p50/p99),
+and the planning cost: time of ``advance`` calls per grid step (p50/p99), and the CPU share
+planning takes at 120 and 300 bpm.
 
     python benchmarks/bench_harmony.py [--notes 400] [--lookahead 1] [--model PATH] [--gap MS]
+        [--voice-leading off,strict]
 
 ``--gap MS`` sleeps that long before each timed note-on, as a live conductor sleeps between
 notes: its caches are cold then, and the same call takes ~2x longer than in a tight loop.
@@ -65,13 +69,27 @@ def soprano(n: int, seed: int = 0) -> list[tuple[float, int, float]]:
 class Driven:
     """One engine driven in virtual time; records feed and advance timings."""
 
-    def __init__(self, model: StepModel, tables: bool, lookahead: int) -> None:
-        settings = Settings(mode="harmonize", temperature=0.7, thru=False)
+    def __init__(self, model: StepModel, tables: bool, lookahead: int, rules: str = "off"
+                 ) -> None:
+        settings = Settings(mode="harmonize", temperature=0.7, thru=False, voice_leading=rules)
         self.engine = Engine(model, settings, lookahead=lookahead, tables=tables)
         self.model = model
         self.feeds: list[float] = []
         self.advances: list[float] = []
+        self.builds: list[float] = []
         self.harmony = 0
+        harmony = self.engine._plan.harmony  # time every table build of this engine
+        if harmony is not None:
+            build = harmony._build
+
+            def timed(*args: object) -> object:
+                t = time.perf_counter()
+                try:
+                    return build(*args)  # type: ignore[arg-type]
+                finally:
+                    self.builds.append(time.perf_counter() - t)
+
+            harmony._build = timed  # type: ignore[method-assign]
 
     def until(self, pos: float) -> None:
         """Advance at every due point before ``pos`` (planning happens here)."""
@@ -100,11 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lookahead", type=int, default=1)
     ap.add_argument("--model")
     ap.add_argument("--gap", type=float, default=0.0, help="ms of sleep before each note-on")
+    ap.add_argument("--voice-leading", default="off,strict",
+                    help="comma-separated settings, one table engine each")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         path, label = model_path(args.model, Path(tmp))
-        runs = {name: Driven(StepModel(path), tables, args.lookahead)
-                for name, tables in (("sequential", False), ("tables", True))}
+        runs = {"sequential": Driven(StepModel(path), False, args.lookahead)}
+        for rules in args.voice_leading.split(","):
+            runs[f"tables {rules}"] = Driven(StepModel(path), True, args.lookahead, rules)
         order = random.Random(1)
         notes = soprano(args.notes)
         for start, pitch, end in notes:
@@ -125,17 +146,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(runs: dict[str, Driven], label: str, lookahead: int, steps: float) -> None:
     """Print p50/p99 of feed and per-step planning cost, and ratios to ``sequential``."""
-    print(f"model: {label}; harmonize, lookahead {lookahead}, {len(runs['tables'].feeds)} notes")
+    print(f"model: {label}; harmonize, lookahead {lookahead}, "
+          f"{len(runs['sequential'].feeds)} notes")
     base = np.percentile(runs["sequential"].feeds, [50, 99])
     for name, run in runs.items():
         p50, p99 = np.percentile(run.feeds, [50, 99])
         plan = np.sum(run.advances) / steps
         c = run.engine.counters
-        print(f"  {name:10s} feed(note-on)->harmony p50 {p50 * 1e3:6.3f} ms p99 {p99 * 1e3:6.3f} ms"
+        print(f"  {name:14s} feed(note-on)->harmony p50 {p50 * 1e3:6.3f} ms p99 {p99 * 1e3:6.3f} ms"
               f"  (x{p50 / base[0]:.2f} / x{p99 / base[1]:.2f} of sequential);"
               f" harmony note-ons {run.harmony}")
         a50, a99 = np.percentile(run.advances, [50, 99])
-        print(f"  {name:10s} advance p50 {a50 * 1e3:6.3f} ms p99 {a99 * 1e3:6.3f} ms;"
+        if run.builds:
+            b50, b99 = np.percentile(run.builds, [50, 99])
+            print(f"  {name:14s} table build p50 {b50 * 1e3:6.3f} ms p99 {b99 * 1e3:6.3f} ms"
+                  f" ({len(run.builds)} tables)")
+        print(f"  {name:14s} advance p50 {a50 * 1e3:6.3f} ms p99 {a99 * 1e3:6.3f} ms;"
               f" planning per grid step {plan * 1e3:.3f} ms = {plan * 8 * 100:.2f}% of a core"
               f" at 120 bpm, {plan * 20 * 100:.2f}% at 300 bpm; tables built"
               f" {c['harmony_tables']}, reused {c['harmony_hits']}")

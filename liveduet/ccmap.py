@@ -24,10 +24,10 @@ DEFAULT_CCS: dict[str, int] = {
     "response_max_bars": 31, "thru": 85, "channel": 86, "velocity": 87, "seed": 88,
     "candidates": 89, "develop": 90,
     "end_call": 102, "play": 103, "stop": 104, "reset": 105, "panic": 106, "model": 107,
-    "meter": 108, "answer_at": 109, "max_copy": 110,
+    "meter": 108, "answer_at": 109, "max_copy": 110, "voice_leading": 111,
 }
 """Default CC per target on the default channel: only MIDI's undefined controllers besides the
-mod wheel (20-31, 85-90, 102-110), so sustain (64) and friends stay with the instrument."""
+mod wheel (20-31, 85-90, 102-111), so sustain (64) and friends stay with the instrument."""
 ON = 64
 
 

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "liveduet.cli_render",
     "liveduet.cli_demo",
     "liveduet.cli_copy",
+    "liveduet.cli_harmony",
 )
 _CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 _UNKNOWN = re.compile(r"unrecognized arguments: (\S+)")

@@ -3,8 +3,10 @@
 In ``harmonize`` mode a step feeds the human's token (REST, HOLD or a NOTE_ON in the given
 voice's range) and then samples the machine's voices. A :class:`Table` runs that step once for
 *every* candidate token of the human's voice, as one batch (``StepModel.fork``), sampling the
-machine's voices per row with the same keyed uniform numbers. When the human's token is known,
-the step is a table lookup: the row's tokens, its final state and logits.
+machine's voices per row with the same keyed uniform numbers (or, with ``voice_leading`` on,
+choosing alto, tenor and bass jointly under part-writing rules: :mod:`liveduet.partwriting`).
+When the human's token is known, the step is a table lookup: the row's tokens, its final state
+and logits.
 
 Every harmonize step goes through a table, planned ahead or not, so the music does not depend
 on when (or where) the table was built: a dynamically quantised model's rows depend on the whole
@@ -16,11 +18,13 @@ its own copy of the model; the table it hands back is the one this module would 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from liveduet import partwriting
 from liveduet.codec import HOLD, N_SPECIAL, REST, GridCodec
 from liveduet.model import Snapshot, StepModel
 from liveduet.sampling import Sampler, keyed_uniform
@@ -39,6 +43,11 @@ class Context(NamedTuple):
     low: int
     high: int
     pcs: frozenset[int] | None
+    voice_leading: str = "off"  # off | guided | strict (liveduet.partwriting)
+    prev: tuple[int, ...] = ()  # pitches sounding before the step, -1 silent (rules only)
+    key: tuple[int, str] | None = None  # key of the human's recent notes (rules only)
+    on_beat: bool = False  # the step starts a beat (rules only)
+    beat_prev: tuple[int, ...] = ()  # pitches sounding at the previous beat (rules only)
     positions: tuple[int, ...] = ()  # position id fed with each voice's token (metre-v1)
 
 
@@ -110,6 +119,9 @@ class TableSource(Protocol):
     def close(self) -> None:
         """Stop building."""
 
+    def busy(self) -> None:
+        """The caller is answering the music now: let it have the interpreter for a moment."""
+
 
 def candidates(codec: GridCodec, hv: int) -> list[int]:
     """Every token the human's voice ``hv`` can be fed: REST, HOLD, each NOTE_ON in range."""
@@ -121,11 +133,13 @@ class Harmonizer:
     """Builds and keeps harmony tables per step."""
 
     def __init__(self, model: StepModel, sampler: Sampler, hv: int,
-                 source: TableSource | None = None) -> None:
+                 source: TableSource | None = None,
+                 pause: Callable[[], None] = partwriting.no_pause) -> None:
         self.model = model
         self.sampler = sampler
         self.hv = hv
         self.source = source  # builds the next table ahead, off the caller's thread
+        self.pause = pause  # called between the phases of a build (a builder thread yields)
         self.cands = np.array(candidates(model.codec, hv), dtype=np.int64)
         self.rows = {int(t): i for i, t in enumerate(self.cands)}
         self.tables: dict[int, Table] = {}
@@ -139,6 +153,8 @@ class Harmonizer:
         Builds it when no equal table is kept; the model state is left batched after a build
         (the caller restores a row).
         """
+        if self.source is not None:
+            self.source.busy()
         old = self.tables.get(ctx.step)
         if old is not None and old.matches(ctx, snap, logits0):
             self.hits += 1
@@ -164,6 +180,8 @@ class Harmonizer:
         return self._build(ctx, snap, logits0)
 
     def _build(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> Table:
+        if ctx.voice_leading != "off" and partwriting.supported(self.model.codec, self.hv):
+            return self._build_joint(ctx, snap, logits0)
         model, codec, n = self.model, self.model.codec, len(self.cands)
         model.fork(n)
         logits = np.broadcast_to(logits0, (n, logits0.size))
@@ -181,10 +199,27 @@ class Harmonizer:
             fed[:, v] = np.where(toks < 0, REST, toks)
             if ctx.positions:
                 model.set_position(ctx.positions[v])
+            self.pause()
             logits = model.step(fed[:, v]).copy()
         axes = tuple(s.batch_axis for s in model.spec.states)
         state = model.snapshot().arrays  # read-only copies
         return Table(ctx, snap.arrays, logits0.copy(), self.rows, fed, bad, state, axes, logits)
+
+    def _build_joint(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> Table:
+        """The table with alto, tenor and bass chosen together under part-writing rules."""
+        model = self.model
+        legal = [self.sampler.legal(v, ctx.low, ctx.high, ctx.pcs, ctx.sounding[v])
+                 for v in (1, 2, 3)]
+        frame = partwriting.Frame(ctx.prev, ctx.key, ctx.on_beat,
+                                  partwriting.WEIGHTS[ctx.voice_leading], ctx.beat_prev)
+        fed, bad, logits = partwriting.choose(
+            model, self.sampler, self.cands, legal, frame, temperature=ctx.temperature,
+            density=ctx.density, u=keyed_uniform(ctx.seed, ctx.step, 1), pause=self.pause,
+            positions=ctx.positions)
+        axes = tuple(s.batch_axis for s in model.spec.states)
+        state = model.snapshot().arrays
+        return Table(ctx, snap.arrays, logits0.copy(), self.rows, fed, bad, state, axes,
+                     logits.copy())
 
     def prune(self, keep: int) -> None:
         """Forget tables of steps before ``keep``."""

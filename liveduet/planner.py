@@ -3,13 +3,16 @@
 Each planned step records the tokens fed (one per codec voice, in the codec's order), the
 tokens the machine plays (``None`` where a voice is not the machine's), the turn state after it,
 and the model/turn state *before* it, so :meth:`Planner.rollback` can return to any planned
-step exactly and re-run it with what the human really did.
+step exactly and re-run it with what the human really did. It also follows the pitch each
+voice sounds (the human's and the machine's, as fed), which the part-writing rules of a
+harmony table read as the previous chord.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -21,7 +24,7 @@ from liveduet.harmony import Context, Harmonizer, TableSource
 from liveduet.metre import Metre, MetreMap, StepGrid, predicted_step
 from liveduet.model import Snapshot, StepModel
 from liveduet.pace import CorpusPace, next_rate, pace_bias, target_rate
-from liveduet.sampling import Sampler, key_pcs, keyed_uniform
+from liveduet.sampling import Sampler, estimate_key, key_pcs, keyed_uniform
 from liveduet.settings import Settings
 from liveduet.turns import (
     ACCOMPANYING,
@@ -35,6 +38,7 @@ from liveduet.turns import (
 )
 
 UNLIMITED = 1 << 30  # steps: a hold limit that never bites
+KEY_NOTES = 16  # the human's notes the part-writing rules estimate the key from
 
 
 @dataclass(slots=True)
@@ -51,6 +55,8 @@ class PlannedStep:
     bad: bool = False
     held_before: tuple[int, ...] = ()  # steps each voice's note has sounded before the step
     rate_before: tuple[float, ...] = ()  # each voice's onsets per step (liveduet.pace)
+    pitches_before: tuple[int, ...] = ()  # pitch per voice sounding before it, -1 silent
+    beat_before: tuple[int, ...] = ()  # pitches sounding at the last beat before it
 
 
 def check_mode(codec: GridCodec, mode: str) -> None:
@@ -61,6 +67,16 @@ def check_mode(codec: GridCodec, mode: str) -> None:
             "voices for the machine); this model has one voice. Load one such as chorale_satb "
             "(--model chorale_satb, or the 'model' action), or pick mode call or continue"
         )
+
+
+@lru_cache(maxsize=64)
+def _human_key(notes: tuple[tuple[int, float], ...]) -> tuple[int, str] | None:
+    """The key of the human's recent (pitch, duration) notes, for the part-writing rules.
+
+    Cached: a note's answer re-plans steps whose notes were already seen, and the estimate
+    (numpy on a dozen numbers) would cost the conductor tens of microseconds each time.
+    """
+    return estimate_key([p for p, _ in notes], [max(d, 1.0) for _, d in notes])
 
 
 class Planner:
@@ -109,6 +125,7 @@ class Planner:
         self.sounding = (False,) * self.codec.n_voices
         self.held = (0,) * self.codec.n_voices
         self.rate = (self.pace.rate(self.grid.metre(step)),) * self.codec.n_voices
+        self.pitches = self.beat_pitches = (-1,) * self.codec.n_voices
 
     def base(self) -> int:
         """The oldest step that can still be rolled back to."""
@@ -126,6 +143,7 @@ class Planner:
         self.sounding = st.sounding_before
         self.held = st.held_before
         self.rate = st.rate_before
+        self.pitches, self.beat_pitches = st.pitches_before, st.beat_before
         for n in range(step, self.end):
             del self.steps[n]
         self.phrases.rollback(step)
@@ -136,12 +154,26 @@ class Planner:
         """After a release: the machine's voices hold nothing from the plan's end on."""
         self.sounding = (False,) * self.codec.n_voices
         self.held = (0,) * self.codec.n_voices
+        self.pitches = self.beat_pitches = (-1,) * self.codec.n_voices
 
     def extend(self, upto: int) -> None:
         """Plan every step before ``upto``."""
         while self.end < upto:
-            self.steps[self.end] = self._run_step(self.end)
+            before, beat = self.pitches, self.beat_pitches
+            st = self.steps[self.end] = self._run_step(self.end)
+            st.pitches_before, st.beat_before = before, beat
+            self.pitches = self._pitches_after(st.fed, before)
+            if self.grid.is_beat(self.end):
+                self.beat_pitches = self.pitches
             self.end += 1
+
+    def _pitches_after(self, fed: tuple[int, ...], before: tuple[int, ...]) -> tuple[int, ...]:
+        """The pitch sounding in each voice after a step fed ``fed`` (-1 silent)."""
+        out = []
+        for tok, was in zip(fed, before, strict=True):
+            pitch = self.codec.pitch_of(tok)
+            out.append(pitch if pitch is not None else (was if tok == HOLD else -1))
+        return tuple(out)
 
     def prune(self, keep: int) -> None:
         """Forget plans, records and end-call marks of steps before ``keep``."""
@@ -276,8 +308,15 @@ class Planner:
     def _context(self, n: int, sounding0: tuple[bool, ...]) -> Context:
         s = self.settings
         pcs = key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
+        if s.voice_leading == "off":  # the rules' inputs stay out of the key: tables reused
+            return Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low,
+                           s.high, pcs, positions=self.positions(n))
+        # The last KEY_NOTES notes started before n: a note played at n must not change the
+        # key of step n (the record drops its oldest note then), or step n's table is stale.
+        key = _human_key(tuple(self.human.key_notes(n)[-KEY_NOTES:]))
         return Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low, s.high,
-                       pcs, self.positions(n))
+                       pcs, s.voice_leading, self.pitches, key, self.grid.is_beat(n),
+                       self.beat_pitches, self.positions(n))
 
     def prefetch(self) -> None:
         """Have the table source build the next unplanned step's table ahead (harmonize), and

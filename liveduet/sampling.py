@@ -169,6 +169,33 @@ class Sampler:
             self._event_masks[key] = mask
         return mask
 
+    def log_probs(self, logits: np.ndarray, legal: np.ndarray, *, temperature: float,
+                  density: float, voice: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(log-probabilities ``[rows, vocab]``, row is finite) of the draw :meth:`sample_rows`
+        makes before top-p: the event at the model's own temperature (density-biased, over the
+        voice's note pool), then the pitch among the legal notes at ``temperature``; -inf on
+        illegal tokens; rows with non-finite logits come back as zeros, flagged False.
+        """
+        z = logits.astype(np.float64)
+        ok = np.isfinite(z).all(axis=1)
+        if not ok.all():
+            z[~ok] = 0.0
+        legal = np.atleast_2d(legal)
+        events = legal if voice is None else np.where(self._is_note, self._voice[voice], legal)
+        ev = z + self._bias(events, density)
+        ev -= ev.max(axis=1, keepdims=True)
+        with np.errstate(divide="ignore"):
+            ev -= np.log(np.exp(ev).sum(axis=1, keepdims=True))
+            note_event = np.log(np.exp(ev[:, N_SPECIAL:]).sum(axis=1, keepdims=True))
+            pitch = (z[:, N_SPECIAL:] + np.where(legal[:, N_SPECIAL:], 0.0, -np.inf)) / max(
+                temperature, 1e-6)
+            top = pitch.max(axis=1, keepdims=True)
+            pitch -= np.where(np.isfinite(top), top, 0.0)
+            pitch -= np.log(np.exp(pitch).sum(axis=1, keepdims=True))
+        out = np.where(legal, ev, -np.inf)
+        out[:, N_SPECIAL:] = note_event + pitch
+        return out, ok
+
     def sample(self, logits: np.ndarray, legal: np.ndarray, *, temperature: float, top_p: float,
                density: float, u: float, voice: int | None = None,
                note_bias: float = 0.0) -> int | None:

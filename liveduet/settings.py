@@ -36,6 +36,7 @@ CHOICE_ALIASES: dict[str, dict[str, str]] = {
     "key": {k.lower(): v for k, v in FLATS.items()},
 }
 """Other spellings musicians use for a choice (British spelling, flats), per setting."""
+VOICE_LEADING = ("off", "guided", "strict")
 ACTIONS = ("end_call", "reset", "panic", "play", "stop", "state", "learn", "model")
 
 
@@ -80,6 +81,9 @@ FIELDS: tuple[Field, ...] = (
     Field("develop", "float", 0.7, 0.0, 1.0, help="how strongly answers build on the call"),
     Field("max_copy", "int", 12, 8, 64, help="longest verbatim training run (notes) a "
           "phrase may hold"),
+    Field("voice_leading", "choice", "strict", choices=VOICE_LEADING,
+          help="harmonize: part-writing rules for alto, tenor and bass (strict: hard "
+          "rules, guided: weighted preferences)"),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 # Defaults that depend on the starting mode: the chorale harmoniser's voices agree with the
@@ -120,6 +124,7 @@ class Settings:
     candidates: int = 16
     develop: float = 0.7
     max_copy: int = 12
+    voice_leading: str = "strict"
 
     def with_value(self, name: str, value: Any) -> Settings:
         """A copy with ``name`` set to ``value`` after validation (raises ConfigError)."""

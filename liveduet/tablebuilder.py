@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from liveduet.sampling import Sampler
 log = logging.getLogger("liveduet.tablebuilder")
 Request = tuple[Context, Snapshot, np.ndarray]
 WAIT_S = 0.05  # longest wait in ``take`` for a table being built (a build takes a few ms)
+QUIET_S = 0.001  # after the conductor looks up a table, the builder holds off this long
 
 
 class TableBuilder:
@@ -40,6 +42,7 @@ class TableBuilder:
         self._busy: Request | None = None      # being built
         self._done: Table | None = None        # the latest table built
         self._closed = False
+        self._quiet_until = 0.0  # perf_counter time before which the builder holds off
         self.built = 0
         self.failed = 0
         self._thread = threading.Thread(target=self._run, name="liveduet-tables", daemon=True)
@@ -76,6 +79,17 @@ class TableBuilder:
                     return None
             return self._done
 
+    def busy(self) -> None:
+        """The conductor is answering the music: the builder pauses at its next phase boundary
+        for ``QUIET_S`` instead of taking the GIL from it (a joint table spends milliseconds
+        in numpy, which holds the GIL; the conductor's answer takes a fraction of one)."""
+        self._quiet_until = time.perf_counter() + QUIET_S
+
+    def _hold_off(self) -> None:
+        """Sleep (releasing the GIL) while the conductor's quiet window lasts."""
+        while not self._closed and (left := self._quiet_until - time.perf_counter()) > 0:
+            time.sleep(left)
+
     def _ready(self, ctx: Context, snap: Snapshot, logits0: np.ndarray) -> bool:
         """The latest table built is the one of these inputs (call with the lock held)."""
         return self._done is not None and self._done.matches(ctx, snap, logits0)
@@ -103,7 +117,7 @@ class TableBuilder:
                 self._closed = True
                 self._cond.notify_all()
             return
-        harmony = Harmonizer(own, Sampler(own.codec), hv)
+        harmony = Harmonizer(own, Sampler(own.codec), hv, pause=self._hold_off)
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._want is not None or self._closed)

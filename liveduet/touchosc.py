@@ -210,7 +210,8 @@ def _transport(lay: Layout) -> None:
 
 
 def _choices(lay: Layout) -> None:
-    frames: dict[str, Frame] = {"mode": (10, 80, 480, 50), "scale": (500, 80, 770, 50),
+    frames: dict[str, Frame] = {"mode": (10, 80, 480, 50), "scale": (500, 80, 500, 50),
+                                "voice_leading": (1010, 80, 260, 50),
                                 "key": (10, 140, 760, 50), "meter": (780, 140, 340, 50),
                                 "answer_at": (1130, 140, 140, 50)}
     for name, frame in frames.items():

@@ -29,7 +29,7 @@ NEW_VALUES: dict[str, Any] = {
     "scale": "dorian", "low": 40, "high": 90, "density": 0.75, "listen_gap": 8,
     "response_bars": 2.0, "response_min_bars": 2.0, "response_max_bars": 8.0, "thru": False,
     "channel": 3, "velocity": 100, "seed": 1234, "meter": "6/8", "answer_at": "beat",
-    "candidates": 4, "develop": 0.25, "max_copy": 20,
+    "candidates": 4, "develop": 0.25, "max_copy": 20, "voice_leading": "guided",
 }
 
 

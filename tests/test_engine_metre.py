@@ -63,7 +63,9 @@ def test_continue_plays_what_the_model_says_of_each_position(tmp_path: Path, met
 
 def test_harmony_tables_feed_positions_to_every_voice(tmp_path: Path) -> None:
     model = StepModel(position_model(tmp_path / "satb.onnx", chorale_codec()))
-    eng = Engine(model, Settings(mode="harmonize", meter="3/4", thru=False, density=0.0))
+    # voice_leading off: each voice plays the model's own choice, so the positions show
+    eng = Engine(model, Settings(mode="harmonize", meter="3/4", thru=False, density=0.0,
+                                 voice_leading="off"))
     outs = drive(eng, human([(0, 72, 24)]), 24)
     for voice in (1, 2, 3):
         assert [(int(s), p) for s, p, _ in notes_of(outs, voice) if s < 24] == [

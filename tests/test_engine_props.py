@@ -50,7 +50,8 @@ commands_st = st.lists(
         Action("panic"), Action("reset"), Action("end_call"), Set("temperature", 1.5),
         Set("density", 0.9), Set("key", "auto"), Set("key", "D"), Set("thru", False),
         Set("thru", True), Set("channel", 3), Set("seed", 7), Set("low", 60),
-        Set("mode", "continue"), Set("mode", "call"), Set("mode", "off")])),
+        Set("mode", "continue"), Set("mode", "call"), Set("mode", "off"),
+        Set("voice_leading", "guided")])),
     max_size=5)
 
 

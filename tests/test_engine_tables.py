@@ -45,10 +45,14 @@ def test_candidates_cover_every_soprano_token() -> None:
 def test_tables_play_what_the_sequential_path_plays(
         models: dict[str, StepModel], notes: list, commands: list, seed: int, lookahead: int,
         kind: str) -> None:
-    """Same seed, same messages, with rollbacks, late notes and commands; nothing stuck."""
-    cmds = [(t, c) for t, c in commands if getattr(c, "name", "") != "mode"]
+    """Same seed, same messages, with rollbacks, late notes and commands; nothing stuck.
+
+    The sequential path samples each voice alone: it is the table path of voice_leading off.
+    """
+    cmds = [(t, c) for t, c in commands if getattr(c, "name", "") not in ("mode",
+                                                                          "voice_leading")]
     ev = events(notes, cmds)
-    settings = Settings(seed=seed, mode="harmonize", temperature=1.0)
+    settings = Settings(seed=seed, mode="harmonize", temperature=1.0, voice_leading="off")
     seq = run(Engine(models[kind], settings, lookahead=0, tables=False), ev)
     eng = Engine(models[kind], settings, lookahead=lookahead)
     tab = run(eng, ev)
@@ -59,7 +63,8 @@ def test_tables_play_what_the_sequential_path_plays(
 
 
 def test_a_note_for_a_planned_step_runs_no_model_step(models: dict[str, StepModel]) -> None:
-    eng = Engine(models["scripted"], Settings(mode="harmonize", thru=False), lookahead=2)
+    eng = Engine(models["scripted"], Settings(mode="harmonize", thru=False, voice_leading="off"),
+                 lookahead=2)
     outs = []
     for p in range(0, 4):
         outs += eng.advance(p + 0.5)  # planning points: steps up to p + 2 are planned
@@ -79,14 +84,31 @@ def test_a_settings_change_rebuilds_the_table(models: dict[str, StepModel]) -> N
 
     runs: list[list] = []
     for lookahead, tables in ((2, True), (0, False)):  # one engine at a time: a shared model
-        e = Engine(models["lstm"], Settings(mode="harmonize", seed=1), lookahead=lookahead,
-                   tables=tables)
+        e = Engine(models["lstm"], Settings(mode="harmonize", seed=1, voice_leading="off"),
+                   lookahead=lookahead, tables=tables)
         runs.append(o := [])
         o += e.advance(0.5) + e.feed(0.8, (0x90, 70, 90))
         o += e.apply(Set("temperature", 1.7), 1.2) + e.advance(2.0) + e.advance(2.5)
         o += e.feed(2.7, (0x80, 70, 0)) + e.advance(6.0) + e.release_all(6.0)
     assert runs[0] == runs[1]
     assert e.counters["harmony_tables"] == 0
+
+
+@PROPS
+@given(notes=notes_st, commands=commands_st, seed=st.integers(0, 3),
+       lookahead=st.integers(1, 4), rules=st.sampled_from(["guided", "strict"]))
+def test_voice_leading_plays_the_same_for_any_lookahead(
+        models: dict[str, StepModel], notes: list, commands: list, seed: int, lookahead: int,
+        rules: str) -> None:
+    """With the rules on, rollbacks and planning ahead change nothing (the previous chord the
+    rules read is restored with the plan)."""
+    cmds = [(t, c) for t, c in commands if getattr(c, "name", "") != "mode"]
+    ev = events(notes, cmds)
+    settings = Settings(seed=seed, mode="harmonize", temperature=1.0, voice_leading=rules)
+    now = run(Engine(models["lstm"], settings, lookahead=0), ev)
+    ahead = run(Engine(models["lstm"], settings, lookahead=lookahead), ev)
+    assert ahead == now
+    check_common(ahead)
 
 
 @pytest.mark.parametrize("top_p", [0.3, 0.95, 1.0])

@@ -99,9 +99,11 @@ def play(engine: Engine, ev: list[tuple[float, tuple[int, ...]]]) -> list[Out]:
     return outs + drive(engine, [], ev[-1][0] + 8)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_prefetched_tables_play_exactly_what_the_conductor_would(seed: int) -> None:
-    settings = Settings(mode="harmonize", temperature=0.7, seed=seed, thru=False)
+@pytest.mark.parametrize(("seed", "rules"), [(0, "off"), (1, "off"), (0, "strict"),
+                                             (1, "guided")])
+def test_prefetched_tables_play_exactly_what_the_conductor_would(seed: int, rules: str) -> None:
+    settings = Settings(mode="harmonize", temperature=0.7, seed=seed, thru=False,
+                        voice_leading=rules)
     alone = play(Engine(StepModel(BUNDLED), settings), soprano(seed))
     helped = Engine(StepModel(BUNDLED), settings, table_source=TableBuilder.for_model)
     try:
