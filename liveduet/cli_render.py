@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from liveduet.engine import Engine
 from liveduet.errors import ConfigError
 from liveduet.model import StepModel
 from liveduet.render import Duet, pick_part, render, write
-from liveduet.settings import FIELDS, Settings, with_mode_defaults
+from liveduet.settings import FIELDS, Settings, coerce, with_mode_defaults
 from liveduet.turns import parse_steps
 
 SHORT = {"top_p": "top-p", "listen_gap": "listen-gap", "channel": "out-channel"}
@@ -90,13 +91,28 @@ def load_model(name: str | None, mode: str) -> StepModel:
     return StepModel(catalog.resolve(name or default))
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse tempo, lengths and lookahead that are not finite or out of range (one line)."""
+    if args.bpm is not None:
+        coerce("bpm", args.bpm)  # the settings table's tempo range; 0 is not "the file's"
+    for flag, value, high in (("--bars", getattr(args, "bars", None), 10_000.0),
+                              ("--tail-bars", getattr(args, "tail_bars", None), 10_000.0)):
+        if value is not None and (not math.isfinite(value) or not 0 <= value <= high
+                                  or (flag == "--bars" and value == 0)):
+            low = "more than 0" if flag == "--bars" else "0"
+            raise ConfigError(f"{flag} {value!r}; give a number of bars from {low} to {high:g}")
+    if not 0 <= args.lookahead <= 1024:
+        raise ConfigError(f"--lookahead {args.lookahead}; give steps from 0 to 1024")
+
+
 def render_command(args: argparse.Namespace) -> int:
     """``liveduet render IN.mid -o OUT.mid``."""
     if args.channel is not None and not 1 <= args.channel <= 16:
         raise ConfigError(f"--channel {args.channel}; give a MIDI channel 1-16")
+    _check_numbers(args)
     mid = midifile.load(args.input)
     notes = pick_part(mid, args.track, None if args.channel is None else args.channel - 1)
-    bpm = args.bpm or midifile.tempo_bpm(mid)
+    bpm = args.bpm if args.bpm is not None else midifile.tempo_bpm(mid)
     model = load_model(args.model, args.mode)
     engine = Engine(model, build_settings(args, args.mode, model.codec.steps_per_beat),
                     lookahead=args.lookahead)
@@ -105,14 +121,13 @@ def render_command(args: argparse.Namespace) -> int:
 
 def generate_command(args: argparse.Namespace) -> int:
     """``liveduet generate -o OUT.mid --bars N``: the machine plays on from a primer or BOS."""
-    if args.bars <= 0:
-        raise ConfigError(f"--bars {args.bars}; give a positive number of bars")
+    _check_numbers(args)
     notes: list[TimedNote] = []
-    bpm = args.bpm or 120.0
+    bpm = args.bpm if args.bpm is not None else 120.0
     if args.primer is not None:
         mid = midifile.load(args.primer)
         notes = pick_part(mid, None, None)
-        bpm = args.bpm or midifile.tempo_bpm(mid)
+        bpm = args.bpm if args.bpm is not None else midifile.tempo_bpm(mid)
     model = load_model(args.model, "continue")
     settings = build_settings(args, "continue", model.codec.steps_per_beat)
     engine = Engine(model, settings, lookahead=args.lookahead)
