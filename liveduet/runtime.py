@@ -1,7 +1,11 @@
 """The live runtime: one conductor thread owns the engine and sends its output on time.
 
-MIDI input callbacks and the OSC server only enqueue (with the ``time.perf_counter`` stamp taken
-in the callback). The conductor drains that queue, asks the clock for grid positions, calls the
+MIDI input callbacks only enqueue (with the ``time.perf_counter`` stamp taken in the callback);
+OSC and mapped CC commands wait in a :class:`liveduet.mailbox.ControlBox` (coalesced per
+setting, taken at a bounded rate) so control traffic never delays a note: the conductor drains
+every queued MIDI message first, then takes the commands. The MIDI queue is bounded too: past
+``MAX_QUEUED`` waiting messages new note-ons and controllers are dropped (counted), note-offs and
+transport never. The conductor asks the clock for grid positions, calls the
 engine (feed / advance / apply / swap_model), and sends each ``Out`` at the wall time of its
 position: it sleeps on the queue until shortly before the next due event, then spins for the
 last fraction of a millisecond, releasing the GIL on every turn; how long it spins follows how
@@ -29,8 +33,10 @@ from typing import Any, Protocol
 
 from liveduet import rtthread
 from liveduet.clock import TRANSPORT, InternalClock, MidiClockFollower
+from liveduet.errors import LiveduetError
 from liveduet.feedback import Feedback, Publisher, beat_in_bar, p99
 from liveduet.hotswap import HotSwap
+from liveduet.mailbox import ControlBox
 from liveduet.sender import Sender, SendMany
 from liveduet.settings import Action, Command, Set
 
@@ -40,9 +46,22 @@ RELEASING_ACTIONS = frozenset(("panic", "reset", "stop", "play"))
 IDLE_WAKE = 0.5
 START_LEAD = 0.1  # seconds from start() to the internal clock's step 0
 PREFETCH_MAX_WAIT = 0.02  # seconds a stream of sends may put the next table's start off
+MAX_QUEUED = 20_000   # MIDI messages waiting for the conductor (4 s at 5,000/s) before drops
 HOLD_SPIN = 0.00004  # the end of a spin does not yield the GIL (one yield takes ~10-30 µs)
 NOTICES = {"end_call": "end_call: answering now", "reset": "reset: model state starts afresh",
            "panic": "panic: all notes off", "play": "play", "stop": "stop"}
+
+
+WAKE: tuple[Any, ...] = ("w",)
+"""Queued when the control box fills: wakes the conductor to take the commands."""
+
+
+def _ends(msg: Sequence[int]) -> bool:
+    """Note-offs (and note-on velocity 0) and system messages: never dropped under a flood."""
+    if not msg:
+        return False
+    kind = msg[0] & 0xF0
+    return msg[0] >= 0xF0 or kind == 0x80 or (kind == 0x90 and len(msg) > 2 and msg[2] == 0)
 
 
 class EngineLike(Protocol):
@@ -96,6 +115,8 @@ class Runtime:
         self.feedback = Feedback(publisher)
         self.ccmap = ccmap
         self.queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self.controls = ControlBox(lambda: self.queue.put(WAKE))
+        self.midi_dropped = 0   # input refused past MAX_QUEUED (callback thread only)
         self.swaps = HotSwap(loader, self.queue.put)
         self._hold_until = -math.inf
         self._prefetch_at = math.inf   # when to let the engine build ahead (after a send)
@@ -131,12 +152,15 @@ class Runtime:
 
     # -- thread-safe entry points ---------------------------------------------------------
     def on_midi(self, t: float, msg: tuple[int, ...], idx: int = 0) -> None:
-        """MIDI input callback: only enqueue."""
+        """MIDI input callback: only enqueue (past ``MAX_QUEUED`` waiting, only what ends)."""
+        if self.queue.qsize() >= MAX_QUEUED and not _ends(msg):
+            self.midi_dropped += 1
+            return
         self.queue.put(("m", t, msg))
 
     def submit(self, cmd: Command) -> None:
-        """Control callback (OSC, tests): only enqueue."""
-        self.queue.put(("c", cmd))
+        """Control callback (OSC, tests): into the control box (latest value per setting)."""
+        self.controls.put(cmd)
 
     def start(self) -> None:
         """Start the conductor thread; the internal clock reaches step 0 ``START_LEAD`` from now
@@ -194,6 +218,8 @@ class Runtime:
                     budget.woke(perf() - slept - asked)
             if item != () and not self._drain(item):
                 return
+            if self.controls:
+                self._take_controls(perf())
             self._spin(perf)
             self._guard("tick", self._tick, perf())
 
@@ -211,7 +237,7 @@ class Runtime:
             if item[0] == "m":
                 if self._guard("input", self._midi, item[1], item[2]):
                     notes.append((item[1], item[2]))
-            else:
+            elif item is not WAKE:
                 if notes:
                     self._guard("input", self._feed, notes)
                     notes = []
@@ -223,6 +249,13 @@ class Runtime:
         if notes:
             self._guard("input", self._feed, notes)
         return True
+
+    def _take_controls(self, now: float) -> None:
+        """Apply the commands the control box's rate allows now, one at a time, and only while
+        no MIDI waits: a note that arrives meanwhile is drained before the next command."""
+        empty, take = self.queue.empty, self.controls.take
+        while empty() and (got := take(now, 1)):
+            self._guard("control", self._command, got[0], now)
 
     def _spin(self, perf: Callable[[], float]) -> None:
         """Busy-wait for what is due within the spin budget; the messages due then are taken
@@ -252,6 +285,8 @@ class Runtime:
     def _until_due(self, now: float) -> float:
         """Seconds from ``now`` to the next thing the conductor must do."""
         due = min(self.feedback.next_due, self._prefetch_at)
+        if self.controls and (ready := self.controls.ready_at(now)) is not None:
+            due = min(due, ready)
         t = self.out.due_time()
         if t is not None:
             due = min(due, t)
@@ -274,7 +309,9 @@ class Runtime:
         except Exception as err:  # the live loop never dies of one bad event
             key = f"{where}:{type(err).__name__}"
             self.errors[key] = self.errors.get(key, 0) + 1
-            if self.errors[key] == 1:
+            if self.errors[key] == 1 and isinstance(err, LiveduetError):  # a user's value
+                log.warning("%s refused: %s (playing on; further ones are counted)", where, err)
+            elif self.errors[key] == 1:
                 log.exception("error in %s (playing on; further ones are counted)", where)
             self.message = f"{where} error: {err}"
             if where == "tick":
@@ -306,8 +343,8 @@ class Runtime:
             if self.ccmap.handles(ch, msg[1]):
                 was_learning = self.ccmap.learning is not None
                 cmd = self.ccmap.cc_command(ch, msg[1], msg[2])
-                if cmd is not None:
-                    self._command(cmd, t)
+                if cmd is not None:  # coalesced with OSC: a CC sweep is one change per drain
+                    self.controls.put(cmd)
                 elif was_learning:  # a learn just finished: echo learn ""
                     self._update_status(time.perf_counter(), force=True)
                 return False
@@ -499,8 +536,14 @@ class Runtime:
                       step_p99_ms=p99(self.step_times) * 1e3, message=self.message,
                       errors=sum(self.errors.values()), learn=learning,
                       beat=beat_in_bar(self.clock.position(now), self.opt.steps_per_beat,
-                                       self.opt.beats_per_bar), **self.counters)
+                                       self.opt.beats_per_bar), dropped=self.dropped(),
+                      coalesced=self.controls.coalesced, **self.counters)
         self.feedback.update(now, self.engine.settings, status, force)
+
+    def dropped(self) -> int:
+        """Messages dropped under a flood: MIDI past ``MAX_QUEUED``, OSC past the server's
+        rate limit (its ``dropped``, when the publisher is the OSC server)."""
+        return self.midi_dropped + int(getattr(self.publisher, "dropped", 0) or 0)
 
     def _publish_state(self, full: bool) -> None:
         self.feedback.publish_state(self.engine.settings, full)
@@ -517,7 +560,9 @@ class Runtime:
         A reaction is input callback -> first answer sent (both in this process); its parts are
         (callback -> conductor, engine, send). Each kind keeps the latest ``keep_samples``.
         """
-        return {"counters": dict(self.counters), "errors": dict(self.errors),
+        return {"counters": {**self.counters, "dropped": self.dropped(),
+                             "coalesced": self.controls.coalesced},
+                "errors": dict(self.errors),
                 "wake_errors_s": list(self.out.wake_errors),
                 "wake_first_s": list(self.out.wake_first), "step_times_s": list(self.step_times),
                 "reactions_s": list(self.reactions),

@@ -35,7 +35,7 @@ def _find(status: Mapping[str, Any], *words: str) -> Any:
 
 
 def format_status(status: Mapping[str, Any]) -> str:
-    """One line: mode, tempo, phase, last notes, step latency p99, errors."""
+    """One line: mode, tempo, phase, last notes, step latency p99, errors, flood drops."""
     parts = [
         f"{status.get('mode', '?')}",
         f"{status.get('bpm', 0):.1f} bpm" + ("" if status.get("running", True) else " (stopped)"),
@@ -46,6 +46,8 @@ def format_status(status: Mapping[str, Any]) -> str:
     ]
     if status.get("errors"):
         parts.append(f"errors {status['errors']}")
+    if status.get("dropped"):  # a flood (OSC past the rate, MIDI past the queue bound)
+        parts.append(f"dropped {status['dropped']}")
     if status.get("message"):
         parts.append(str(status["message"]))
     return " | ".join(parts)
