@@ -171,7 +171,12 @@ def run_command(args: argparse.Namespace) -> int:
         if not getattr(args, "debug", False):
             outer.enter_context(midisys.python_stderr_only())
         _log_to_stderr()
-        return _run(args)
+        try:
+            return _run(args)
+        except LiveduetError:
+            if signals.STOP.is_set():  # e.g. a port set-up cut short by the signal itself
+                return 0
+            raise
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -225,6 +225,10 @@ class Engine:
             if kind not in (NOTE_ON, NOTE_OFF):
                 if self._settings.thru:
                     outs.append(Out(pos, tuple(msg)))
+                if kind == 0xB0 and msg[1] in (120, 123) and self._running:
+                    step = self._human.all_off(self._human_step(pos), ch)  # All Notes Off
+                    if step is not None:
+                        changed = step if changed is None else min(changed, step)
                 continue
             pitch, vel = int(msg[1]), int(msg[2])
             self._last_input = pos

@@ -45,6 +45,10 @@ def install() -> None:
         if sig not in _old:
             _old[sig] = signal.getsignal(sig)
         signal.signal(sig, _handler)
+        # restart interrupted system calls: a signal landing in libjack's socket reads (a
+        # JACK thread or ours) made it fail "creating virtual port"; Python code retries
+        # EINTR itself (PEP 475) and waits with timeouts, so the flag is still seen at once
+        signal.siginterrupt(sig, False)
 
 
 def restore() -> None:

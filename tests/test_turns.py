@@ -7,6 +7,7 @@ import pytest
 from liveduet.errors import ConfigError
 from liveduet.settings import Settings
 from liveduet.turns import (
+    HELD_LIMIT_STEPS,
     ANSWERING,
     LISTENING,
     HumanIn,
@@ -74,3 +75,36 @@ def test_end_call_answers_without_waiting_for_the_gap() -> None:
     turn = next_turn(initial_turn("call"), s, HumanIn(60, True), 0, False, 16)
     turn = next_turn(turn, s, HumanIn(None, False), 1, True, 16)
     assert turn.phase == ANSWERING
+
+
+def test_a_key_held_past_the_limit_stops_counting_and_its_late_off_changes_nothing() -> None:
+    rec = HumanRecord()
+    rec.note_on(10, 60, 90, 0)                     # its note-off is lost
+    assert rec.at(10 + HELD_LIMIT_STEPS - 1).sounding
+    assert rec.held(10 + HELD_LIMIT_STEPS - 1)
+    assert not rec.at(10 + HELD_LIMIT_STEPS).sounding
+    assert not rec.held(10 + HELD_LIMIT_STEPS)
+    assert rec.note_off(10 + 2 * HELD_LIMIT_STEPS, 60, 0) is None  # no step to re-decide
+    rec.note_on(500, 62, 90, 1)                    # another lost one, then pruned away
+    rec.prune(500 + HELD_LIMIT_STEPS + 1)
+    assert rec.notes == []
+
+
+def test_all_notes_off_closes_the_held_keys_of_its_channel() -> None:
+    rec = HumanRecord()
+    rec.note_on(0, 60, 90, 0)
+    rec.note_on(0, 64, 90, 0)
+    rec.note_on(1, 67, 90, 5)
+    assert rec.all_off(3, 0) == 3
+    assert rec.at(3) == HumanIn(None, True)        # channel 5's key is still down
+    assert rec.all_off(4, 5) == 4 and not rec.at(4).sounding
+    assert rec.all_off(5, 0) is None
+
+
+def test_a_duplicated_note_on_counts_once() -> None:
+    rec = HumanRecord()
+    rec.note_on(0, 60, 90, 0)
+    rec.note_on(1, 60, 90, 0)                      # the same key again (a doubled event)
+    assert sum(n.end is None for n in rec.notes) == 1
+    rec.note_off(2, 60, 0)                         # one note-off ends it
+    assert not rec.held() and not rec.at(2).sounding
