@@ -37,7 +37,7 @@ from liveduet.errors import LiveduetError
 from liveduet.feedback import Feedback, Publisher, beat_in_bar, p99
 from liveduet.hotswap import HotSwap
 from liveduet.mailbox import ControlBox
-from liveduet.sender import Sender, SendMany
+from liveduet.sender import Sender, SendMany, is_note_on
 from liveduet.settings import Action, Command, Set
 
 log = logging.getLogger("liveduet.runtime")
@@ -46,6 +46,7 @@ RELEASING_ACTIONS = frozenset(("panic", "reset", "stop", "play"))
 IDLE_WAKE = 0.5
 START_LEAD = 0.1  # seconds from start() to the internal clock's step 0
 PREFETCH_MAX_WAIT = 0.02  # seconds a stream of sends may put the next table's start off
+STALE_STEPS = 1.0     # a note due this many steps ago is stale: skipped, not played late
 MAX_QUEUED = 20_000   # MIDI messages waiting for the conductor (4 s at 5,000/s) before drops
 HOLD_SPIN = 0.00004  # the end of a spin does not yield the GIL (one yield takes ~10-30 µs)
 NOTICES = {"end_call": "end_call: answering now", "reset": "reset: model state starts afresh",
@@ -128,7 +129,7 @@ class Runtime:
         self.delays: deque[float] = deque(maxlen=keep)
         self._restore: Callable[[], None] | None = None
         self.step_times: deque[float] = deque(maxlen=2000)
-        self.counters = {"in": 0, "out": 0, "commands": 0, "late": 0}
+        self.counters = {"in": 0, "out": 0, "commands": 0, "late": 0, "skipped": 0}
         self.out = Sender(send, clock, self.opt, self.counters, self.errors, send_many)
         self.spin = rtthread.SpinBudget(self.opt.spin, adaptive=self.opt.adaptive_spin)
         self.message = ""
@@ -462,9 +463,11 @@ class Runtime:
 
     # -- time-driven work -----------------------------------------------------------------
     def _tick(self, now: float) -> None:
-        self.out.send_due(now)  # timed sends first: the engine may take a model step below
         offset = self.opt.latency_offset
         pos = self.clock.position(now - offset)
+        if self.clock.running:  # after a stall (SIGSTOP, a swapped-out process): no burst
+            self._skipped(self.out.skip_stale(pos - STALE_STEPS))
+        self.out.send_due(now)  # timed sends first: the engine may take a model step below
         if self.clock.running:
             if (swap := self.swaps.take(pos)) is not None:
                 self._do_swap(pos, *swap)
@@ -489,6 +492,11 @@ class Runtime:
                 target = nd  # computed now, sent from the schedule at its exact time
         t0 = time.perf_counter()
         outs = self.engine.advance(target)
+        if outs and min(o.pos for o in outs) < pos - STALE_STEPS:  # the conductor was stalled
+            fresh = [o for o in outs if o.pos >= pos - STALE_STEPS or not is_note_on(o.msg)]
+            self.counters["skipped"] += len(outs) - len(fresh)
+            self._skipped(len(outs) - len(fresh))
+            outs = fresh
         if outs:
             self.step_times.append(time.perf_counter() - t0)
             late = [o for o in outs if o.pos <= pos]
@@ -496,6 +504,11 @@ class Runtime:
                 self.out.record_wake(late[0].pos)
         self.out.emit(outs, pos, timed=True)
         self._prefetch(bool(outs))
+
+    def _skipped(self, n: int) -> None:
+        """Say that a stall made ``n`` notes stale (they were skipped, not played late)."""
+        if n:
+            self.message = f"conductor was stalled: skipped {n} stale note(s)"
 
     def _prefetch(self, sent: bool) -> None:
         """Let the engine build the next harmony table ahead (on its worker): ``prefetch_after``

@@ -7,8 +7,8 @@ import pytest
 from liveduet.errors import ConfigError
 from liveduet.settings import Settings
 from liveduet.turns import (
-    HELD_LIMIT_STEPS,
     ANSWERING,
+    HELD_LIMIT_STEPS,
     LISTENING,
     HumanIn,
     HumanRecord,
