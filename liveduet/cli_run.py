@@ -71,8 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--osc-allow", action="append", metavar="HOST", help="only accept OSC "
                    "from HOST (repeat)")
     p.add_argument("--input-poll", type=float, metavar="MS", help="read MIDI input by polling "
-                   "every MS ms instead of a callback on the MIDI thread (no lost JACK cycles "
-                   "under dense input; adds up to MS of input latency)")
+                   "rtmidi's queue every MS ms when idle (default 0.5: the JACK thread never "
+                   "waits for Python, so dense input loses less; adds up to MS of input "
+                   "latency); 0 = a callback on the MIDI thread instead")
     p.add_argument("--realtime", action="store_true", default=None, help="ask for real-time "
                    "(SCHED_FIFO) priority for the conductor: tighter send times; needs an rtprio "
                    "limit (Linux 'audio' group) and a real-time JACK server (jackd -R)")
@@ -207,7 +208,7 @@ def _run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         stack.callback(engine.close)  # its table worker, when the run ends before rt starts
         holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=rt.on_midi,
-                                       poll=None if poll is None else float(poll) / 1000.0))
+                                       poll=float(poll) / 1000.0 if poll else None))
         stack.callback(holder[0].close)
         signals.check()
         rt.publisher = start_osc(opts, rt, stack)

@@ -216,7 +216,7 @@ OPTION_FIELDS: tuple[Field, ...] = (
     Field("osc_allow", "texts", (), help="hosts allowed to send OSC"),
     Field("cc", "bool", True, help="map incoming MIDI CC to controls"),
     Field("cc_channel", "int", None, 1, 16, help="channel of the default CC map"),
-    Field("input_poll", "float", None, 0.05, 10.0, help="ms between input polls"),
+    Field("input_poll", "float", 0.5, 0.0, 10.0, help="ms between input polls; 0 = callback"),
     Field("realtime", "bool", False, help="real-time priority for the conductor"),
 )
 """Options of ``liveduet run`` that are not musical settings (CLI and config file), checked by

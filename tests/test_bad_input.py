@@ -142,7 +142,7 @@ def test_nonsense_run_value_is_one_line(files: dict[str, Path],
     ('latency_offset = "soon"', "soon"), ("osc_host = 127", "127"), ("model = 12", "12"),
     ("metronome = 1e400", "inf"), ('osc = "false"', "false"), ('thru = "off"', "off"),
     ("latency_offset = nan", "nan"), ("latency_offset = 1e12", "1000000000000.0"),
-    ("input_poll = 0", "0"), ("quiet = 1", "1")],
+    ("input_poll = 11", "11"), ("input_poll = -1", "-1"), ("quiet = 1", "1")],
     ids=lambda v: str(v))
 def test_ill_typed_config_value_is_one_line(tmp_path: Path, files: dict[str, Path],
                                             capsys: pytest.CaptureFixture[str], text: str,

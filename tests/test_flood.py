@@ -7,6 +7,7 @@ recording fake of tests/test_control_runtime.py, which also times each note it i
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -168,3 +169,21 @@ def test_osc_flood_is_dropped_counted_and_never_delays_a_note(flooded: Any) -> N
     phone.send_message("/liveduet/state", [])
     assert listener.until("/liveduet/dropped") == [control.dropped]
     assert f"dropped {control.dropped}" in format_status(rt.snapshot)
+
+
+def test_a_refused_osc_value_is_one_log_line_not_a_traceback(
+        flooded: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """low above high passes the address check but not the settings' cross-field rule: the
+    conductor refuses it with one warning (no traceback) and echoes the value in force."""
+    phone, listener, engine, rt, _ = flooded
+    listener.drain()
+    with caplog.at_level(logging.WARNING):
+        phone.send_message("/liveduet/low", 120.0)
+        assert listener.until("/liveduet/low") == [engine.settings.low]
+        deadline = time.monotonic() + 5.0  # the echo goes out just before the log line
+        while not rt.errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+    refused = [r for r in caplog.records if "low" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].exc_info is None, caplog.text
+    assert "playing on" in refused[0].getMessage()
+    assert engine.settings.low == 36
