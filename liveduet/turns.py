@@ -23,6 +23,10 @@ HELD_LIMIT_STEPS = 128
 """A key held this many steps (8 bars of 4/4 in 16ths: 16 s at 120 bpm) stops counting as
 sounding: far longer than any phrase, so it is a note-off that never came (lost under load, a
 cable pulled mid-note). Until then call mode waits for the human; after, it answers again."""
+HELD_LIMIT_ONSETS = 16
+"""A held key also stops counting once this many later notes have started over it (from the
+step of the last of them): a pedal note under a 16-note melody still holds the turn while the
+melody plays, but a flood that lost note-offs leaves no key held a moment after it ends."""
 
 
 @dataclass(slots=True)
@@ -34,10 +38,17 @@ class HumanNote:
     velocity: int
     channel: int
     end: int | None = None
+    later: int = 0              # notes that started while this key was held
+    cut: int | None = None      # the step the HELD_LIMIT_ONSETS-th of them started
+
+    def expiry(self) -> int:
+        """The step from which a held key no longer counts (the held limits)."""
+        limit = self.start + HELD_LIMIT_STEPS
+        return limit if self.cut is None else min(limit, self.cut)
 
     def sounds_at(self, step: int) -> bool:
-        """True when the note sounds in ``step`` (a held key only up to the held limit)."""
-        end = self.start + HELD_LIMIT_STEPS if self.end is None else self.end
+        """True when the note sounds in ``step`` (a held key only up to the held limits)."""
+        end = self.expiry() if self.end is None else self.end
         return self.start <= step < end
 
 
@@ -66,6 +77,11 @@ class HumanRecord:
         """Record a note-on at ``step``; returns the first step whose input changed. A repeated
         note-on of a held key closes the held one first: a key counts once."""
         self.note_off(step, pitch, channel)
+        for held in self.notes:
+            if held.end is None and held.cut is None:
+                held.later += 1
+                if held.later >= HELD_LIMIT_ONSETS:
+                    held.cut = max(step, held.start + 1)
         note = HumanNote(step, pitch, velocity, channel)
         self.notes.append(note)
         self.recent.append(note)
@@ -76,8 +92,8 @@ class HumanRecord:
         """Close the held note ``pitch``; returns the first changed step (None if not held)."""
         for note in self.notes:
             if note.end is None and note.pitch == pitch and note.channel == channel:
-                if step > note.start + HELD_LIMIT_STEPS:  # it stopped counting long ago
-                    note.end = note.start + HELD_LIMIT_STEPS
+                if step > note.expiry():  # it stopped counting already: nothing changes now
+                    note.end = note.expiry()
                     return None
                 note.end = max(step, note.start + 1)
                 return note.end
@@ -114,11 +130,11 @@ class HumanRecord:
                 if n.start < before]
 
     def prune(self, before: int) -> None:
-        """Forget notes that ended before step ``before``; a key held past the held limit
+        """Forget notes that ended before step ``before``; a key held past the held limits
         counts as ended there (its note-off was lost), so stale keys cannot pile up."""
         for note in self.notes:
-            if note.end is None and note.start + HELD_LIMIT_STEPS < before:
-                note.end = note.start + HELD_LIMIT_STEPS
+            if note.end is None and note.expiry() < before:
+                note.end = note.expiry()
         self.notes = [n for n in self.notes if n.end is None or n.end >= before]
 
     def clear(self) -> None:

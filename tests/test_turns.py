@@ -8,6 +8,7 @@ from liveduet.errors import ConfigError
 from liveduet.settings import Settings
 from liveduet.turns import (
     ANSWERING,
+    HELD_LIMIT_ONSETS,
     HELD_LIMIT_STEPS,
     LISTENING,
     HumanIn,
@@ -88,6 +89,20 @@ def test_a_key_held_past_the_limit_stops_counting_and_its_late_off_changes_nothi
     rec.note_on(500, 62, 90, 1)                    # another lost one, then pruned away
     rec.prune(500 + HELD_LIMIT_STEPS + 1)
     assert rec.notes == []
+
+
+def test_a_key_held_under_many_later_notes_stops_counting() -> None:
+    rec = HumanRecord()
+    rec.note_on(0, 36, 90, 0)                      # a pedal note (or a lost note-off)
+    for i in range(HELD_LIMIT_ONSETS - 1):
+        rec.note_on(1 + i, 60 + i % 12, 90, 0)
+        rec.note_off(2 + i, 60 + i % 12, 0)
+    assert rec.at(40).sounding                     # 15 notes over it: still the human's turn
+    last = HELD_LIMIT_ONSETS + 2
+    rec.note_on(last, 72, 90, 0)
+    rec.note_off(last + 1, 72, 0)
+    assert rec.at(last - 1).sounding and rec.at(last).sounding
+    assert not rec.at(last + 1).sounding           # the 16th later note ended: nothing held
 
 
 def test_all_notes_off_closes_the_held_keys_of_its_channel() -> None:
