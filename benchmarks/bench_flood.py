@@ -18,9 +18,10 @@ Part 2 (``midi``): for each mode, 5,000 MIDI events/s for ``--midi-seconds`` int
 ``liveduet in`` (bench_load.py's sender, its own process); then, in call mode, one phrase on
 channel 16 and whether it is answered; then SIGTERM and the notes still sounding at the
 receiver after exit (stuck): two receivers record ``liveduet out``, and a note counts as stuck
-when it sounds at both (one that sounds at only one was lost by that receiver). The sender may stop between a note-on and its note-off, so once it
-ends the keyboard sends a note-off for each of its 24 pitches (the human lets go); note-offs that
-JACK lost during the flood are left as they are (the held-key limits deal with them).
+when it sounds at both (one that sounds at only one was lost by that receiver). The sender may
+stop between a note-on and its note-off, so once it ends the keyboard sends a note-off for each
+of its 24 pitches (the human lets go); note-offs that JACK lost during the flood are left as
+they are (the held-key limits deal with them).
 
     python benchmarks/bench_flood.py                     # both parts (about 3 minutes)
     python benchmarks/bench_flood.py --part osc
