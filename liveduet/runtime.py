@@ -133,6 +133,7 @@ class Runtime:
         self.out = Sender(send, clock, self.opt, self.counters, self.errors, send_many)
         self.spin = rtthread.SpinBudget(self.opt.spin, adaptive=self.opt.adaptive_spin)
         self.message = ""
+        self._echo_due = False   # a command changed something: echo at the next tick
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
         self.failed: BaseException | None = None
@@ -412,7 +413,10 @@ class Runtime:
         if isinstance(cmd, Action) and cmd.name in NOTICES:
             self.message = NOTICES[cmd.name]
             self._publish({"message": self.message})  # acknowledged even when repeated
-        self._update_status(time.perf_counter(), force=True)
+        # echoed by the next tick, once for every command applied meanwhile (a burst of
+        # commands from the control box costs one status and one echo, not one each)
+        self._echo_due = True
+        self.feedback.next_due = 0.0
 
     def _apply(self, cmd: Command, t: float) -> None:
         clock = self.clock
@@ -480,7 +484,8 @@ class Runtime:
         if now >= self._prefetch_at:
             self._prefetch(sent=False)
         if now >= self.feedback.next_due:
-            self._update_status(now)
+            self._update_status(now, force=self._echo_due)
+            self._echo_due = False
 
     def _advance(self, now: float, pos: float) -> None:
         """Advance the engine up to the next due position if it is within ``early``."""
