@@ -301,8 +301,10 @@ def report_osc(r: dict[str, Any], args: argparse.Namespace) -> None:
           f"; growth {rss.get('5 s later', 0) - rss.get('before', 0):+.1f} MB")
     c = r["counters"]
     print(f"liveduet counted: dropped {c.get('dropped')}, coalesced {c.get('coalesced')}, "
-          f"commands applied {c.get('commands')}; exit {r['code']}; stuck after exit: "
-          f"{len(r['stuck'])}")
+          f"commands applied {c.get('commands')}, notes in {c.get('in')}, skipped as stale "
+          f"{c.get('skipped')}; exit {r['code']}; stuck after exit: {len(r['stuck'])}")
+    lines = [ln for ln in r["err"].splitlines() if "connected" not in ln]
+    print("liveduet printed: " + " / ".join(lines[-6:]))
 
 
 def midi_part(args: argparse.Namespace, rtmidi: Any, tmp: Path, mode: str) -> dict[str, Any]:
