@@ -61,24 +61,33 @@ class StatusLine:
         self.tty = stream.isatty() if tty is None else tty
         self._last = ""
         self._last_time = -LOG_EVERY
+        self.gone = False   # writing failed once (a closed terminal): shows nothing more
 
     def show(self, status: Mapping[str, Any], now: float | None = None) -> None:
         """Show ``status`` (rate of change is the caller's)."""
+        if self.gone:
+            return
         line = format_status(status)
         key = line.split(" | step p99")[0]  # latency alone changing is not news in a log
         now = time.monotonic() if now is None else now
-        if self.tty:
-            width = shutil.get_terminal_size((100, 20)).columns - 1
-            self.stream.write("\r\x1b[K" + line[:width])
-            self.stream.flush()
-        elif key != self._last or now - self._last_time >= LOG_EVERY:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-            self._last_time = now
+        try:
+            if self.tty:
+                width = shutil.get_terminal_size((100, 20)).columns - 1
+                self.stream.write("\r\x1b[K" + line[:width])
+                self.stream.flush()
+            elif key != self._last or now - self._last_time >= LOG_EVERY:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+                self._last_time = now
+        except (OSError, ValueError):  # the terminal went away (SIGHUP follows): stop showing
+            self.gone = True
         self._last = key
 
     def close(self) -> None:
         """End the in-place line."""
-        if self.tty and self._last:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.tty and self._last and not self.gone:
+            try:
+                self.stream.write("\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # a closed terminal: nothing to end
+                pass

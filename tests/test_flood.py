@@ -22,7 +22,7 @@ from liveduet.control import RATE, OscControl
 from liveduet.mailbox import BURST, ControlBox
 from liveduet.runtime import MAX_QUEUED, Runtime
 from liveduet.settings import FIELDS, Action, Set
-from liveduet.status import format_status
+from liveduet.status import StatusLine, format_status
 from tests.test_control import Listener
 from tests.test_control_runtime import RecordingEngine
 
@@ -159,7 +159,7 @@ def test_osc_flood_is_dropped_counted_and_never_delays_a_note(flooded: Any) -> N
     applied = engine.commands.qsize()
     assert applied < sent / 10, "settings were applied one by one instead of coalesced"
     phone.send_message("/liveduet/density", 0.125)  # after the flood: the latest value wins
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 10.0  # behind what waited in the socket buffer (~2 s)
     while engine.settings.density != 0.125 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert engine.settings.density == 0.125
@@ -187,3 +187,23 @@ def test_a_refused_osc_value_is_one_log_line_not_a_traceback(
     assert len(refused) == 1 and refused[0].exc_info is None, caplog.text
     assert "playing on" in refused[0].getMessage()
     assert engine.settings.low == 36
+
+
+def test_a_status_line_on_a_closed_terminal_stops_quietly() -> None:
+    """After SIGHUP the terminal is gone: writing the status fails once, then nothing more."""
+
+    class Closed:
+        writes = 0
+
+        def write(self, _text: str) -> None:
+            Closed.writes += 1
+            raise OSError(5, "Input/output error")
+
+        def flush(self) -> None:
+            raise OSError(5, "Input/output error")
+
+    line = StatusLine(Closed(), tty=True)  # type: ignore[arg-type]
+    line.show({"mode": "call"}, now=0.0)
+    line.show({"mode": "continue"}, now=20.0)
+    line.close()
+    assert line.gone and Closed.writes == 1
