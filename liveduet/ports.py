@@ -7,8 +7,9 @@ runtime's queue). :meth:`PortSet.check` finds ports that vanished and reopens th
 come back, and on JACK watches the server and the connections of liveduet's own ports
 (:mod:`liveduet.jackwatch`): every connection change of the output is acted on as it happens
 (JACK's port-connect callback), so a receiver unplugged and plugged back faster than any poll
-still gets the note-offs it missed. "Own" means this process's: a second instance's ports are
-named ``liveduet-01:...`` by JACK and found as the ports that appeared when it opened them.
+still gets the note-offs it missed. "Own" means this process's: JACK gives a second instance's
+clients numbered names (``liveduet-02:...``), so they are found as the ports that appeared when
+this process opened them.
 API choice and listing live in :mod:`liveduet.midisys` (re-exported
 here). Every rtmidi error is converted once into a :class:`~liveduet.errors.PortError` whose
 message says what is missing and what to do.
@@ -424,8 +425,9 @@ def _all_names(api: int) -> set[str]:
 
 
 def _own_name(api: int, port: str, kind: str, before: set[str]) -> str:
-    """The system-wide name of our virtual ``port``: JACK suffixes a second instance's client
-    (``liveduet-01``), so it is the matching port that was not there before we opened it."""
+    """The system-wide name of our virtual ``port``: JACK numbers clients of the same name
+    (``liveduet-01``, ``-02``...), so it is the matching port that was not there before we
+    opened it."""
     if api not in (APIS["jack"], APIS["alsa"]):
         return port
     with contextlib.suppress(PortError):
