@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--realtime", action="store_true", help="start jackd with -R (real-time "
                     "threads) instead of --no-realtime")
     ap.add_argument("--run-args", default="", help="extra 'liveduet run' arguments, e.g. "
-                    "'--input-poll 0.5'")
+                    "'--input-poll 0' (callback input)")
     ap.add_argument("--send-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.send_only:

@@ -15,7 +15,7 @@ from typing import Any
 from liveduet.catalog import DEFAULT_HARMONY, DEFAULT_MELODY
 from liveduet.errors import ConfigError
 from liveduet.oscmap import LEARN_TARGETS
-from liveduet.settings import FIELD_BY_NAME, Action, Command, Field, Set, did_you_mean
+from liveduet.settings import FIELD_BY_NAME, Action, Command, Field, Set, coerce, did_you_mean
 
 DEFAULT_CCS: dict[str, int] = {
     "temperature": 1,  # mod wheel
@@ -120,7 +120,7 @@ class CcMap:
         if self._last.get(key) == new:
             return None
         self._last[key] = new
-        return Set(target, new)
+        return Set(target, coerce(target, new))  # in range by construction; the table decides
 
     def _action(self, key: tuple[int, int], target: str, value: int) -> Action | None:
         before = self._last.get(key, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -116,13 +117,28 @@ def load_model(name: str | None, mode: str) -> StepModel:
     return StepModel(catalog.resolve(name or default))
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse tempo, lengths and lookahead that are not finite or out of range (one line)."""
+    if args.bpm is not None:
+        coerce("bpm", args.bpm)  # the settings table's tempo range; 0 is not "the file's"
+    for flag, value, high in (("--bars", getattr(args, "bars", None), 10_000.0),
+                              ("--tail-bars", getattr(args, "tail_bars", None), 10_000.0)):
+        if value is not None and (not math.isfinite(value) or not 0 <= value <= high
+                                  or (flag == "--bars" and value == 0)):
+            low = "more than 0" if flag == "--bars" else "0"
+            raise ConfigError(f"{flag} {value!r}; give a number of bars from {low} to {high:g}")
+    if not 0 <= args.lookahead <= 1024:
+        raise ConfigError(f"--lookahead {args.lookahead}; give steps from 0 to 1024")
+
+
 def render_command(args: argparse.Namespace) -> int:
     """``liveduet render IN.mid -o OUT.mid``."""
     channel = check_channel("--in-channel", args.in_channel)
     mode = coerce("mode", args.mode)
+    _check_numbers(args)
     mid = midifile.load(args.input)
     notes = pick_part(mid, args.track, None if channel is None else channel - 1)
-    bpm = args.bpm or midifile.tempo_bpm(mid)
+    bpm = args.bpm if args.bpm is not None else midifile.tempo_bpm(mid)
     model = load_model(args.model, mode)
     spq = model.codec.steps_per_beat
     metres, meter = _file_metres(args, mid, spq)
@@ -133,17 +149,16 @@ def render_command(args: argparse.Namespace) -> int:
 
 def generate_command(args: argparse.Namespace) -> int:
     """``liveduet generate -o OUT.mid --bars N``: the machine plays on from a primer or BOS."""
-    if args.bars <= 0:
-        raise ConfigError(f"--bars {args.bars}; give a positive number of bars")
+    _check_numbers(args)
     notes: list[TimedNote] = []
-    bpm = args.bpm or 120.0
+    bpm = args.bpm if args.bpm is not None else 120.0
     model = load_model(args.model, "continue")
     spq = model.codec.steps_per_beat
     metres, meter = None, None
     if args.primer is not None:
         mid = midifile.load(args.primer)
         notes = pick_part(mid, None, None)
-        bpm = args.bpm or midifile.tempo_bpm(mid)
+        bpm = args.bpm if args.bpm is not None else midifile.tempo_bpm(mid)
         metres, meter = _file_metres(args, mid, spq)
     settings = build_settings(args, "continue", spq, meter)
     engine = Engine(model, settings, lookahead=args.lookahead, metres=metres)

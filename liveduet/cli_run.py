@@ -11,34 +11,33 @@ import argparse
 import contextlib
 import json
 import logging
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from liveduet import catalog, learnstore, ports
+from liveduet import catalog, learnstore, midisys, outfile, ports, signals
 from liveduet.cliopts import OldName, listen_gap_steps, setting_help
 from liveduet.clock import InternalClock, MidiClockFollower
 from liveduet.errors import ConfigError, LiveduetError
 from liveduet.runtime import Options, Runtime
 from liveduet.searchworker import SearchWorker
-from liveduet.settings import FIELDS, Settings, did_you_mean, with_mode_defaults
+from liveduet.settings import (
+    FIELDS,
+    OPTION_FIELDS,
+    Settings,
+    check_option,
+    coerce,
+    did_you_mean,
+    with_mode_defaults,
+)
 from liveduet.status import OCTAVE_NAMES, StatusLine
 from liveduet.tablebuilder import TableBuilder
 from liveduet.turns import parse_steps
 
 log = logging.getLogger("liveduet.run")
-RUN_OPTIONS: dict[str, Any] = {
-    "model": None, "clock": "internal", "inputs": [], "output": None, "api": "auto",
-    "latency_offset": 0.0, "metronome": None, "quiet": False, "stats": None,
-    "osc": True, "osc_port": None, "osc_host": "127.0.0.1", "osc_reply_port": 9000,
-    "osc_allow": [], "cc": True, "cc_channel": None, "input_poll": None,
-    "realtime": False, "osc_announce": True, "in_channel": None, "octave_names": "c4",
-    "models_dir": [],
-}
+RUN_OPTIONS: dict[str, Any] = {f.name: list(f.default) if f.kind == "texts" else f.default
+                               for f in OPTION_FIELDS}
 DEFAULT_OSC_PORT = 8000
 CHECK_S = 0.25
 STATS_SAMPLES = 20_000   # per kind with --stats: the latest (a ring; memory stays flat)
@@ -78,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="shift grid-timed output by MS milliseconds (negative = earlier)")
     p.add_argument("--metronome", type=int, metavar="CH", help="click notes on MIDI channel CH")
     p.add_argument("--quiet", action="store_true", default=None, help="no status line")
-    p.add_argument("--stats", type=Path, metavar="FILE", help="write timing stats JSON at exit")
+    p.add_argument("--stats", metavar="FILE", help="write timing stats JSON at exit")
     p.add_argument("--no-osc", dest="osc", action="store_false", default=None,
                    help="do not start the OSC control server")
     p.add_argument("--osc-port", type=int, help="OSC listen port (default 8000; 0 = any free)")
@@ -90,8 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="do not advertise the OSC server on the network (zeroconf _osc._udp, "
                    "done when --osc-host is not a loopback address and zeroconf is installed)")
     p.add_argument("--input-poll", type=float, metavar="MS", help="read MIDI input by polling "
-                   "every MS ms instead of a callback on the MIDI thread (no lost JACK cycles "
-                   "under dense input; adds up to MS of input latency)")
+                   "rtmidi's queue every MS ms when idle (default 0.5: the JACK thread never "
+                   "waits for Python, so dense input loses less; adds up to MS of input "
+                   "latency); 0 = a callback on the MIDI thread instead")
     p.add_argument("--realtime", action="store_true", default=None, help="ask for real-time "
                    "(SCHED_FIFO) priority for the conductor: tighter send times; needs an rtprio "
                    "limit (Linux 'audio' group) and a real-time JACK server (jackd -R)")
@@ -150,7 +150,15 @@ def load_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any] | Non
                               f"known: {', '.join(sorted(known))}")
         name = CONFIG_ALIASES.get(key, key)
         listed = name in ("inputs", "models_dir") and isinstance(value, str)
-        flat[name] = [value] if listed else value
+        value = [value] if listed else value
+        try:  # a config file has real booleans and numbers: "false" is a mistake there
+            if name in RUN_OPTIONS:
+                value = check_option(name, value, strict=True)
+            elif name != "listen_gap" or not isinstance(value, str):
+                coerce(name, value, strict=True)
+        except ConfigError as err:
+            raise ConfigError(f"config {path}: {err}") from err
+        flat[name] = value
     return flat, cc
 
 
@@ -169,42 +177,39 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any], dict[st
         if f.name in merged:
             settings = settings.with_value(f.name, merged.pop(f.name))
     opts = {k: merged[k] for k in (*RUN_OPTIONS, "listen_gap_text") if k in merged}
-    if opts["clock"] not in ("internal", "midi"):
-        raise ConfigError(f"clock={opts['clock']!r}; choose internal or midi")
-    _check_range(opts, "metronome", 1, 16, "a MIDI channel from 1 to 16")
-    _check_range(opts, "in_channel", 1, 16, "a MIDI channel from 1 to 16")
-    if opts["octave_names"] not in OCTAVE_NAMES:
-        raise ConfigError(f"octave_names={opts['octave_names']!r}; choose c4 or c3")
-    _check_range(opts, "cc_channel", 1, 16, "a MIDI channel from 1 to 16")
-    _check_range(opts, "osc_port", 0, 65535, "a UDP port from 1 to 65535 (0 = any free port)")
-    _check_range(opts, "osc_reply_port", 1, 65535, "a UDP port from 1 to 65535")
-    poll = opts["input_poll"]
-    if poll is not None and (not isinstance(poll, (int, float)) or not 0.05 <= poll <= 10):
-        raise ConfigError(f"--input-poll {poll!r}: give milliseconds from 0.05 to 10")
+    for name in RUN_OPTIONS:  # the one table: finite numbers in range, real booleans
+        try:
+            opts[name] = check_option(name, opts[name])
+        except ConfigError as err:
+            raise ConfigError(f"--{name.replace('_', '-')}: {err}") from err
     return settings, opts, cc
-
-
-def _check_range(opts: dict[str, Any], name: str, low: int, high: int, what: str) -> None:
-    """Refuse a run option that is not an integer in ``low..high`` (ConfigError, one line)."""
-    value = opts[name]
-    if value is None:
-        return
-    flag = "--" + name.replace("_", "-")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or isinstance(value, bool) or number != value or not low <= number <= high:
-        raise ConfigError(f"{flag} {value!r}: give {what}")
 
 
 # -- the run --------------------------------------------------------------------------------
 def run_command(args: argparse.Namespace) -> int:
-    """``liveduet run``: build everything, play until SIGINT/SIGTERM, release every note."""
-    logging.basicConfig(level=logging.WARNING, format="liveduet: %(message)s")
+    """``liveduet run``: build everything, play until a stop signal, release every note.
+
+    A stop signal while starting ends the run at the next phase boundary (see
+    :mod:`liveduet.signals`); C libraries' own messages stay off the terminal unless ``--debug``.
+    """
+    with contextlib.ExitStack() as outer:
+        if not getattr(args, "debug", False):
+            outer.enter_context(midisys.python_stderr_only())
+        _log_to_stderr()
+        try:
+            return _run(args)
+        except LiveduetError:
+            if signals.STOP.is_set():  # e.g. a port set-up cut short by the signal itself
+                return 0
+            raise
+
+
+def _run(args: argparse.Namespace) -> int:
     settings, opts, cc = resolve(args)
     dirs = list(opts["models_dir"] or ())
+    signals.check()
     model = load_model(opts["model"], settings.mode, dirs)
+    signals.check()
     if "listen_gap_text" in opts:
         settings = settings.with_value("listen_gap", listen_gap_steps(
             opts["listen_gap_text"], int(model.codec.steps_per_beat), settings.meter))
@@ -213,37 +218,55 @@ def run_command(args: argparse.Namespace) -> int:
     opts["config_path"] = args.config
     from liveduet.engine import Engine
 
-    engine = Engine(model, settings, table_source=TableBuilder.for_model,
-                    search_margin=SEARCH_MARGIN, search_worker=SearchWorker.for_model)
     spb = int(model.codec.steps_per_beat)
     clock = (InternalClock(settings.bpm, spb) if opts["clock"] == "internal"
              else MidiClockFollower(spb, settings.bpm))
+    api = ports.choose_api(opts["api"])
+    signals.check()
+    engine = Engine(model, settings, table_source=TableBuilder.for_model,
+                    search_margin=SEARCH_MARGIN, search_worker=SearchWorker.for_model)
     engine.clock_bpm = lambda: clock.bpm  # a search's deadline follows the clock's tempo
     holder: list[ports.PortSet] = []
-    try:  # the engine's worker threads stop before a run that cannot start exits
-        api = ports.choose_api(opts["api"])
-        rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
-                     Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
-                             metronome=opts["metronome"], steps_per_beat=spb,
-                             realtime=bool(opts["realtime"]),
-                             keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
-                     ccmap=build_ccmap(opts, cc),
-                     loader=lambda name: load_model(name, "call", dirs),
-                     send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps))
-        poll = opts["input_poll"]
-        sink = channel_filter(rt.on_midi, opts["in_channel"], rt.ccmap)
-        holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=sink,
-                                       poll=None if poll is None else float(poll) / 1000.0))
-    except BaseException:
-        engine.close()
-        raise
+    rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
+                 Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
+                         metronome=opts["metronome"], steps_per_beat=spb,
+                         realtime=bool(opts["realtime"]),
+                         keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
+                 ccmap=build_ccmap(opts, cc),
+                 loader=lambda name: load_model(name, "call", dirs),
+                 send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps))
+    poll = opts["input_poll"]
+    sink = channel_filter(rt.on_midi, opts["in_channel"], rt.ccmap)
     with contextlib.ExitStack() as stack:
+        stack.callback(engine.close)  # its table worker, when the run ends before rt starts
+        holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=sink,
+                                       poll=float(poll) / 1000.0 if poll else None))
         stack.callback(holder[0].close)
+        signals.check()
         rt.publisher = start_osc(opts, rt, stack)
         stack.callback(rt.stop)
         if opts["stats"]:
             stack.callback(write_stats, rt, Path(opts["stats"]))
         return play(rt, holder[0], model, opts, settings)
+
+
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (it moves while C output is muted)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _log_to_stderr() -> None:
+    """Warnings as ``liveduet: message`` lines on the current stderr (once per process)."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _CurrentStderr) for h in root.handlers):
+        handler = _CurrentStderr()
+        handler.setFormatter(logging.Formatter("liveduet: %(message)s"))
+        if not root.handlers:
+            root.addHandler(handler)
+            root.setLevel(logging.WARNING)
 
 
 def load_model(name: str | None, mode: str = "call", dirs: list[str] | None = None) -> Any:
@@ -334,60 +357,44 @@ def announce_osc(address: tuple[str, int], stack: contextlib.ExitStack) -> None:
               f"{address[1]})", file=sys.stderr, flush=True)
 
 
-@contextlib.contextmanager
-def stop_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set ``stop`` (restored afterwards)."""
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in old:
-        signal.signal(s, lambda *_: stop.set())
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
 def play(rt: Runtime, portset: ports.PortSet, model: Any, opts: dict[str, Any],
          settings: Settings) -> int:
-    """Run until a signal; show the status; watch the ports and the JACK server.
+    """Run until a stop signal; show the status; watch the ports and the JACK server.
 
-    Returns 0 after SIGINT/SIGTERM, 1 when the conductor crashed, EXIT_LOST when the MIDI
-    system (the JACK server) went away.
+    Returns 0 after SIGINT/SIGTERM/SIGHUP (a second one while stopping changes nothing), 1 when
+    the conductor crashed, EXIT_LOST when the MIDI system (the JACK server) went away.
     """
-    stop = threading.Event()
+    stop = signals.STOP
     line = None if opts["quiet"] else StatusLine(sys.stdout, octave_names=opts["octave_names"])
     learnt = LearnSaver(rt.ccmap, opts.get("config_path"))
     lost: ports.SystemLost | None = None
     warned: set[str] = set()
     next_named = time.monotonic() + NAMED_CHECK_S
-    with stop_signals(stop):
-        rt.start()
-        print(f"liveduet: {settings.mode} with '{model.title}'; in {portset.input_names} -> out "
-              f"'{portset.output_name}'; clock {opts['clock']}. Ctrl-C to stop.",
-              file=sys.stderr, flush=True)
-        while not stop.wait(CHECK_S) and not rt.done.is_set():
-            if line is not None:
-                line.show(rt.snapshot)
-            _warn_once(rt.snapshot, warned)
-            learnt.check()
-            named = time.monotonic() >= next_named
-            next_named += NAMED_CHECK_S if named else 0.0
-            try:
-                reports = portset.check(named)
-            except ports.SystemLost as err:
-                lost = err
-                break
-            for report in reports:
-                print(f"liveduet: {report}", file=sys.stderr, flush=True)
-        rt.stop()
+    rt.start()
+    say(f"liveduet: {settings.mode} with '{model.title}'; in {portset.input_names} -> out "
+        f"'{portset.output_name}'; clock {opts['clock']}. Ctrl-C to stop.")
+    while not stop.wait(CHECK_S) and not rt.done.is_set():
+        if line is not None:
+            line.show(rt.snapshot)
+        _warn_once(rt.snapshot, warned)
+        learnt.check()
+        named = time.monotonic() >= next_named
+        next_named += NAMED_CHECK_S if named else 0.0
+        try:
+            reports = portset.check(named)
+        except ports.SystemLost as err:
+            lost = err
+            break
+        for report in reports:
+            say(f"liveduet: {report}")
+    rt.stop()
     if line is not None:
         line.close()
     if lost is not None:
-        print(f"liveduet: error: {lost}", file=sys.stderr, flush=True)
+        say(f"liveduet: error: {lost}")
         return EXIT_LOST
     if rt.failed is not None:
-        print(f"liveduet: error: the conductor stopped ({rt.failed}); all notes were released",
-              file=sys.stderr)
+        say(f"liveduet: error: the conductor stopped ({rt.failed}); all notes were released")
         return 1
     return 0
 
@@ -410,10 +417,15 @@ class LearnSaver:
         try:
             learnstore.save(self.path, self.ccmap.to_toml_text())
         except ConfigError as err:
-            print(f"liveduet: warning: {err}", file=sys.stderr, flush=True)
+            say(f"liveduet: warning: {err}")
             return
-        print(f"liveduet: learnt CC {cc} on channel {channel} -> {target}; saved to {self.path}",
-              file=sys.stderr, flush=True)
+        say(f"liveduet: learnt CC {cc} on channel {channel} -> {target}; saved to {self.path}")
+
+
+def say(text: str) -> None:
+    """One line on stderr; a terminal that went away (SIGHUP, ssh drop) is not an error."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr, flush=True)
 
 
 def _warn_once(status: dict[str, Any], warned: set[str]) -> None:
@@ -421,9 +433,12 @@ def _warn_once(status: dict[str, Any], warned: set[str]) -> None:
     for text in status.get("warnings", ()):
         if text not in warned:
             warned.add(text)
-            print(f"liveduet: warning: {text}; playing on", file=sys.stderr, flush=True)
+            say(f"liveduet: warning: {text}; playing on")
 
 
 def write_stats(rt: Runtime, path: Path) -> None:
     """Dump :meth:`Runtime.stats` as JSON."""
-    path.write_text(json.dumps(rt.stats()), encoding="utf-8")
+    try:
+        outfile.write_bytes(path, json.dumps(rt.stats()).encode())
+    except LiveduetError as err:  # the notes are already released: say it, exit as planned
+        say(f"liveduet: error: {err}")

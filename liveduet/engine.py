@@ -255,6 +255,10 @@ class Engine:
                 if kind == CONTROL and msg[1] == SUSTAIN and (step := self._pedal_change(
                         pos, ch, int(msg[2]))) is not None:
                     changed = step if changed is None else min(changed, step)
+                if kind == CONTROL and msg[1] in (120, 123) and self._running:
+                    step = self._human.all_off(self._human_step(pos), ch)  # All Notes Off
+                    if step is not None:
+                        changed = step if changed is None else min(changed, step)
                 continue
             pitch, vel = int(msg[1]), int(msg[2])
             self._last_input = pos

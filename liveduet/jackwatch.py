@@ -4,8 +4,10 @@ python-rtmidi does not tell its user when the JACK server goes away (sends then 
 nor when a port is connected or disconnected. :class:`JackWatch` opens one small extra client,
 ``liveduet-watch``, through ``libjack`` (already loaded by python-rtmidi's JACK backend; ctypes is
 the standard library, so no new dependency): JACK calls its shutdown callback when the server
-dies, and :meth:`JackWatch.connections` lists what a port is wired to. It runs no audio
-callback; the runtime polls it from the main thread.
+dies, its port-connect callback on every connection change (so a disconnect and reconnect
+faster than any poll is still two events), and :meth:`JackWatch.connections` lists what a port
+is wired to. It runs no audio callback. JACK delivers port-connect notifications without
+waiting for the client's answer, so a callback waiting for the GIL cannot stall the server.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 CLIENT = "liveduet-watch"
 NO_START_SERVER = 0x01
 _SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_CONNECT = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int,
+                            ctypes.c_void_p)
+OnConnect = Callable[[str, str, bool], None]
+"""Called on JACK's notification thread with (source port, destination port, connected)."""
 
 
 def _lib() -> ctypes.CDLL | None:
@@ -37,30 +43,56 @@ def _lib() -> ctypes.CDLL | None:
     lib.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
     lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     lib.jack_free.argtypes = [ctypes.c_void_p]
+    lib.jack_set_port_connect_callback.restype = ctypes.c_int
+    lib.jack_set_port_connect_callback.argtypes = [ctypes.c_void_p, _CONNECT, ctypes.c_void_p]
+    lib.jack_port_by_id.restype = ctypes.c_void_p
+    lib.jack_port_by_id.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    lib.jack_port_name.restype = ctypes.c_char_p
+    lib.jack_port_name.argtypes = [ctypes.c_void_p]
     return lib
 
 
 class JackWatch:
     """An extra JACK client that notices server shutdown and lists port connections."""
 
-    def __init__(self, lib: ctypes.CDLL, client: int) -> None:
+    def __init__(self, lib: ctypes.CDLL, client: int, on_connect: OnConnect | None = None) -> None:
         self._lib = lib
         self._client: int | None = client
         self._lost = threading.Event()
         self._lock = threading.Lock()
+        self._on_connect = on_connect
         self._callback = _SHUTDOWN(lambda _arg: self._lost.set())  # keep a reference
+        self._connect_cb = _CONNECT(self._connected)
         lib.jack_on_shutdown(client, self._callback, None)
+        self.events = on_connect is not None and lib.jack_set_port_connect_callback(
+            client, self._connect_cb, None) == 0
         lib.jack_activate(client)
 
     @classmethod
-    def open(cls) -> JackWatch | None:
-        """A watch on the current JACK server (JACK_DEFAULT_SERVER), or None if unreachable."""
+    def open(cls, on_connect: OnConnect | None = None) -> JackWatch | None:
+        """A watch on the current JACK server (JACK_DEFAULT_SERVER), or None if unreachable;
+        ``on_connect`` gets every connection change (:attr:`events` says whether it will)."""
         lib = _lib()
         if lib is None:
             return None
         status = ctypes.c_int(0)
         client = lib.jack_client_open(CLIENT.encode(), NO_START_SERVER, ctypes.byref(status))
-        return cls(lib, client) if client else None
+        return cls(lib, client, on_connect) if client else None
+
+    def _connected(self, a: int, b: int, connect: int, _arg: object) -> None:
+        """JACK's port-connect callback: names the two ports, hands them on (never raises)."""
+        try:
+            client = self._client
+            if client is None or self._on_connect is None:
+                return
+            names = []
+            for port_id in (a, b):
+                port = self._lib.jack_port_by_id(client, port_id)
+                name = self._lib.jack_port_name(port) if port else None
+                names.append(name.decode(errors="replace") if name else "")
+            self._on_connect(names[0], names[1], bool(connect))
+        except Exception:  # an exception cannot cross into libjack
+            return
 
     @property
     def lost(self) -> bool:

@@ -32,7 +32,7 @@ class Part:
 def load(path: str | os.PathLike[str]) -> mido.MidiFile:
     """Open a MIDI file, converting any read failure into one clear error."""
     try:
-        return mido.MidiFile(os.fspath(path))
+        mid = mido.MidiFile(os.fspath(path))
     except FileNotFoundError as err:
         raise LiveduetError(f"{path}: no such MIDI file; check the path") from err
     except (OSError, EOFError, ValueError, KeyError, IndexError) as err:
@@ -40,13 +40,18 @@ def load(path: str | os.PathLike[str]) -> mido.MidiFile:
             f"{path}: not a readable Standard MIDI File ({err}); export it again from your DAW "
             "as a .mid (type 0 or 1)"
         ) from err
+    if not 0 < mid.ticks_per_beat < 0x8000:  # 0 divides by zero; bit 15 set is SMPTE time
+        raise LiveduetError(
+            f"{path}: its header gives {mid.ticks_per_beat} ticks per beat; liveduet reads files "
+            "timed in ticks per beat (1..32767): export it again from your DAW")
+    return mid
 
 
 def tempo_bpm(mid: mido.MidiFile, default: float = 120.0) -> float:
     """The first tempo in the file, in beats per minute."""
     for track in mid.tracks:
         for msg in track:
-            if msg.type == "set_tempo":
+            if msg.type == "set_tempo" and msg.tempo > 0:  # a 0 tempo would divide by zero
                 return float(mido.tempo2bpm(msg.tempo))
     return default
 

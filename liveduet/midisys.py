@@ -55,6 +55,39 @@ def quiet_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def python_stderr_only() -> Iterator[None]:
+    """Keep C libraries' messages (libjack's 'cannot read server event', ALSA's) off the
+    terminal for the whole run: fd 2 goes to /dev/null, Python's ``sys.stderr`` (and so every
+    line liveduet prints or logs) to a copy of the real stderr. Does nothing when ``sys.stderr``
+    is not fd 2 (a test capturing it)."""
+    try:
+        real = sys.stderr.fileno() == 2
+        saved = os.dup(2) if real else -1
+    except (OSError, ValueError, AttributeError):  # no fd 2, or a capture object
+        real = False
+    if not real:
+        yield
+        return
+    old = sys.stderr
+    stream = os.fdopen(saved, "w", buffering=1, encoding=old.encoding or "utf-8",
+                       errors="backslashreplace")
+    old.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = stream
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+        os.dup2(saved, 2)
+        sys.stderr = old
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
 def probe(api: int, timeout: float = PROBE_TIMEOUT) -> str | None:
     """None when a client can be created on ``api``, else why not (never hangs past timeout)."""
     if api not in rtmidi.get_compiled_api():

@@ -33,8 +33,11 @@ FEEDBACK = {
     "phase": ("s", "listening | answering | accompanying | idle"),
     "beat": ("i", "beat in the bar (0 = the bar line; beats of the metre), sent on every beat"),
     "message": ("s", "last problem or notice, e.g. why a model failed to load"),
+    "dropped": ("i", "messages dropped under a flood (OSC past the rate limit, MIDI past the "
+                     "queue bound), since start"),
 }
-REASONS = ("denied", "malformed", "unknown", "readonly", "type", "range", "internal", "send_failed")
+REASONS = ("denied", "malformed", "unknown", "readonly", "type", "range", "internal", "send_failed",
+           "flood")
 """Keys of ``OscControl.counters``: why a message was refused (or a reply could not be sent)."""
 ALIASES = {"tempo": "bpm"}
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -242,8 +245,8 @@ def state_values(settings: Settings, status: Mapping[str, Any] | None = None) ->
 
     From ``status`` (e.g. ``Engine.status()`` plus runtime extras) it takes ``phase``, ``beat``
     (or derives it from ``step`` and ``steps_per_beat``, default 4, as the beat in a 4/4 bar),
-    the model title (``model`` or ``title``), ``learn`` (target being learnt or None) and
-    ``message``.
+    the model title (``model`` or ``title``), ``learn`` (target being learnt or None),
+    ``message`` and ``dropped``.
     """
     values: dict[str, Any] = settings.as_dict()
     status = status or {}
@@ -261,6 +264,8 @@ def state_values(settings: Settings, status: Mapping[str, Any] | None = None) ->
         values["learn"] = status["learn"]
     if status.get("message") is not None:
         values["message"] = str(status["message"])
+    if "dropped" in status:
+        values["dropped"] = int(status["dropped"])
     return values
 
 

@@ -5,7 +5,12 @@ By default liveduet opens two virtual ports, ``liveduet in`` and ``liveduet out`
 Input callbacks only stamp (``time.perf_counter``) and hand the raw bytes to a sink (the
 runtime's queue). :meth:`PortSet.check` finds ports that vanished and reopens them when they
 come back, and on JACK watches the server and the connections of liveduet's own ports
-(:mod:`liveduet.jackwatch`). API choice and listing live in :mod:`liveduet.midisys` (re-exported
+(:mod:`liveduet.jackwatch`): every connection change of the output is acted on as it happens
+(JACK's port-connect callback), so a receiver unplugged and plugged back faster than any poll
+still gets the note-offs it missed. "Own" means this process's: JACK gives a second instance's
+clients numbered names (``liveduet-02:...``), so they are found as the ports that appeared when
+this process opened them.
+API choice and listing live in :mod:`liveduet.midisys` (re-exported
 here). Every rtmidi error is converted once into a :class:`~liveduet.errors.PortError` whose
 message says what is missing and what to do.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -103,6 +109,9 @@ class PortSet:
     _send_lock: threading.Lock = field(default_factory=threading.Lock)
     _poller: threading.Thread | None = None
     _polling: threading.Event = field(default_factory=threading.Event)
+    # (our port, other port, connected, note-offs sent) from JACK's notification thread
+    _events: deque[tuple[str, str, bool, int]] = field(
+        default_factory=lambda: deque(maxlen=1000))
 
     @property
     def input_names(self) -> list[str]:
@@ -166,12 +175,58 @@ class PortSet:
             reports += self._check_named()
         return reports
 
+    def _on_connect(self, src: str, dst: str, connected: bool) -> None:
+        """A connection change (JACK's notification thread): an unplugged receiver's sounding
+        notes become orphans at once, a plugged one gets their note-offs at once."""
+        for port in [*self.inputs, *([self.output] if self.output else [])]:
+            if port.wanted is not None or port.name not in (src, dst):
+                continue
+            sent = 0
+            if port is self.output:
+                if connected:
+                    sent = self._repair()
+                else:
+                    with self._send_lock:
+                        self.track.receiver_lost()
+            self._events.append((port.name, dst if port.name == src else src, connected, sent))
+
+    def _event_reports(self, watch: JackWatch) -> list[str]:
+        """What the connection events since the last call say (main thread): one line per
+        change, or one line per pair of ports that changed more than twice (a flapping cable)."""
+        changes: dict[tuple[str, str], list[bool]] = {}
+        sent = 0
+        while self._events:
+            name, other, connected, n = self._events.popleft()
+            changes.setdefault((name, other), []).append(connected)
+            sent += n
+        reports = []
+        for (name, other), states in changes.items():
+            if len(states) <= 2:
+                reports += [f"{name!r} {'connected to' if c else 'disconnected from'} {other!r}"
+                            for c in states]
+            else:
+                reports.append(f"{name!r} connection to {other!r} changed {len(states)} times; "
+                               f"now {'connected' if states[-1] else 'disconnected'}")
+        if sent:
+            reports.append(f"sent {sent} note-off(s) for notes a receiver missed while unplugged")
+        out = self.output
+        if out is not None and out.wanted is None:
+            if any(not c for (name, _), states in changes.items() if name == out.name
+                   for c in states) and not watch.connections(out.name):
+                reports.append(f"{out.name!r} has no connection; liveduet plays on and closes "
+                               "the notes a receiver missed when one is connected again")
+            with self._send_lock:
+                self.track.checkpoint()
+        return reports
+
     def _check_links(self) -> list[str]:
         watch = self.watch
         if watch is None:
             return []
         if watch.lost:
             raise SystemLost(JACK_LOST)
+        if watch.events:
+            return self._event_reports(watch)
         reports = []
         for port in [*self.inputs, *([self.output] if self.output else [])]:
             if port.wanted is None:
@@ -305,40 +360,42 @@ def open_ports(api: int, inputs: Sequence[str] = (), output: str | None = None,
         inputs = inputs or [VIRTUAL_IN]
         output = output or VIRTUAL_OUT  # loopMIDI ports named like ours
     ports = PortSet(api, sink=sink, poll=poll)
+    before = _all_names(api) if (not inputs or output is None) else set()
     try:
-        ports.output = _open_output(api, output, [VIRTUAL_IN] if not inputs else [])
+        ports.output = _open_output(api, output, [VIRTUAL_IN] if not inputs else [], before)
         exclude = [VIRTUAL_OUT] if output is None else []
         for idx, wanted in enumerate(inputs or [None]):
-            handle, name = _open_input(api, wanted, exclude, ports, idx)
+            handle, name = _open_input(api, wanted, exclude, ports, idx, before)
             ports.inputs.append(_Port(handle, wanted, name))
     except BaseException:
         ports.close()
         raise
     if api == APIS["jack"]:
-        ports.watch = JackWatch.open()
+        ports.watch = JackWatch.open(on_connect=ports._on_connect)
         ports.check()  # first look at the connections
     return ports
 
 
-def _open_output(api: int, wanted: str | None, exclude: Sequence[str]) -> _Port:
+def _open_output(api: int, wanted: str | None, exclude: Sequence[str],
+                 before: set[str]) -> _Port:
     try:
         handle = rtmidi.MidiOut(api, name=CLIENT)
         if wanted is None:
             handle.open_virtual_port(VIRTUAL_OUT)
-            return _Port(handle, None, _own_name(api, VIRTUAL_OUT, "output"))
+            return _Port(handle, None, _own_name(api, VIRTUAL_OUT, "output", before))
     except Exception as err:  # rtmidi SystemError variants
         raise PortError(_open_failed("output", wanted, api, err)) from err
     return _Port(handle, wanted, _open_named(handle, wanted, "output", exclude, VIRTUAL_OUT))
 
 
 def _open_input(api: int, wanted: str | None, exclude: Sequence[str], ports: PortSet,
-                idx: int) -> tuple[rtmidi.MidiIn, str]:
+                idx: int, before: set[str]) -> tuple[rtmidi.MidiIn, str]:
     try:
         handle = rtmidi.MidiIn(api, name=CLIENT, queue_size_limit=4096)
         ports._listen(handle, idx)  # before opening: the first message must not be missed
         if wanted is None:
             handle.open_virtual_port(VIRTUAL_IN)
-            return handle, _own_name(api, VIRTUAL_IN, "input")
+            return handle, _own_name(api, VIRTUAL_IN, "input", before)
     except Exception as err:  # rtmidi SystemError variants
         raise PortError(_open_failed("input", wanted, api, err)) from err
     return handle, _open_named(handle, wanted, "input", exclude, VIRTUAL_IN)
@@ -357,14 +414,26 @@ def _open_named(handle: rtmidi.MidiIn | rtmidi.MidiOut, wanted: str, kind: str,
     return names[idx]
 
 
-def _own_name(api: int, port: str, kind: str) -> str:
-    """The system-wide name of our virtual ``port`` (JACK may suffix the client, e.g. -01)."""
+def _all_names(api: int) -> set[str]:
+    """Every port name on ``api`` now (to tell our new virtual ports from another instance's)."""
+    if api not in (APIS["jack"], APIS["alsa"]):
+        return set()
+    with contextlib.suppress(PortError):
+        listed = list_ports(api)
+        return set(listed.inputs) | set(listed.outputs)
+    return set()
+
+
+def _own_name(api: int, port: str, kind: str, before: set[str]) -> str:
+    """The system-wide name of our virtual ``port``: JACK numbers clients of the same name
+    (``liveduet-01``, ``-02``...), so it is the matching port that was not there before we
+    opened it."""
     if api not in (APIS["jack"], APIS["alsa"]):
         return port
     with contextlib.suppress(PortError):
         listed = list_ports(api)
         names = listed.outputs if kind == "input" else listed.inputs
-        mine = [n for n in names if n.startswith(CLIENT) and port in n]
+        mine = [n for n in names if n.startswith(CLIENT) and port in n and n not in before]
         if len(mine) == 1:
             return mine[0]
     return f"{CLIENT}:{port}"

@@ -16,7 +16,7 @@ from typing import Any
 
 import mido
 
-from liveduet import midifile
+from liveduet import midifile, outfile
 from liveduet.codec import TimedNote
 from liveduet.engine import Engine, Out
 from liveduet.errors import LiveduetError
@@ -150,8 +150,4 @@ def pick_part(mid: mido.MidiFile, track: int | None, channel: int | None) -> lis
 def write(duet: Duet, path: str | os.PathLike[str], bpm: float, human_channel: int = 0) -> None:
     """Write the duet as a type-1 MIDI file (human track first)."""
     mid = midifile.write_parts(duet.parts(human_channel), bpm, metres=duet.metres)
-    try:
-        mid.save(os.fspath(path))
-    except OSError as err:
-        raise LiveduetError(f"cannot write {path} ({err}); check the folder exists and is "
-                            "writable") from err
+    outfile.write_with(path, lambda fh: mid.save(file=fh))

@@ -1,7 +1,11 @@
 """The live runtime: one conductor thread owns the engine and sends its output on time.
 
-MIDI input callbacks and the OSC server only enqueue (with the ``time.perf_counter`` stamp taken
-in the callback). The conductor drains that queue, asks the clock for grid positions, calls the
+MIDI input callbacks only enqueue (with the ``time.perf_counter`` stamp taken in the callback);
+OSC and mapped CC commands wait in a :class:`liveduet.mailbox.ControlBox` (coalesced per
+setting, taken at a bounded rate) so control traffic never delays a note: the conductor drains
+every queued MIDI message first, then takes the commands. The MIDI queue is bounded too: past
+``MAX_QUEUED`` waiting messages new note-ons and controllers are dropped (counted), note-offs and
+transport never. The conductor asks the clock for grid positions, calls the
 engine (feed / advance / apply / swap_model), and sends each ``Out`` at the wall time of its
 position: it sleeps on the queue until shortly before the next due event, then spins for the
 last fraction of a millisecond, releasing the GIL on every turn; how long it spins follows how
@@ -29,11 +33,12 @@ from typing import Any, Protocol
 
 from liveduet import catalog, rtthread
 from liveduet.clock import TRANSPORT, InternalClock, MidiClockFollower
-from liveduet.errors import ConfigError
+from liveduet.errors import ConfigError, LiveduetError
 from liveduet.feedback import Feedback, Publisher, p99
 from liveduet.hotswap import HotSwap
+from liveduet.mailbox import ControlBox
 from liveduet.planner import check_mode
-from liveduet.sender import Sender, SendMany
+from liveduet.sender import Sender, SendMany, is_note_on
 from liveduet.settings import Action, Command, Set
 
 log = logging.getLogger("liveduet.runtime")
@@ -42,9 +47,23 @@ RELEASING_ACTIONS = frozenset(("panic", "reset", "stop", "play"))
 IDLE_WAKE = 0.5
 START_LEAD = 0.1  # seconds from start() to the internal clock's step 0
 PREFETCH_MAX_WAIT = 0.02  # seconds a stream of sends may put the next table's start off
+STALE_STEPS = 1.0     # a note due this many steps ago is stale: skipped, not played late
+MAX_QUEUED = 20_000   # MIDI messages waiting for the conductor (4 s at 5,000/s) before drops
 HOLD_SPIN = 0.00004  # the end of a spin does not yield the GIL (one yield takes ~10-30 µs)
 NOTICES = {"end_call": "end_call: answering now", "reset": "reset: model state starts afresh",
            "panic": "panic: all notes off", "play": "play", "stop": "stop"}
+
+
+WAKE: tuple[Any, ...] = ("w",)
+"""Queued when the control box fills: wakes the conductor to take the commands."""
+
+
+def _ends(msg: Sequence[int]) -> bool:
+    """Note-offs (and note-on velocity 0) and system messages: never dropped under a flood."""
+    if not msg:
+        return False
+    kind = msg[0] & 0xF0
+    return msg[0] >= 0xF0 or kind == 0x80 or (kind == 0x90 and len(msg) > 2 and msg[2] == 0)
 
 
 class EngineLike(Protocol):
@@ -97,6 +116,8 @@ class Runtime:
         self.feedback = Feedback(publisher)
         self.ccmap = ccmap
         self.queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self.controls = ControlBox(lambda: self.queue.put(WAKE))
+        self.midi_dropped = 0   # input refused past MAX_QUEUED (callback thread only)
         self.swaps = HotSwap(loader, self.queue.put)
         self._after_swap: dict[str, Set] = {}  # model name -> the mode change waiting for it
         self._hold_until = -math.inf
@@ -109,11 +130,12 @@ class Runtime:
         self.delays: deque[float] = deque(maxlen=keep)
         self._restore: Callable[[], None] | None = None
         self.step_times: deque[float] = deque(maxlen=2000)
-        self.counters = {"in": 0, "out": 0, "commands": 0, "late": 0}
+        self.counters = {"in": 0, "out": 0, "commands": 0, "late": 0, "skipped": 0}
         self.out = Sender(send, clock, self.opt, self.counters, self.errors, send_many,
                           metres=lambda: self.engine.grid.metres)
         self.spin = rtthread.SpinBudget(self.opt.spin, adaptive=self.opt.adaptive_spin)
         self.message = ""
+        self._echo_due = False   # a command changed something: echo at the next tick
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
         self.failed: BaseException | None = None
@@ -134,12 +156,15 @@ class Runtime:
 
     # -- thread-safe entry points ---------------------------------------------------------
     def on_midi(self, t: float, msg: tuple[int, ...], idx: int = 0) -> None:
-        """MIDI input callback: only enqueue."""
+        """MIDI input callback: only enqueue (past ``MAX_QUEUED`` waiting, only what ends)."""
+        if self.queue.qsize() >= MAX_QUEUED and not _ends(msg):
+            self.midi_dropped += 1
+            return
         self.queue.put(("m", t, msg))
 
     def submit(self, cmd: Command) -> None:
-        """Control callback (OSC, tests): only enqueue."""
-        self.queue.put(("c", cmd))
+        """Control callback (OSC, tests): into the control box (latest value per setting)."""
+        self.controls.put(cmd)
 
     def start(self) -> None:
         """Start the conductor thread; the internal clock reaches step 0 ``START_LEAD`` from now
@@ -197,6 +222,8 @@ class Runtime:
                     budget.woke(perf() - slept - asked)
             if item != () and not self._drain(item):
                 return
+            if self.controls:
+                self._take_controls(perf())
             self._spin(perf)
             self._guard("tick", self._tick, perf())
 
@@ -214,7 +241,7 @@ class Runtime:
             if item[0] == "m":
                 if self._guard("input", self._midi, item[1], item[2]):
                     notes.append((item[1], item[2]))
-            else:
+            elif item is not WAKE:
                 if notes:
                     self._guard("input", self._feed, notes)
                     notes = []
@@ -226,6 +253,13 @@ class Runtime:
         if notes:
             self._guard("input", self._feed, notes)
         return True
+
+    def _take_controls(self, now: float) -> None:
+        """Apply the commands the control box's rate allows now, one at a time, and only while
+        no MIDI waits: a note that arrives meanwhile is drained before the next command."""
+        empty, take = self.queue.empty, self.controls.take
+        while empty() and (got := take(now, 1)):
+            self._guard("control", self._command, got[0], now)
 
     def _spin(self, perf: Callable[[], float]) -> None:
         """Busy-wait for what is due within the spin budget; the messages due then are taken
@@ -255,6 +289,8 @@ class Runtime:
     def _until_due(self, now: float) -> float:
         """Seconds from ``now`` to the next thing the conductor must do."""
         due = min(self.feedback.next_due, self._prefetch_at)
+        if self.controls and (ready := self.controls.ready_at(now)) is not None:
+            due = min(due, ready)
         t = self.out.due_time()
         if t is not None:
             due = min(due, t)
@@ -277,7 +313,9 @@ class Runtime:
         except Exception as err:  # the live loop never dies of one bad event
             key = f"{where}:{type(err).__name__}"
             self.errors[key] = self.errors.get(key, 0) + 1
-            if self.errors[key] == 1:
+            if self.errors[key] == 1 and isinstance(err, LiveduetError):  # a user's value
+                log.warning("%s refused: %s (playing on; further ones are counted)", where, err)
+            elif self.errors[key] == 1:
                 log.exception("error in %s (playing on; further ones are counted)", where)
             self.message = f"{where} error: {err}"
             if where == "tick":
@@ -309,8 +347,8 @@ class Runtime:
             if self.ccmap.handles(ch, msg[1]):
                 was_learning = self.ccmap.learning is not None
                 cmd = self.ccmap.cc_command(ch, msg[1], msg[2])
-                if cmd is not None:
-                    self._command(cmd, t)
+                if cmd is not None:  # coalesced with OSC: a CC sweep is one change per drain
+                    self.controls.put(cmd)
                 elif was_learning:  # a learn just finished: echo learn ""
                     self._update_status(time.perf_counter(), force=True)
                 return False
@@ -379,7 +417,10 @@ class Runtime:
         if isinstance(cmd, Action) and cmd.name in NOTICES:
             self.message = NOTICES[cmd.name]
             self._publish({"message": self.message})  # acknowledged even when repeated
-        self._update_status(time.perf_counter(), force=True)
+        # echoed by the next tick, once for every command applied meanwhile (a burst of
+        # commands from the control box costs one status and one echo, not one each)
+        self._echo_due = True
+        self.feedback.next_due = 0.0
 
     def _apply(self, cmd: Command, t: float) -> None:
         clock = self.clock
@@ -457,9 +498,11 @@ class Runtime:
 
     # -- time-driven work -----------------------------------------------------------------
     def _tick(self, now: float) -> None:
-        self.out.send_due(now)  # timed sends first: the engine may take a model step below
         offset = self.opt.latency_offset
         pos = self.clock.position(now - offset)
+        if self.clock.running:  # after a stall (SIGSTOP, a swapped-out process): no burst
+            self._skipped(self.out.skip_stale(pos - STALE_STEPS))
+        self.out.send_due(now)  # timed sends first: the engine may take a model step below
         if self.clock.running:
             if (swap := self.swaps.take(pos)) is not None:
                 self._do_swap(pos, *swap)
@@ -472,7 +515,8 @@ class Runtime:
         if now >= self._prefetch_at:
             self._prefetch(sent=False)
         if now >= self.feedback.next_due:
-            self._update_status(now)
+            self._update_status(now, force=self._echo_due)
+            self._echo_due = False
 
     def _advance(self, now: float, pos: float) -> None:
         """Advance the engine up to the next due position if it is within ``early``."""
@@ -484,6 +528,11 @@ class Runtime:
                 target = nd  # computed now, sent from the schedule at its exact time
         t0 = time.perf_counter()
         outs = self.engine.advance(target)
+        if outs and min(o.pos for o in outs) < pos - STALE_STEPS:  # the conductor was stalled
+            fresh = [o for o in outs if o.pos >= pos - STALE_STEPS or not is_note_on(o.msg)]
+            self.counters["skipped"] += len(outs) - len(fresh)
+            self._skipped(len(outs) - len(fresh))
+            outs = fresh
         if outs:
             self.step_times.append(time.perf_counter() - t0)
             late = [o for o in outs if o.pos <= pos]
@@ -491,6 +540,11 @@ class Runtime:
                 self.out.record_wake(late[0].pos)
         self.out.emit(outs, pos, timed=True)
         self._prefetch(bool(outs))
+
+    def _skipped(self, n: int) -> None:
+        """Say that a stall made ``n`` notes stale (they were skipped, not played late)."""
+        if n:
+            self.message = f"conductor was stalled: skipped {n} stale note(s)"
 
     def _prefetch(self, sent: bool) -> None:
         """Let the engine build the next harmony table ahead (on its worker): ``prefetch_after``
@@ -530,8 +584,15 @@ class Runtime:
         status.update(bpm=round(self.clock.bpm, 2), running=self.clock.running,
                       step_p99_ms=p99(self.step_times) * 1e3, message=self.message,
                       errors=sum(self.errors.values()), learn=learning,
-                      beat=self.engine.beat_at(self.clock.position(now)), **self.counters)
+                      beat=self.engine.beat_at(self.clock.position(now)),
+                      dropped=self.dropped(), coalesced=self.controls.coalesced,
+                      **self.counters)
         self.feedback.update(now, self.engine.settings, status, force)
+
+    def dropped(self) -> int:
+        """Messages dropped under a flood: MIDI past ``MAX_QUEUED``, OSC past the server's
+        rate limit (its ``dropped``, when the publisher is the OSC server)."""
+        return self.midi_dropped + int(getattr(self.publisher, "dropped", 0) or 0)
 
     def _publish_state(self, full: bool) -> None:
         self.feedback.publish_state(self.engine.settings, full)
@@ -548,7 +609,9 @@ class Runtime:
         A reaction is input callback -> first answer sent (both in this process); its parts are
         (callback -> conductor, engine, send). Each kind keeps the latest ``keep_samples``.
         """
-        return {"counters": dict(self.counters), "errors": dict(self.errors),
+        return {"counters": {**self.counters, "dropped": self.dropped(),
+                             "coalesced": self.controls.coalesced},
+                "errors": dict(self.errors),
                 "wake_errors_s": list(self.out.wake_errors),
                 "wake_first_s": list(self.out.wake_first), "step_times_s": list(self.step_times),
                 "reactions_s": list(self.reactions),

@@ -29,6 +29,11 @@ SendMany = Callable[[Sequence[Msg], list[float]], None]
 raises on the first that fails (its stamp is already appended)."""
 
 
+def is_note_on(msg: Sequence[int]) -> bool:
+    """A note-on with a velocity (what starts a sound)."""
+    return len(msg) > 2 and msg[0] & 0xF0 == 0x90 and msg[2] > 0
+
+
 class Batch:
     """Messages to send back to back: (position, message, timed) items and the bare messages,
     built as they are taken (nothing left to build between the due time and the send)."""
@@ -192,6 +197,21 @@ class Sender:
     def send_msgs(self, msgs: Sequence[tuple[int, ...]]) -> None:
         """Send raw messages now, in order, back to back."""
         self.send_batch(Batch([(0.0, tuple(m), False) for m in msgs]))
+
+    def skip_stale(self, before: float) -> int:
+        """After a stall: scheduled note-ons due before position ``before`` are dropped (played
+        now they would burst out back to back); what ends a note, and anything else, goes out
+        now. Returns how many note-ons were skipped (also counted as ``skipped``)."""
+        sched, now_msgs, skipped = self.schedule, [], 0
+        while (first := sched.first()) is not None and first[0] < before:
+            _pos, msg, _timed = sched.pop()
+            if is_note_on(msg):
+                skipped += 1
+            else:
+                now_msgs.append(msg)
+        self.send_msgs(now_msgs)
+        self.counters["skipped"] = self.counters.get("skipped", 0) + skipped  # the runtime's
+        return skipped
 
     def drop_pending(self) -> None:
         """Forget scheduled events; note-offs of notes already sounding go out now."""

@@ -8,6 +8,7 @@ the same thing wherever it comes from. Commands that the conductor applies betwe
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -42,7 +43,9 @@ ACTIONS = ("end_call", "reset", "panic", "play", "stop", "state", "learn", "mode
 
 @dataclass(frozen=True)
 class Field:
-    """One setting: its kind (float, int, bool, choice), range or choices, and help."""
+    """One setting: its kind (float, int, bool, choice; for run options also text, a non-empty
+    string, and texts, one string or a list of them), range or choices, and help. A run option
+    whose default is None may be left unset."""
 
     name: str
     kind: str
@@ -148,12 +151,43 @@ class Settings:
         return s
 
 
-def coerce(name: str, value: Any) -> Any:
-    """Validate and convert ``value`` for setting ``name``; ConfigError says what is allowed."""
+def coerce(name: str, value: Any, *, strict: bool = False) -> Any:
+    """Validate and convert ``value`` for setting ``name``; ConfigError says what is allowed.
+
+    ``strict`` (a config file, whose format has real booleans): a bool setting takes only
+    true/false, not the words and 0/1 that OSC, MIDI CC and the command line send.
+    """
     f = FIELD_BY_NAME.get(name)
     if f is None:
         raise ConfigError(f"unknown setting {name!r}{did_you_mean(name, FIELD_BY_NAME)}; "
                           f"known: {', '.join(FIELD_BY_NAME)}")
+    return _check(f, value, strict)
+
+
+def check_option(name: str, value: Any, *, strict: bool = False) -> Any:
+    """Validate run option ``name`` (:data:`OPTION_FIELDS`) like a setting; None stays None
+    where the option may be unset."""
+    f = OPTION_BY_NAME.get(name)
+    if f is None:
+        raise ConfigError(f"unknown run option {name!r}{did_you_mean(name, OPTION_BY_NAME)}; "
+                          f"known: {', '.join(OPTION_BY_NAME)}")
+    if value is None and f.default is None:
+        return None
+    return _check(f, value, strict)
+
+
+def _check(f: Field, value: Any, strict: bool) -> Any:
+    name = f.name
+    if f.kind == "text":
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{name}={value!r}; give a non-empty text (a name or a path)")
+        return value
+    if f.kind == "texts":
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(
+                isinstance(v, str) and v.strip() for v in items):
+            raise ConfigError(f"{name}={value!r}; give a name or a list of names")
+        return list(items)
     if f.kind == "choice":
         text = str(value).strip().replace("\u266d", "b").replace("\u266f", "#")
         text = CHOICE_ALIASES.get(name, {}).get(text.lower(), text)
@@ -163,7 +197,7 @@ def coerce(name: str, value: Any) -> Any:
                               f"of {', '.join(f.choices)}")
         return match
     if f.kind == "bool":
-        return _bool(name, value)
+        return _bool(name, value, strict)
     return _number(f, value)
 
 
@@ -175,9 +209,11 @@ def did_you_mean(word: str, known: Any) -> str:
     return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
-def _bool(name: str, value: Any) -> bool:
+def _bool(name: str, value: Any, strict: bool = False) -> bool:
     if isinstance(value, bool):
         return value
+    if strict:
+        raise ConfigError(f"{name}={value!r}; give true or false (without quotes)")
     if isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)
     if isinstance(value, str) and value.lower() in ("1", "true", "on", "yes", "0", "false",
@@ -191,16 +227,49 @@ def _number(f: Field, value: Any) -> int | float:
         raise ConfigError(f"{f.name}={value!r}; give a number from {f.low} to {f.high}")
     try:
         num = float(value)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise ConfigError(f"{f.name}={value!r} is not a number; give one from {f.low} to "
                           f"{f.high}") from err
-    if num != num or not (f.low <= num <= f.high):  # NaN fails too
+    if not math.isfinite(num):
+        raise ConfigError(f"{f.name}={value!r} is out of range (not a finite number); give one "
+                          f"from {f.low} to {f.high}")
+    assert f.low is not None and f.high is not None  # every numeric field has a range
+    if not f.low <= num <= f.high:
         raise ConfigError(f"{f.name}={value!r} is out of range; give one from {f.low} to {f.high}")
     if f.kind == "int":
         if num != int(num):
             raise ConfigError(f"{f.name}={value!r}; give a whole number from {f.low} to {f.high}")
         return int(num)
     return num
+
+
+OPTION_FIELDS: tuple[Field, ...] = (
+    Field("model", "text", None, help="bundled model name or .onnx path"),
+    Field("clock", "choice", "internal", choices=("internal", "midi"), help="tempo source"),
+    Field("inputs", "texts", (), help="input ports by name or unique substring"),
+    Field("output", "text", None, help="output port name or substring"),
+    Field("api", "text", "auto", help="MIDI system"),
+    Field("latency_offset", "float", 0.0, -1000.0, 1000.0, help="ms added to timed output"),
+    Field("metronome", "int", None, 1, 16, help="MIDI channel of the click notes"),
+    Field("quiet", "bool", False, help="no status line"),
+    Field("stats", "text", None, help="file for timing stats at exit"),
+    Field("osc", "bool", True, help="start the OSC control server"),
+    Field("osc_port", "int", None, 0, 65535, help="OSC listen port (0 = any free)"),
+    Field("osc_host", "text", "127.0.0.1", help="OSC bind address"),
+    Field("osc_reply_port", "int", 9000, 1, 65535, help="client port for feedback"),
+    Field("osc_allow", "texts", (), help="hosts allowed to send OSC"),
+    Field("cc", "bool", True, help="map incoming MIDI CC to controls"),
+    Field("cc_channel", "int", None, 1, 16, help="channel of the default CC map"),
+    Field("input_poll", "float", 0.5, 0.0, 10.0, help="ms between input polls; 0 = callback"),
+    Field("realtime", "bool", False, help="real-time priority for the conductor"),
+    Field("osc_announce", "bool", True, help="advertise the OSC server over zeroconf"),
+    Field("in_channel", "int", None, 1, 16, help="only listen to this MIDI channel"),
+    Field("octave_names", "choice", "c4", choices=("c4", "c3"), help="middle C shows as"),
+    Field("models_dir", "texts", (), help="folders searched for models by name"),
+)
+"""Options of ``liveduet run`` that are not musical settings (CLI and config file), checked by
+:func:`check_option` with the same rules as the settings."""
+OPTION_BY_NAME = {f.name: f for f in OPTION_FIELDS}
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def _find(status: Mapping[str, Any], *words: str) -> Any:
 
 
 def format_status(status: Mapping[str, Any], octave_names: str = "c4") -> str:
-    """One line: mode, tempo, phase, last notes, step latency p99, errors."""
+    """One line: mode, tempo, phase, last notes, step latency p99, errors, flood drops."""
     parts = [
         f"{status.get('mode', '?')}",
         f"{status.get('bpm', 0):.1f} bpm {status.get('meter', '4/4')}"
@@ -52,6 +52,8 @@ def format_status(status: Mapping[str, Any], octave_names: str = "c4") -> str:
     ]
     if status.get("errors"):
         parts.append(f"errors {status['errors']}")
+    if status.get("dropped"):  # a flood (OSC past the rate, MIDI past the queue bound)
+        parts.append(f"dropped {status['dropped']}")
     if status.get("message"):
         parts.append(str(status["message"]))
     return " | ".join(parts)
@@ -67,24 +69,33 @@ class StatusLine:
         self.tty = stream.isatty() if tty is None else tty
         self._last = ""
         self._last_time = -LOG_EVERY
+        self.gone = False   # writing failed once (a closed terminal): shows nothing more
 
     def show(self, status: Mapping[str, Any], now: float | None = None) -> None:
         """Show ``status`` (rate of change is the caller's)."""
+        if self.gone:
+            return
         line = format_status(status, self.octave_names)
         key = line.split(" | step p99")[0]  # latency alone changing is not news in a log
         now = time.monotonic() if now is None else now
-        if self.tty:
-            width = shutil.get_terminal_size((100, 20)).columns - 1
-            self.stream.write("\r\x1b[K" + line[:width])
-            self.stream.flush()
-        elif key != self._last or now - self._last_time >= LOG_EVERY:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-            self._last_time = now
+        try:
+            if self.tty:
+                width = shutil.get_terminal_size((100, 20)).columns - 1
+                self.stream.write("\r\x1b[K" + line[:width])
+                self.stream.flush()
+            elif key != self._last or now - self._last_time >= LOG_EVERY:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+                self._last_time = now
+        except (OSError, ValueError):  # the terminal went away (SIGHUP follows): stop showing
+            self.gone = True
         self._last = key
 
     def close(self) -> None:
         """End the in-place line."""
-        if self.tty and self._last:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.tty and self._last and not self.gone:
+            try:
+                self.stream.write("\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # a closed terminal: nothing to end
+                pass

@@ -238,7 +238,9 @@ def _models_and_learn(lay: Layout) -> None:
                    name, constant=name)
     lay.label("model", (480, 630, 390, 50), "model title", size=14, receive=f"{PREFIX}/model",
               background=True)
-    lay.label("message", (880, 630, 390, 50), "", size=12, receive=f"{PREFIX}/message",
+    lay.label("message", (880, 630, 300, 50), "", size=12, receive=f"{PREFIX}/message",
+              background=True)
+    lay.label("dropped", (1190, 630, 80, 50), "0", size=12, receive=f"{PREFIX}/dropped",
               background=True)
     lay.label("learn", (10, 690, 110, 100), "learn", size=13, receive=f"{PREFIX}/learn",
               background=True)

@@ -20,6 +20,14 @@ LISTENING = "listening"
 ANSWERING = "answering"
 ACCOMPANYING = "accompanying"
 IDLE = "idle"
+HELD_LIMIT_STEPS = 128
+"""A key held this many steps (8 bars of 4/4 in 16ths: 16 s at 120 bpm) stops counting as
+sounding: far longer than any phrase, so it is a note-off that never came (lost under load, a
+cable pulled mid-note). Until then call mode waits for the human; after, it answers again."""
+HELD_LIMIT_ONSETS = 16
+"""A held key also stops counting once this many later notes have started over it (from the
+step of the last of them): a pedal note under a 16-note melody still holds the turn while the
+melody plays, but a flood that lost note-offs leaves no key held a moment after it ends."""
 
 
 @dataclass(slots=True)
@@ -31,10 +39,18 @@ class HumanNote:
     velocity: int
     channel: int
     end: int | None = None
+    later: int = 0              # notes that started while this key was held
+    cut: int | None = None      # the step the HELD_LIMIT_ONSETS-th of them started
+
+    def expiry(self) -> int:
+        """The step from which a held key no longer counts (the held limits)."""
+        limit = self.start + HELD_LIMIT_STEPS
+        return limit if self.cut is None else min(limit, self.cut)
 
     def sounds_at(self, step: int) -> bool:
-        """True when the note sounds in ``step``."""
-        return self.start <= step and (self.end is None or step < self.end)
+        """True when the note sounds in ``step`` (a held key only up to the held limits)."""
+        end = self.expiry() if self.end is None else self.end
+        return self.start <= step < end
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +75,14 @@ class HumanRecord:
         return math.floor(x + 1.0 - self.tolerance)
 
     def note_on(self, step: int, pitch: int, velocity: int, channel: int) -> int:
-        """Record a note-on at ``step``; returns the first step whose input changed."""
+        """Record a note-on at ``step``; returns the first step whose input changed. A repeated
+        note-on of a held key closes the held one first: a key counts once."""
         self.note_off(step, pitch, channel)
+        for held in self.notes:
+            if held.end is None and held.cut is None:
+                held.later += 1
+                if held.later >= HELD_LIMIT_ONSETS:
+                    held.cut = max(step, held.start + 1)
         note = HumanNote(step, pitch, velocity, channel)
         self.notes.append(note)
         self.recent.append(note)
@@ -71,9 +93,22 @@ class HumanRecord:
         """Close the held note ``pitch``; returns the first changed step (None if not held)."""
         for note in self.notes:
             if note.end is None and note.pitch == pitch and note.channel == channel:
+                if step > note.expiry():  # it stopped counting already: nothing changes now
+                    note.end = note.expiry()
+                    return None
                 note.end = max(step, note.start + 1)
                 return note.end
         return None
+
+    def all_off(self, step: int, channel: int) -> int | None:
+        """All Notes Off (CC 123) or All Sound Off (CC 120) on ``channel``: close every held
+        key there; the first changed step (None if none was held)."""
+        changed: int | None = None
+        for note in self.notes:
+            if note.end is None and note.channel == channel:
+                note.end = max(step, note.start + 1)
+                changed = note.end if changed is None else min(changed, note.end)
+        return changed
 
     def at(self, step: int) -> HumanIn:
         """The human's onset and sounding state at ``step`` (held notes go on sounding)."""
@@ -86,9 +121,9 @@ class HumanRecord:
                     onset = note.pitch
         return HumanIn(onset, sounding)
 
-    def held(self) -> bool:
-        """True while any human key is down."""
-        return any(n.end is None for n in self.notes)
+    def held(self, step: int | None = None) -> bool:
+        """True while any human key is down (at ``step``: within the held limit)."""
+        return any(n.end is None and (step is None or n.sounds_at(step)) for n in self.notes)
 
     def key_notes(self, before: int) -> list[tuple[int, float]]:
         """(pitch, duration in steps) of recent notes starting before ``before``, as heard by
@@ -98,7 +133,11 @@ class HumanRecord:
                 if n.start < before]
 
     def prune(self, before: int) -> None:
-        """Forget notes that ended before step ``before``."""
+        """Forget notes that ended before step ``before``; a key held past the held limits
+        counts as ended there (its note-off was lost), so stale keys cannot pile up."""
+        for note in self.notes:
+            if note.end is None and note.expiry() < before:
+                note.end = note.expiry()
         self.notes = [n for n in self.notes if n.end is None or n.end >= before]
 
     def clear(self) -> None:

@@ -16,17 +16,17 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
+import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
 SHM_DIR = "/dev/shm"
 POOL = tuple(f"liveduet-test-{i}" for i in range(6))
-LOG_LINES = 400
+LOG_TAIL = 16_000  # bytes of jackd's log kept in ``log`` after stop
 _LATE = re.compile(rb"client = (.+?) was not finished")
 
 
@@ -100,9 +100,7 @@ class JackServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self._old_env: str | None = None
         self.log = b""
-        self.late: Counter[str] = Counter()  # JACK cycles each client did not finish in time
-        self._tail: deque[bytes] = deque(maxlen=LOG_LINES)
-        self._reader: threading.Thread | None = None
+        self._logfile: IO[bytes] | None = None
 
     @staticmethod
     def available() -> bool:
@@ -146,11 +144,13 @@ class JackServer:
     def _start_once(self) -> JackServer:
         cmd = ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy",
                "-r", str(self.rate), "-p", str(self.period)]
-        self.proc = subprocess.Popen(cmd, env=self.env(), stdout=subprocess.PIPE,
+        # jackd writes its log to a file, not a pipe: a test process holding the GIL inside a
+        # python-rtmidi call (they do not release it) that waits for jackd could not drain a
+        # pipe, and jackd blocked on its full stdout (every client, the test and liveduet hung)
+        self._close_log()
+        self._logfile = tempfile.TemporaryFile(prefix="jackd-")  # noqa: SIM115 (lives with jackd)
+        self.proc = subprocess.Popen(cmd, env=self.env(), stdout=self._logfile,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        self._tail.clear()
-        self._reader = threading.Thread(target=self._drain, args=(self.proc,), daemon=True)
-        self._reader.start()
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         os.environ["JACK_NO_START_SERVER"] = "1"
         try:
@@ -162,21 +162,27 @@ class JackServer:
             raise
         return self
 
-    def _drain(self, proc: subprocess.Popen[bytes]) -> None:
-        """Read jackd's output as it comes: a full pipe would block the server (and every
-        client call, e.g. closing a port); keep the last lines and count late clients."""
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            self._tail.append(line)
-            late = _LATE.search(line)
-            if late:
-                self.late[late.group(1).decode(errors="replace")] += 1
+    def _log_bytes(self) -> bytes:
+        """Everything jackd has written so far."""
+        if self._logfile is None:
+            return self.log
+        self._logfile.flush()
+        return os.pread(self._logfile.fileno(), os.fstat(self._logfile.fileno()).st_size, 0)
+
+    def _close_log(self) -> None:
+        if self._logfile is not None:
+            self._logfile.close()
+            self._logfile = None
+
+    @property
+    def late(self) -> Counter[str]:
+        """JACK cycles each client did not finish in time (from jackd's log, so far)."""
+        return Counter(m.group(1).decode(errors="replace")
+                       for m in _LATE.finditer(self._log_bytes()))
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            if self._reader is not None:
-                self._reader.join(5)
-            out = b"".join(self._tail).decode(errors="replace")
+            out = self._log_bytes().decode(errors="replace")
             raise RuntimeError(f"jackd exited with {self.proc.returncode}: {out[-500:]}")
         return "system:" in self.lsp_text()
 
@@ -238,11 +244,9 @@ class JackServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
-        if proc is not None and proc.stdout is not None:
-            if self._reader is not None:
-                self._reader.join(5)
-            self.log = b"".join(self._tail)
-            proc.stdout.close()
+        if proc is not None:
+            self.log = self._log_bytes()[-LOG_TAIL:]
+            self._close_log()
         for path in glob.glob(os.path.join(SHM_DIR, f"jack*_{self.name}_*")):
             with contextlib.suppress(OSError):  # already gone: nothing to clean
                 os.remove(path)

@@ -47,6 +47,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (d / name).write_text(text)
         out[name] = d / name
     out["missing.toml"] = d / "no_such.toml"
+    zero = (d / "ok.mid").read_bytes()
+    (d / "zero_tpb.mid").write_bytes(zero[:12] + b"\x00\x00" + zero[14:])  # division 0
+    out["zero_tpb.mid"] = d / "zero_tpb.mid"
     return out
 
 
@@ -132,6 +135,75 @@ def test_nonsense_run_value_is_one_line(files: dict[str, Path],
                                         args: list[str]) -> None:
     code, lines, _ = run_cli(["run", "--quiet", "--model", str(files["good"]), *args], capsys)
     assert_one_line(code, lines, args[1])
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("in = 5", "5"), ("osc_allow = 7", "7"), ("stats = 5", "5"),
+    ('latency_offset = "soon"', "soon"), ("osc_host = 127", "127"), ("model = 12", "12"),
+    ("metronome = 1e400", "inf"), ('osc = "false"', "false"), ('thru = "off"', "off"),
+    ("latency_offset = nan", "nan"), ("latency_offset = 1e12", "1000000000000.0"),
+    ("input_poll = 11", "11"), ("input_poll = -1", "-1"), ("quiet = 1", "1")],
+    ids=lambda v: str(v))
+def test_ill_typed_config_value_is_one_line(tmp_path: Path, files: dict[str, Path],
+                                            capsys: pytest.CaptureFixture[str], text: str,
+                                            needle: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(text + "\n")
+    code, lines, _ = run_cli(["run", "--no-osc", "--quiet", "--model", str(files["good"]),
+                              "--config", str(config)], capsys)
+    assert_one_line(code, lines, needle, text.split(" ")[0])
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e12"])
+def test_non_finite_latency_offset_is_one_line(files: dict[str, Path],
+                                               capsys: pytest.CaptureFixture[str],
+                                               value: str) -> None:
+    code, lines, _ = run_cli(["run", "--quiet", "--model", str(files["good"]),
+                              f"--latency-offset={value}"], capsys)
+    assert_one_line(code, lines, "--latency-offset", "latency_offset")
+
+
+@pytest.mark.parametrize("args", [
+    ["render", "IN", "--bpm", "-5"], ["render", "IN", "--bpm", "0"],
+    ["render", "IN", "--bpm", "nan"], ["render", "IN", "--tail-bars", "inf"],
+    ["render", "ZERO"], ["generate", "--bars", "nan"], ["generate", "--bars", "0"],
+    ["generate", "--bars", "1", "--bpm", "0"]],
+    ids=lambda a: " ".join(a))
+def test_nonsense_render_number_is_one_line(files: dict[str, Path],
+                                            capsys: pytest.CaptureFixture[str],
+                                            args: list[str]) -> None:
+    out = files["ok.mid"].with_name("never.mid")
+    real = {"IN": str(files["ok.mid"]), "ZERO": str(files["zero_tpb.mid"])}
+    argv = [real.get(a, a) for a in args] + ["--model", str(files["good"]), "-o", str(out)]
+    code, lines, _ = run_cli(argv, capsys)
+    assert_one_line(code, lines, "ticks per beat" if "ZERO" in args else args[-1])
+    assert not out.exists()
+
+
+def test_full_disk_leaves_no_file_and_says_so(files: dict[str, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC at the final flush (where a full disk reports it): nothing under the name."""
+    import errno
+    import os
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    out = tmp_path / "duet.mid"
+    code, lines, _ = run_cli(["render", str(files["ok.mid"]), "--model", str(files["good"]),
+                              "-o", str(out)], capsys)
+    assert_one_line(code, lines, "disk is full", str(out))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_leaves_nothing(files: dict[str, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "no_such_folder" / "duet.mid"
+    code, lines, _ = run_cli(["render", str(files["ok.mid"]), "--model", str(files["good"]),
+                              "-o", str(out)], capsys)
+    assert_one_line(code, lines, "no_such_folder", "nothing was written")
 
 
 @pytest.mark.parametrize("args", [["--bpm", "fast"], ["--temperature", "9"], ["--mode", "jazz"],

@@ -282,3 +282,20 @@ def test_status_reports_the_key_it_hears(loop: StepModel) -> None:
     assert st["key"] == "D major"
     assert set(st) >= {"mode", "phase", "step", "model", "counters", "last_human_note"}
     assert Engine(loop, settings(key="G", scale="dorian")).status()["key"] == "G dorian"
+
+
+def test_call_answers_again_after_a_lost_note_off_or_all_notes_off(loop: StepModel) -> None:
+    """A key whose note-off never came stops counting after HELD_LIMIT_STEPS; CC 123 (All
+    Notes Off) ends it at once. Either way call mode answers again."""
+    from liveduet.turns import HELD_LIMIT_STEPS
+
+    eng = Engine(loop, settings(mode="call", listen_gap=2, response_bars=1,
+                                answer_at="gap"))
+    lost = [(0.0, (0x9F, 70, 100))]               # never released
+    outs = drive(eng, lost + human([(4, 67, 5)]), HELD_LIMIT_STEPS + 40)
+    first = notes_of(outs)[0][0]
+    assert HELD_LIMIT_STEPS <= first <= HELD_LIMIT_STEPS + 3, notes_of(outs)[:2]
+    eng = Engine(loop, settings(mode="call", listen_gap=2, response_bars=1,
+                                answer_at="gap"))
+    outs = drive(eng, lost + human([(4, 67, 5)]) + [(10.0, (0xBF, 123, 0))], 40)
+    assert notes_of(outs)[0][0] == 12            # CC 123 at 10, two silent steps, answer

@@ -9,6 +9,8 @@ from liveduet.metre import MetreMap, StepGrid, parse_metre
 from liveduet.settings import Settings
 from liveduet.turns import (
     ANSWERING,
+    HELD_LIMIT_ONSETS,
+    HELD_LIMIT_STEPS,
     LISTENING,
     HumanIn,
     HumanRecord,
@@ -124,3 +126,48 @@ def test_key_notes_never_see_a_note_off_from_after_the_step() -> None:
     rec.note_off(20, 46, 0)  # a later note-off must not change what step 15 heard
     assert rec.key_notes(15) == before == [(40, 7.0), (46, 7.0)]
     assert rec.key_notes(30) == [(40, 7.0), (46, 12.0)]
+def test_a_key_held_past_the_limit_stops_counting_and_its_late_off_changes_nothing() -> None:
+    rec = HumanRecord()
+    rec.note_on(10, 60, 90, 0)                     # its note-off is lost
+    assert rec.at(10 + HELD_LIMIT_STEPS - 1).sounding
+    assert rec.held(10 + HELD_LIMIT_STEPS - 1)
+    assert not rec.at(10 + HELD_LIMIT_STEPS).sounding
+    assert not rec.held(10 + HELD_LIMIT_STEPS)
+    assert rec.note_off(10 + 2 * HELD_LIMIT_STEPS, 60, 0) is None  # no step to re-decide
+    rec.note_on(500, 62, 90, 1)                    # another lost one, then pruned away
+    rec.prune(500 + HELD_LIMIT_STEPS + 1)
+    assert rec.notes == []
+
+
+def test_a_key_held_under_many_later_notes_stops_counting() -> None:
+    rec = HumanRecord()
+    rec.note_on(0, 36, 90, 0)                      # a pedal note (or a lost note-off)
+    for i in range(HELD_LIMIT_ONSETS - 1):
+        rec.note_on(1 + i, 60 + i % 12, 90, 0)
+        rec.note_off(2 + i, 60 + i % 12, 0)
+    assert rec.at(40).sounding                     # 15 notes over it: still the human's turn
+    last = HELD_LIMIT_ONSETS + 2
+    rec.note_on(last, 72, 90, 0)
+    rec.note_off(last + 1, 72, 0)
+    assert rec.at(last - 1).sounding and rec.at(last).sounding
+    assert not rec.at(last + 1).sounding           # the 16th later note ended: nothing held
+
+
+def test_all_notes_off_closes_the_held_keys_of_its_channel() -> None:
+    rec = HumanRecord()
+    rec.note_on(0, 60, 90, 0)
+    rec.note_on(0, 64, 90, 0)
+    rec.note_on(1, 67, 90, 5)
+    assert rec.all_off(3, 0) == 3
+    assert rec.at(3) == HumanIn(None, True)        # channel 5's key is still down
+    assert rec.all_off(4, 5) == 4 and not rec.at(4).sounding
+    assert rec.all_off(5, 0) is None
+
+
+def test_a_duplicated_note_on_counts_once() -> None:
+    rec = HumanRecord()
+    rec.note_on(0, 60, 90, 0)
+    rec.note_on(1, 60, 90, 0)                      # the same key again (a doubled event)
+    assert sum(n.end is None for n in rec.notes) == 1
+    rec.note_off(2, 60, 0)                         # one note-off ends it
+    assert not rec.held() and not rec.at(2).sounding
