@@ -243,3 +243,7 @@ def test_bundled_model_card_and_acceptance(name: str) -> None:
     assert metrics["valid_nll_per_note"] <= 0.9 * metrics["baseline_nll_per_note"]
     assert path.stat().st_size <= 8 * 2**20
     assert (path.with_suffix(".md")).exists()
+    assert model.has_position  # both bundled models take metre-v1 position ids
+    corpus = metrics["corpus"]
+    assert 0.5 < corpus["notes_per_beat"] < 4 and corpus["hold_beats_p99"] <= corpus[
+        "hold_beats_max"]
