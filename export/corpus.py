@@ -7,9 +7,9 @@ duplicate token streams are dropped (so a tune can never be both trained on and 
 
 Every grid step also gets its ``metre-v1`` position id (:mod:`liveduet.metre`) from the piece's
 own time signatures and music21's measures: a bar line is a measure's offset, except for a
-pickup (a short measure that opens the piece, or that completes the bar of a short measure
-just before it), whose steps are counted back from its end so they get the positions of a
-bar's last steps. The cache keeps
+pickup (a short measure that opens the piece, or that follows a short measure which was not
+itself a pickup: a section ending mid-bar, then the next section's upbeat), whose steps are
+counted back from its end so they get the positions of a bar's last steps. The cache keeps
 these positions next to the frames and the corpus figures the model card quotes (note-ons per
 beat of the metre, note lengths in beats).
 
@@ -169,12 +169,13 @@ def _measure_spans(part: Any, spq: int) -> list[tuple[int, int, str]]:
     """``(start step, bar-line step, time signature)`` of every measure of a part.
 
     The bar-line step is the measure's own start, or for a pickup (a short measure opening the
-    piece, or one that completes the bar of a short measure before it) its end minus one bar.
+    piece, or one right after a short measure that was not itself a pickup) its end minus one
+    bar.
     """
     measures = list(part.getElementsByClass("Measure"))
     spans: list[tuple[int, int, str]] = []
     ts_label = ""
-    left_short = 0  # steps of the previous measure when it was a short, left-aligned one
+    after_short = True  # the opening counts as following a short measure
     for i, m in enumerate(measures):
         ts = m.timeSignature
         if ts is not None:
@@ -186,11 +187,11 @@ def _measure_spans(part: Any, spq: int) -> list[tuple[int, int, str]]:
         start, end = round(start_q * spq), round(end_q * spq)
         bar = _metre(label, spq).bar_steps
         short = 0 < end - start < bar
-        # a pickup: a short first measure, or a short one completing the bar a short
-        # measure before it began (a section ending mid-bar, then the next one's upbeat)
-        pickup = short and (i == 0 or left_short + end - start == bar)
+        # a pickup: a short first measure, or a short one right after a short measure that
+        # was not itself a pickup (a section ending mid-bar, then the next one's upbeat)
+        pickup = short and after_short
         anchor = end - bar if pickup else start
-        left_short = end - start if short and not pickup else 0
+        after_short = short and not pickup
         spans.append((start, anchor, label))
     if not spans:  # music21 leaves very short ABC tunes unbarred: bars from the first note
         first = next(iter(part.recurse().getElementsByClass("TimeSignature")), None)
