@@ -174,7 +174,8 @@ def _metre_lines(summary: dict[str, Any]) -> list[str]:
     if not figures:
         return []
     lines = ["", "Time signatures (pieces naming each; a piece may name several, including the "
-             "short ones music21's ABC reader gives the overflow of an over-long bar):", ""]
+             "short ones music21's ABC reader gives the overflow of an over-long bar; 'none': "
+             "no time signature, positions in 4/4, music21's default):", ""]
     for c, s in summary["collections"].items():
         ts = sorted(s.get("time_signatures", {}).items(), key=lambda kv: -kv[1])
         lines.append(f"- {c}: " + ", ".join(f"{k} {v}" for k, v in ts))
