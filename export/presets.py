@@ -66,10 +66,9 @@ PRESETS = {
                       "--minutes", "45", *_POSITION, *_MELODY],
         },
         ship=("h128p",),
-        choice="hidden 128 (an earlier size study found 128 units better than 256 in the same "
-               "training time on this CPU), transposition +-5 (feasible shifts) and a 16-dim "
-               "metrical position embedding. Candidates: the fastest (median p50) within 1% "
-               "of the best fp32.",
+        choice="one run: hidden 128 x 1 with a 16-dim metre-v1 position embedding, "
+               "transposition +-5 (feasible shifts). Candidates: its fp32 and int8 exports; "
+               "the fastest (median p50) within 1% of the best fp32 ships.",
     ),
     "chorale_satb": Preset(
         "chorale_satb", "chorale",
