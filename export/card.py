@@ -10,6 +10,7 @@ from typing import Any
 import onnx
 
 from export.corpus import load
+from export.data import ALL_SHIFTS
 from export.onnx_export import set_metadata
 from export.presets import LICENCE_NOTES, MUSIC21_LICENCE, Preset
 
@@ -24,6 +25,29 @@ def _corpus_text(preset: Preset, summary: dict[str, Any], user: str | None) -> s
     colls = summary["collections"]
     parts = [f"{c} ({colls[c]['used']} pieces)" for c in preset.collections if c in colls]
     return "music21 corpus: " + ", ".join(parts)
+
+
+def corpus_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """``metrics["corpus"]``: note-ons per beat of the metre and note lengths in beats, overall
+    and per metre (one voice) or per voice, from the cache's figures."""
+    figures = summary.get("figures")
+    if not figures:
+        return {}
+    keep = ("notes_per_beat", "hold_beats_p99", "hold_beats_p999", "hold_beats_max")
+    out: dict[str, Any] = {k: figures["all"].get(k) for k in keep}
+    for group in ("metres", "voices"):
+        if group in figures:
+            out[group] = {name: {k: f.get(k) for k in keep}
+                          for name, f in figures[group].items() if f.get("notes")}
+    return out
+
+
+def transposition_text(args: dict[str, Any]) -> str:
+    """How a run transposed its training pieces."""
+    if args.get("max_shift") == ALL_SHIFTS:
+        per = "every feasible key each epoch" if args.get("every_shift") else "a random key"
+        return f"any shift keeping every voice in its range ({per})"
+    return f"+-{args['max_shift']} semitones (feasible shifts only)"
 
 
 def _metrics(choice: dict[str, Any], baseline: dict[str, Any], runs: dict[str, Any]
@@ -57,11 +81,13 @@ def build_card(preset: Preset, cache: str, choice: dict[str, Any], baseline: dic
                MUSIC21_LICENCE + " " + " ".join(LICENCE_NOTES[c] for c in preset.collections))
     return {
         "title": preset.title, "corpus": _corpus_text(preset, summary, user),
-        "licence": licence, "metrics": _metrics(choice, baseline, runs), "rebuild": rebuild,
+        "licence": licence, "rebuild": rebuild,
+        "metrics": {**_metrics(choice, baseline, runs), "corpus": corpus_metrics(summary)},
         "training": {"config": variant["config"], "epochs": variant["epochs"],
                      "best_epoch": variant["best_epoch"], "seconds": variant["train_seconds"],
-                     "transposition": f"+-{variant['args']['max_shift']} semitones (feasible "
-                                      "shifts only)", "framework": "PyTorch 2.13.0 CPU",
+                     "transposition": transposition_text(variant["args"]),
+                     "position": variant["config"].get("position", 0),
+                     "framework": "PyTorch 2.13.0 CPU",
                      "init": variant["args"].get("init"), "choice": preset.choice},
         "split": summary["valid_rule"], "built": dt.date.today().isoformat(),
     }
@@ -92,6 +118,7 @@ def markdown(preset: Preset, card: dict[str, Any], table: list[dict[str, Any]],
         lines.append(f"| {c} | {s['pieces']} | {s['used']} | {s['failed']} | {s['too_short']} | "
                      f"{s['wrong_parts']} | {s['duplicates']} | {s['steps']} | "
                      f"{json.dumps(s['report'])} |")
+    lines += _metre_lines(summary)
     lines += ["", "## Licence notes", "", card["licence"], "", "## Quality (validation split)",
               "", NOTE_DEF, "",
               "| model | NLL/token | NLL/note | baseline NLL/token | baseline NLL/note | "
@@ -116,16 +143,55 @@ def markdown(preset: Preset, card: dict[str, Any], table: list[dict[str, Any]],
         lines.append(f"| {r['variant']} | {r['weights']} | {r['hidden']}x{r['layers']} | "
                      f"{r['nll_per_token']:.4f} | {r['nll_per_note']:.4f} | {r['bytes']} | "
                      f"{r['p50_us']:.1f} | {r['p99_us']:.1f} | {r['p99_min_us']:.1f} |")
-    lines += ["", "## Training", "", "| run | hidden x layers | transposition | epochs | "
-              "minutes | valid NLL/token | transposed valid NLL/token |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Training", "", "| run | hidden x layers | transposition | position dims | "
+              "epochs | minutes | valid NLL/token | transposed valid NLL/token |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, (_run, s) in runs.items():
         lines.append(f"| {name} | {s['config']['hidden']}x{s['config']['layers']} | "
-                     f"+-{s['args']['max_shift']} | {s['epochs']} | "
+                     f"{_shift_cell(s['args'])} | {s['config'].get('position', 0)} | "
+                     f"{s['epochs']} | "
                      f"{s['train_seconds'] / 60:.1f} | {s['valid']['nll_per_token']:.4f} | "
                      f"{s['valid_transposed']['nll_per_token']:.4f} |")
     lines += ["", f"Choice: {preset.choice}", "",
               f"Shipped run: {t['config']}, {t['epochs']} epochs (best {t['best_epoch']}), "
               f"{t['seconds'] / 60:.1f} min on a shared 2-core CPU, transposition "
-              f"{t['transposition']}.", ""]
+              f"{t['transposition']}."
+              + (f" Input: tokens and a {t['position']}-dim embedding of the metre-v1 position "
+                 "id of the step each input predicts (liveduet.position)." if t.get("position")
+                 else ""), ""]
     return "\n".join(lines)
+
+
+def _shift_cell(args: dict[str, Any]) -> str:
+    if args.get("max_shift") == ALL_SHIFTS:
+        return "all feasible" + (", every key each epoch" if args.get("every_shift") else "")
+    return f"+-{args['max_shift']}"
+
+
+def _metre_lines(summary: dict[str, Any]) -> list[str]:
+    """Time signatures per collection and the figures table (note-ons per beat, lengths)."""
+    figures = summary.get("figures")
+    if not figures:
+        return []
+    lines = ["", "Time signatures (pieces naming each; a piece may name several, including the "
+             "short ones music21's ABC reader gives the overflow of an over-long bar; 'none': "
+             "no time signature, positions in 4/4, music21's default):", ""]
+    for c, s in summary["collections"].items():
+        ts = sorted(s.get("time_signatures", {}).items(), key=lambda kv: -kv[1])
+        lines.append(f"- {c}: " + ", ".join(f"{k} {v}" for k, v in ts))
+    lines += ["", "Notes per beat of the metre (note-ons / beats; a compound metre's beat is "
+              "dotted) and note lengths in beats (each note's onset plus held steps, in beats "
+              "of the metre it starts in), all pieces of both splits; with several voices, "
+              "beats count once per voice:", "",
+              "| part | notes | beats | notes/beat | length p99 | length p99.9 | length max |",
+              "|---|---|---|---|---|---|---|"]
+    rows = [("all voices" if "voices" in figures else "all", figures["all"])]
+    rows += [(f"metre {k}", v) for k, v in figures.get("metres", {}).items()]
+    rows += [(f"voice {k}", v) for k, v in figures.get("voices", {}).items()]
+    for name, f in rows:
+        if not f.get("notes"):
+            lines.append(f"| {name} | 0 | {f['beats']} | - | - | - | - |")
+            continue
+        lines.append(f"| {name} | {f['notes']} | {f['beats']} | {f['notes_per_beat']} | "
+                     f"{f['hold_beats_p99']} | {f['hold_beats_p999']} | {f['hold_beats_max']} |")
+    return lines

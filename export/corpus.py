@@ -5,6 +5,14 @@ Only the allowed music21 collections are read: ``essenFolksong``, ``ryansMammoth
 (the same codec the runtime uses), is split train/valid by a stable hash of its id, and exact
 duplicate token streams are dropped (so a tune can never be both trained on and validated).
 
+Every grid step also gets its ``metre-v1`` position id (:mod:`liveduet.metre`) from the piece's
+own time signatures and music21's measures: a bar line is a measure's offset, except for a
+pickup (a short measure that opens the piece, or that follows a short measure which was not
+itself a pickup: a section ending mid-bar, then the next section's upbeat), whose steps are
+counted back from its end so they get the positions of a bar's last steps. The cache keeps
+these positions next to the frames and the corpus figures the model card quotes (note-ons per
+beat of the metre, note lengths in beats).
+
 Usage::
 
     python -m export.corpus melody            # -> export/runs/corpus/melody.{npz,json}
@@ -28,7 +36,17 @@ from typing import Any
 
 import numpy as np
 
-from liveduet.codec import EncodeReport, GridCodec, TimedNote, chorale_codec, melody_codec
+from liveduet.codec import (
+    HOLD,
+    N_SPECIAL,
+    EncodeReport,
+    GridCodec,
+    TimedNote,
+    chorale_codec,
+    melody_codec,
+)
+from liveduet.errors import ConfigError
+from liveduet.metre import MAX_SUB, Metre
 
 RUNS = Path(__file__).resolve().parent / "runs"
 MELODY_COLLECTIONS = ("essenFolksong", "ryansMammoth", "airdsAirs", "miscFolk")
@@ -36,6 +54,8 @@ CHORALE_COLLECTIONS = ("bach",)
 CHORALE_PARTS = ("soprano", "alto", "tenor", "bass")
 VALID_PERMILLE = 80  # ~8% of pieces validate
 MIN_NOTES = 8
+DEFAULT_METRE = "4/4"  # music21's own default when a piece names no time signature
+FIGURE_METRES = ("4/4", "3/4", "6/8", "2/2", "2/4")  # the melody metres the card reports
 
 
 def codec_for(kind: str) -> GridCodec:
@@ -74,6 +94,7 @@ class Stats:
     wrong_parts: int = 0
     duplicates: int = 0
     steps: int = 0
+    time_signatures: dict[str, int] = field(default_factory=dict)  # pieces naming each
     report: dict[str, int] = field(default_factory=lambda: asdict(EncodeReport()))
 
 
@@ -144,17 +165,121 @@ def _chorale_parts(score: Any) -> list[Any] | None:
     return list(score.parts) if len(score.parts) == 4 else None
 
 
-def _score_notes(kind: str, task: Task) -> list[TimedNote] | None:
+def _measure_spans(part: Any, spq: int) -> list[tuple[int, int, str]]:
+    """``(start step, bar-line step, time signature)`` of every measure of a part.
+
+    The bar-line step is the measure's own start, or for a pickup (a short measure opening the
+    piece, or one right after a short measure that was not itself a pickup) its end minus one
+    bar.
+    """
+    measures = list(part.getElementsByClass("Measure"))
+    spans: list[tuple[int, int, str]] = []
+    ts_label = ""
+    after_short = True  # the opening counts as following a short measure
+    for i, m in enumerate(measures):
+        ts = m.timeSignature
+        if ts is not None:
+            ts_label = f"{ts.numerator}/{ts.denominator}"
+        label = ts_label or DEFAULT_METRE
+        start_q = float(m.offset)
+        end_q = float(measures[i + 1].offset) if i + 1 < len(measures) else (
+            start_q + float(m.duration.quarterLength))
+        start, end = round(start_q * spq), round(end_q * spq)
+        bar = _metre(label, spq).bar_steps
+        short = 0 < end - start < bar
+        # a pickup: a short first measure, or a short one right after a short measure that
+        # was not itself a pickup (a section ending mid-bar, then the next one's upbeat)
+        pickup = short and after_short
+        anchor = end - bar if pickup else start
+        after_short = short and not pickup
+        spans.append((start, anchor, label))
+    if not spans:  # music21 leaves very short ABC tunes unbarred: bars from the first note
+        first = next(iter(part.recurse().getElementsByClass("TimeSignature")), None)
+        if first is not None:
+            spans.append((0, 0, f"{first.numerator}/{first.denominator}"))
+    return spans
+
+
+def _metre(label: str, spq: int) -> Metre:
+    """The Metre of a time-signature label; labels the grid cannot hold fall back to 4/4."""
+    num, _, den = label.partition("/")
+    try:
+        return Metre(int(num), int(den), spq)
+    except (ValueError, ConfigError):
+        return Metre(4, 4, spq)
+
+
+def positions_from_spans(spans: list[tuple[int, int, str]], n_steps: int, spq: int
+                         ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Per-step ``metre-v1`` position ids and metre indices (into the returned labels)."""
+    labels: list[str] = []
+    pos = np.zeros(n_steps, dtype=np.int64)
+    which = np.zeros(n_steps, dtype=np.int64)
+    if not spans:
+        spans = [(0, 0, DEFAULT_METRE)]
+    for i, (start, anchor, label) in enumerate(spans):
+        a = 0 if i == 0 else start  # steps before the first measure belong to it
+        b = spans[i + 1][0] if i + 1 < len(spans) else n_steps
+        if b <= a or a >= n_steps:
+            continue
+        b = min(b, n_steps)
+        metre = _metre(label, spq)
+        k = (np.arange(a, b) - anchor) % metre.bar_steps
+        beat, sub = np.divmod(k, metre.beat_steps)
+        pos[a:b] = np.minimum(beat, 7) * MAX_SUB + np.minimum(sub, MAX_SUB - 1)
+        if metre.label not in labels:
+            labels.append(metre.label)
+        which[a:b] = labels.index(metre.label)
+    return pos, which, labels
+
+
+def piece_figures(codec: GridCodec, frames: np.ndarray, which: np.ndarray, labels: list[str]
+                  ) -> dict[str, dict[str, Any]]:
+    """Per ``voice|metre``: note-ons, beats of that metre, and every note's length in beats."""
+    spq = codec.steps_per_beat
+    beat_steps = np.array([_metre(lb, spq).beat_steps for lb in labels] or [spq], dtype=float)
+    step_beats = 1.0 / beat_steps[which]
+    out: dict[str, dict[str, Any]] = {}
+    for v, voice in enumerate(codec.voices):
+        col = frames[:, v]
+        onsets = np.flatnonzero(col >= N_SPECIAL)
+        held = np.append(col == HOLD, False)
+        lengths = np.ones(onsets.size, dtype=np.int64)
+        for j, s in enumerate(onsets.tolist()):  # a note lasts its onset plus its HOLDs
+            e = s + 1
+            while held[e]:
+                e += 1
+            lengths[j] = e - s
+        for m, label in enumerate(labels):
+            in_m = which == m
+            sel = in_m[onsets]
+            out[f"{voice.name}|{label}"] = {
+                "notes": int(sel.sum()), "beats": float(step_beats[in_m].sum()),
+                "hold_beats": (lengths[sel] / beat_steps[m]).astype(np.float32),
+            }
+    return out
+
+
+def _score_notes(kind: str, task: Task) -> tuple[list[TimedNote], list[tuple[int, int, str]],
+                                                  list[str]] | None:
     from music21 import converter
 
     source = (task.text, "abc") if task.text else (task.path, None)
     score = converter.parse(source[0], format=source[1])
+    spq = codec_for(kind).steps_per_beat
     if kind == "melody":
-        return _part_notes(score.parts[0], 0) if score.parts else []
-    parts = _chorale_parts(score)
-    if parts is None:
-        return None
-    return [n for v, p in enumerate(parts) for n in _part_notes(p, v)]
+        if not score.parts:
+            return [], [], []
+        parts = [score.parts[0]]
+    else:
+        found = _chorale_parts(score)
+        if found is None:
+            return None
+        parts = found
+    spans = _measure_spans(parts[0], spq)
+    named = sorted({ts.ratioString for ts in parts[0].recurse().getElementsByClass(
+        "TimeSignature")})
+    return [n for v, p in enumerate(parts) for n in _part_notes(p, v)], spans, named
 
 
 def _midi_notes(codec: GridCodec, task: Task) -> tuple[np.ndarray, EncodeReport]:
@@ -164,27 +289,37 @@ def _midi_notes(codec: GridCodec, task: Task) -> tuple[np.ndarray, EncodeReport]
 
 
 def tokenise(args: tuple[str, Task, bool]) -> dict[str, Any]:
-    """Worker: one task -> ``{"id", "status", "frames", "report"}`` (never raises)."""
+    """Worker: one task -> ``{"id", "status", "frames", "positions", "report", ...}``.
+
+    Never raises. MIDI files carry no measures here, so their positions assume 4/4 from step 0.
+    """
     kind, task, is_midi = args
     codec = codec_for(kind)
     result: dict[str, Any] = {"id": task.piece_id, "collection": task.collection}
+    spans: list[tuple[int, int, str]] = []
+    named: list[str] = []
     try:
         if is_midi:
             frames, report = _midi_notes(codec, task)
         else:
-            timed = _score_notes(kind, task)
-            if timed is None:
+            parsed = _score_notes(kind, task)
+            if parsed is None:
                 return {**result, "status": "wrong_parts"}
+            timed, spans, named = parsed
             notes, report = codec.quantize(timed)
             frames, enc = codec.encode(notes)
             report.merge(enc)
             report.notes_in = len(timed)
+        positions, which, labels = positions_from_spans(spans, len(frames), codec.steps_per_beat)
+        figures = piece_figures(codec, frames, which, labels)
     except Exception as err:  # music21/mido raise many unrelated types on bad input
         return {**result, "status": "failed", "error": f"{type(err).__name__}: {err}"[:200]}
     n_notes = int((frames >= 3).sum())
     if n_notes < MIN_NOTES * codec.n_voices:
         return {**result, "status": "too_short"}
-    return {**result, "status": "ok", "frames": frames.astype(np.int8), "report": asdict(report)}
+    return {**result, "status": "ok", "frames": frames.astype(np.int8),
+            "positions": positions.astype(np.int8), "report": asdict(report),
+            "time_signatures": named or ["none"], "figures": figures}
 
 
 # -- the cache ----------------------------------------------------------------------------------
@@ -197,6 +332,7 @@ class Corpus:
     ids: list[str]
     valid: np.ndarray
     summary: dict[str, Any]
+    positions: list[np.ndarray] | None = None  # metre-v1 id per step; None in an old cache
 
     @property
     def codec(self) -> GridCodec:
@@ -206,6 +342,13 @@ class Corpus:
     def split(self, valid: bool) -> list[np.ndarray]:
         """Frames of the training (``valid=False``) or validation pieces."""
         return [p for p, v in zip(self.pieces, self.valid, strict=True) if bool(v) == valid]
+
+    def split_positions(self, valid: bool) -> list[np.ndarray]:
+        """Position ids per step of the pieces :meth:`split` returns (same order)."""
+        if self.positions is None:
+            raise FileNotFoundError(f"the {self.kind} cache has no positions; rebuild it: "
+                                    f"python -m export.corpus {self.kind}")
+        return [p for p, v in zip(self.positions, self.valid, strict=True) if bool(v) == valid]
 
 
 class _Serial:
@@ -270,8 +413,41 @@ def build(kind: str, name: str | None = None, midi_dir: str | None = None, worke
         st.steps += len(res["frames"])
         for k, v in res["report"].items():
             st.report[k] += v
+        for ts in res["time_signatures"]:
+            st.time_signatures[ts] = st.time_signatures.get(ts, 0) + 1
         kept.append(res)
     return _write(kind, name, kept, stats, time.time() - t0, midi_dir, out_dir or RUNS / "corpus")
+
+
+def _figure(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    notes = sum(r["notes"] for r in rows)
+    beats = sum(r["beats"] for r in rows)
+    holds = np.concatenate([r["hold_beats"] for r in rows]) if rows else np.zeros(0)
+    if not holds.size:
+        return {"notes": 0, "beats": round(beats, 1)}
+    return {"notes": notes, "beats": round(beats, 1),
+            "notes_per_beat": round(notes / beats, 3) if beats else None,
+            "hold_beats_p99": round(float(np.percentile(holds, 99)), 3),
+            "hold_beats_p999": round(float(np.percentile(holds, 99.9)), 3),
+            "hold_beats_max": round(float(holds.max()), 3)}
+
+
+def corpus_figures(codec: GridCodec, kept: list[dict[str, Any]]
+                   ) -> dict[str, Any]:
+    """The card's corpus figures: note-ons per beat of the metre and note lengths in beats.
+
+    Overall, per voice (several voices) and per metre (one voice: 4/4, 3/4, 6/8, 2/2, 2/4).
+    Beats are the metre's own (dotted in compound metres). All pieces count (both splits).
+    """
+    rows = [(k, r) for res in kept for k, r in res["figures"].items()]
+    out: dict[str, Any] = {"all": _figure([r for _, r in rows])}
+    if codec.n_voices > 1:
+        out["voices"] = {v.name: _figure([r for k, r in rows if k.split("|")[0] == v.name])
+                         for v in codec.voices}
+    else:
+        out["metres"] = {m: _figure([r for k, r in rows if k.split("|")[1] == m])
+                         for m in FIGURE_METRES}
+    return out
 
 
 def _write(kind: str, name: str, kept: list[dict[str, Any]], stats: dict[str, Stats],
@@ -281,13 +457,17 @@ def _write(kind: str, name: str, kept: list[dict[str, Any]], stats: dict[str, St
     offsets = np.cumsum([0] + [len(f) for f in frames])
     ids = [r["id"] for r in kept]
     valid = np.array([is_valid_piece(i) for i in ids], dtype=bool)
+    positions = [r["positions"] for r in kept]
     np.savez_compressed(out / f"{name}.npz", offsets=offsets, valid=valid,
-                        frames=np.concatenate(frames) if frames else np.zeros((0, 1), np.int8))
+                        frames=np.concatenate(frames) if frames else np.zeros((0, 1), np.int8),
+                        positions=np.concatenate(positions) if positions else np.zeros(0, np.int8))
     summary = {
         "kind": kind, "source": midi_dir or "music21", "codec": codec_for(kind).to_json(),
         "seconds": round(seconds, 1), "pieces": len(kept), "valid_pieces": int(valid.sum()),
         "collections": {c: asdict(s) for c, s in sorted(stats.items())},
         "valid_rule": f"sha1(piece id) first 4 bytes % 1000 < {VALID_PERMILLE}",
+        "position_scheme": "metre-v1",
+        "figures": corpus_figures(codec_for(kind), kept),
     }
     (out / f"{name}.json").write_text(json.dumps({"summary": summary, "ids": ids}, indent=1))
     return out / f"{name}.npz"
@@ -304,7 +484,11 @@ def load(name: str) -> Corpus:
     frames = data["frames"].astype(np.int64)
     pieces = [frames[a:b] for a, b in itertools.pairwise(offs)]
     summary = meta["summary"]
-    return Corpus(summary["kind"], pieces, meta["ids"], data["valid"], summary)
+    positions = None
+    if "positions" in data.files:
+        pos = data["positions"].astype(np.int64)
+        positions = [pos[a:b] for a, b in itertools.pairwise(offs)]
+    return Corpus(summary["kind"], pieces, meta["ids"], data["valid"], summary, positions)
 
 
 def main(argv: list[str] | None = None) -> int:

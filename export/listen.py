@@ -5,7 +5,9 @@
                                                     # validation chorale's soprano
 
 Sampling: temperature softmax, each voice masked to its own range (``voice_tokens``), BOS and
-(for the first step) HOLD excluded. Writes MIDI files under ``export/runs/listen/``.
+(for the first step) HOLD excluded. A model with a position input gets the ``metre-v1`` id of
+each predicted step (``--meter``, or the given chorale's own ids). Writes MIDI files under
+``export/runs/listen/``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from liveduet import midifile
 from liveduet.codec import BOS, HOLD, N_SPECIAL, GridCodec
+from liveduet.metre import MetreMap, parse_metre, predicted_step
 from liveduet.model import StepModel
 
 OUT = Path(__file__).resolve().parent / "runs" / "listen"
@@ -38,16 +41,23 @@ def sample_token(logits: np.ndarray, mask: np.ndarray, temperature: float,
 
 
 def generate(model: StepModel, steps: int, temperature: float, seed: int,
-             given: np.ndarray | None = None) -> np.ndarray:
-    """``[steps, voices]`` frames: given voices copied from ``given``, the rest sampled."""
+             given: np.ndarray | None = None, positions: np.ndarray | None = None
+             ) -> np.ndarray:
+    """``[steps, voices]`` frames: given voices copied from ``given``, the rest sampled.
+
+    ``positions``: the position id of each step (4/4 from step 0 when None).
+    """
     codec = model.codec
+    n = codec.n_voices
     rng = np.random.default_rng(seed)
-    masks = [codec.voice_tokens(v) for v in range(codec.n_voices)]
-    frames = np.zeros((steps, codec.n_voices), dtype=np.int64)
+    masks = [codec.voice_tokens(v) for v in range(n)]
+    frames = np.zeros((steps, n), dtype=np.int64)
+    ids = np.asarray(MetreMap().position_ids(0, steps + 1) if positions is None else positions)
     model.reset()
+    model.set_position(int(ids[0]))
     logits = model.step(BOS)[0].copy()
     for t in range(steps):
-        for v in range(codec.n_voices):
+        for v in range(n):
             if given is not None and codec.voices[v].role == "given":
                 tok = int(given[t, v])
             else:
@@ -56,6 +66,7 @@ def generate(model: StepModel, steps: int, temperature: float, seed: int,
                     mask[HOLD] = False
                 tok = sample_token(logits, mask, temperature, rng)
             frames[t, v] = tok
+            model.set_position(int(ids[min(predicted_step(1 + t * n + v, n), ids.size - 1)]))
             logits = model.step(tok)[0].copy()
     model.reset()
     return frames
@@ -140,19 +151,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--soprano-from", default="chorale", help="corpus cache whose validation "
                    "pieces give the soprano of a model with a given voice")
+    p.add_argument("--meter", default="4/4", help="metre of sampled pieces (position ids)")
     args = p.parse_args(argv)
     model = StepModel(args.model)
     codec = model.codec
-    steps = args.bars * 4 * codec.steps_per_beat
+    metre = parse_metre(args.meter, codec.steps_per_beat)
+    steps = args.bars * metre.bar_steps
     givens: list[np.ndarray | None] = [None] * len(args.seeds)
+    ids: list[np.ndarray] = [np.array(MetreMap(metre).position_ids(0, steps))] * len(givens)
     if codec.roles("given"):
         from export.corpus import load
 
-        valid = [f for f in load(args.soprano_from).split(True) if len(f) >= steps]
-        givens = [valid[i % len(valid)][:steps] for i in range(len(args.seeds))]
+        cache = load(args.soprano_from)
+        pairs = [(f, q) for f, q in zip(cache.split(True), cache.split_positions(True),
+                                        strict=True) if len(f) >= steps]
+        givens = [pairs[i % len(pairs)][0][:steps] for i in range(len(args.seeds))]
+        ids = [pairs[i % len(pairs)][1][:steps] for i in range(len(args.seeds))]
     OUT.mkdir(parents=True, exist_ok=True)
-    for seed, given in zip(args.seeds, givens, strict=True):
-        frames = generate(model, steps, args.temperature, seed, given)
+    for seed, given, pos in zip(args.seeds, givens, ids, strict=True):
+        frames = generate(model, steps, args.temperature, seed, given, pos)
         info = describe(codec, frames)
         if codec.n_voices > 1:
             info["harmony"] = harmony(codec, frames)

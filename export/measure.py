@@ -22,12 +22,15 @@ ROUNDS = 9
 STEPS = 3000
 
 
-def validation_score(path: Path, pieces: list[np.ndarray]) -> Score:
-    """Teacher-forced validation score of an ONNX file (the ``liveduet eval`` code path)."""
+def validation_score(path: Path, pieces: list[np.ndarray],
+                     positions: list[np.ndarray] | None = None) -> Score:
+    """Teacher-forced validation score of an ONNX file (the ``liveduet eval`` code path); a
+    model with a position input gets each piece's own position ids, as in training."""
     model = StepModel(path)
     total = Score()
-    for frames in pieces:
-        total.add(score_tokens(model, model.codec.interleave(frames)))
+    for i, frames in enumerate(pieces):
+        pos = None if positions is None else positions[i]
+        total.add(score_tokens(model, model.codec.interleave(frames), positions=pos))
     return total
 
 
@@ -60,11 +63,12 @@ def measure_candidates(preset: Preset, cache: str, runs: dict[str, tuple[Path, d
     validation NLL/token is within 1% of the best fp32 candidate's."""
     corpus = load(cache)
     valid = corpus.split(True)
+    valid_pos = corpus.split_positions(True) if corpus.positions is not None else None
     rows: list[dict[str, Any]] = []
     for variant, (run, summary) in runs.items():
         fp32, int8, err = _export_variant(run, corpus.codec, root, variant)
         for kind, path in (("fp32", fp32), ("int8", int8)):
-            s = validation_score(path, valid)
+            s = validation_score(path, valid, valid_pos)
             rows.append({"variant": variant, "weights": kind, "path": str(path),
                          "hidden": summary["config"]["hidden"],
                          "layers": summary["config"]["layers"],

@@ -55,42 +55,35 @@ class Preset:
 _MELODY = ["--layers", "1", "--cap-steps", "256", "--batch-tokens", "16384"]
 _CHORALE = ["--hidden", "256", "--layers", "2", "--dropout", "0.3", "--cap-steps", "64",
             "--patience", "4", "--epochs", "200"]
+_POSITION = ["--position", "16"]  # metre-v1 position embedding dims
 
 PRESETS = {
     "folk_melody": Preset(
         "folk_melody", "melody", "Folk melody co-performer (LSTM, one voice, 16th grid)",
         ("essenFolksong", "ryansMammoth", "airdsAirs", "miscFolk"),
         runs={
-            "h256": ["--hidden", "256", "--embed", "64", "--dropout", "0.1", "--max-shift", "5",
-                     "--minutes", "45", *_MELODY],
-            "h128": ["--hidden", "128", "--embed", "48", "--dropout", "0.05", "--max-shift", "5",
-                     "--minutes", "45", *_MELODY],
-            "h128_noaug": ["--hidden", "128", "--embed", "48", "--dropout", "0.05",
-                           "--max-shift", "0", "--epochs", "4", "--minutes", "16", *_MELODY],
+            "h128p": ["--hidden", "128", "--embed", "48", "--dropout", "0.05", "--max-shift", "5",
+                      "--minutes", "45", *_POSITION, *_MELODY],
         },
-        ship=("h256", "h128"),
-        choice="transposition +-5 (feasible shifts). The no-shift study (h128_noaug, 4 epochs) "
-               "is ~4% better in the original keys at equal epochs (1.037 vs 1.082 at epoch 4) "
-               "but loses 17% on validation transposed to other keys (1.037 -> 1.217), while "
-               "the shipped h128 loses 1.2% (0.904 -> 0.915), so the shipped runs transpose. "
-               "Candidates: the fastest (median p50) within 1% of the best fp32.",
+        ship=("h128p",),
+        choice="one run: hidden 128 x 1 with a 16-dim metre-v1 position embedding, "
+               "transposition +-5 (feasible shifts). Candidates: its fp32 and int8 exports; "
+               "the fastest (median p50) within 1% of the best fp32 ships.",
     ),
     "chorale_satb": Preset(
         "chorale_satb", "chorale",
         "Bach chorale harmoniser (LSTM, soprano given, alto/tenor/bass sampled, 16th grid)",
         ("bach",),
         runs={
-            "aug0": ["--max-shift", "0", "--minutes", "35", *_CHORALE],
-            "aug6": ["--max-shift", "6", "--minutes", "35", *_CHORALE],
-            "ft6": ["--init", "{run_prefix}aug0/best.pt", "--max-shift", "6",
-                    "--lr", "1e-3", "--minutes", "25", *_CHORALE],
+            "pos0": ["--max-shift", "0", "--minutes", "35", *_POSITION, *_CHORALE],
+            "posall": ["--init", "{run_prefix}pos0/best.pt", "--max-shift", "all",
+                       "--every-shift", "--lr", "1e-3", "--minutes", "25", *_POSITION,
+                       *_CHORALE],
         },
-        ship=("ft6",),
-        choice="aug0 (no transposition) fits the original keys (0.669 nats/token) but loses "
-               "28% on validation transposed to other keys (0.855); aug6 (+-6 from scratch, same "
-               "time) is key-robust (0.771 -> 0.783) but 15% worse in the original keys; ft6 = "
-               "aug0's weights fine-tuned with +-6 shifts at lr 1e-3 is best on both (0.666, "
-               "transposed 0.687) and ships.",
+        ship=("posall",),
+        choice="pos0 learns the original keys first; posall fine-tunes its weights at lr 1e-3 "
+               "on every piece in every key that keeps all four voices in their ranges, every "
+               "epoch, so the model stays good in the original keys and becomes key-robust.",
         ngram_orders=(2, 4, 6, 8, 9, 10),
     ),
 }

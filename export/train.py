@@ -5,9 +5,12 @@ Usage::
     python -m export.train --corpus melody --run export/runs/folk_melody --hidden 256
     python -m export.train ... --resume          # continue from RUN/last.pt
 
-Validation NLL (teacher-forced, whole pieces from BOS, original keys) is measured after every
-epoch; ``best.pt`` keeps the best; training stops after ``--patience`` epochs without gain or
-when ``--minutes`` is spent.
+With ``--position N`` the model gets an N-dim embedding of each input's ``metre-v1`` position
+id (from the corpus cache, see :mod:`export.data` for which step an input's id describes).
+``--max-shift all --every-shift`` trains every epoch on each piece in every key its voices'
+ranges allow. Validation NLL (teacher-forced, whole pieces from BOS, original keys) is
+measured after every epoch; ``best.pt`` keeps the best; training stops after ``--patience``
+epochs without gain or when ``--minutes`` is spent.
 """
 
 from __future__ import annotations
@@ -24,22 +27,26 @@ import torch
 from torch import nn
 
 from export.corpus import load
-from export.data import Batcher, feasible_shifts, pad, sequence
+from export.data import ALL_SHIFTS, Batcher, feasible_shifts, input_positions, pad, sequence
 from export.model import LstmLM, ModelConfig
 from liveduet.codec import N_SPECIAL, GridCodec
 
 
 @torch.no_grad()
 def nll_stats(model: LstmLM, codec: GridCodec, pieces: list[np.ndarray],
-              shifts: list[int] | None = None, batch_tokens: int = 16384) -> dict[str, Any]:
+              shifts: list[int] | None = None, batch_tokens: int = 16384,
+              positions: list[np.ndarray] | None = None) -> dict[str, Any]:
     """Teacher-forced NLL (nats) of whole pieces from BOS: per token, per note and per voice.
 
     A "note" is a NOTE_ON target token; ``nll_per_note`` is the total NLL of every scored
-    token divided by the number of notes.
+    token divided by the number of notes. ``positions`` (per piece, per step) feed a model
+    with a position input.
     """
     model.eval()
     seqs = [sequence(codec, p, s) for p, s in zip(pieces, shifts or [0] * len(pieces),
                                                    strict=True)]
+    pos_seqs = None if positions is None or not model.has_position else [
+        input_positions(codec, p) for p in positions]
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     total, notes, tokens = 0.0, 0, 0
     voice_nll = np.zeros(codec.n_voices)
@@ -49,9 +56,10 @@ def nll_stats(model: LstmLM, codec: GridCodec, pieces: list[np.ndarray],
         j = i + 1
         while j < len(order) and (j - i + 1) * len(seqs[order[j]]) <= batch_tokens:
             j += 1
-        inputs, targets, mask = pad([seqs[k] for k in order[i:j]])
+        inputs, targets, mask, pos = pad([seqs[k] for k in order[i:j]], None if pos_seqs is None
+                                         else [pos_seqs[k] for k in order[i:j]])
         h, c = model.zero_state(inputs.shape[0])
-        logits, _, _ = model(inputs, h, c)
+        logits, _, _ = model(inputs, h, c, pos)
         nll = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
         nll = nll.masked_fill(~mask, 0.0)
         total += float(nll.sum())
@@ -76,6 +84,10 @@ def transposed_shifts(codec: GridCodec, pieces: list[np.ndarray], max_shift: int
     return [int(rng.choice(feasible_shifts(codec, p, max_shift))) for p in pieces]
 
 
+def _shift(text: str) -> int:
+    return ALL_SHIFTS if text == "all" else int(text)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options of the trainer."""
     p = argparse.ArgumentParser(prog="python -m export.train", description=__doc__.split("\n")[0])
@@ -88,7 +100,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-tokens", type=int, default=8192)
     p.add_argument("--cap-steps", type=int, default=128, help="max steps per training segment")
-    p.add_argument("--max-shift", type=int, default=5, help="transposition range +-semitones")
+    p.add_argument("--max-shift", type=_shift, default=5,
+                   help="transposition range +-semitones, or 'all' (any that fits the ranges)")
+    p.add_argument("--every-shift", action="store_true",
+                   help="each epoch takes every piece in every feasible key (not one random key)")
+    p.add_argument("--position", type=int, default=0,
+                   help="position embedding dims (0: no position input)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--minutes", type=float, default=40.0, help="stop after this much training")
@@ -121,9 +138,9 @@ def _train_epoch(model: LstmLM, opt: torch.optim.Optimizer, batcher: Batcher, de
     model.train()
     loss_sum = n_sum = 0.0
     bar = tqdm(batcher.epoch(), total=batcher.n_batches(), desc=desc, mininterval=10)
-    for inputs, targets, mask in bar:
+    for inputs, targets, mask, pos in bar:
         h, c = model.zero_state(inputs.shape[0])
-        logits, _, _ = model(inputs, h, c)
+        logits, _, _ = model(inputs, h, c, pos)
         nll = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
         n = mask.sum()
         loss = nll.masked_fill(~mask, 0.0).sum() / n
@@ -151,7 +168,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if not train_p or not valid_p:
         raise ValueError(f"corpus {args.corpus!r} has {len(train_p)} training and "
                          f"{len(valid_p)} validation pieces; it needs both (add more pieces)")
-    cfg = ModelConfig(codec.vocab_size, args.embed, args.hidden, args.layers, args.dropout)
+    train_pos = corpus.split_positions(False) if args.position else None
+    valid_pos = corpus.split_positions(True) if args.position else None
+    cfg = ModelConfig(codec.vocab_size, args.embed, args.hidden, args.layers, args.dropout,
+                      args.position)
     model = LstmLM(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     if args.init:
@@ -166,12 +186,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         state = ck["state"]
         print(f"resumed at epoch {state['epoch']} (best valid {state['best']:.4f})")
     batcher = Batcher(codec, train_p, cap_steps=args.cap_steps, batch_tokens=args.batch_tokens,
-                      max_shift=args.max_shift, seed=args.seed + state["epoch"])
+                      max_shift=args.max_shift, seed=args.seed + state["epoch"],
+                      positions=train_pos, every_shift=args.every_shift)
     deadline = time.time() + args.minutes * 60 - state["seconds"]
     while state["epoch"] < args.epochs and state["bad"] < args.patience:
         t0 = time.time()
         loss = _train_epoch(model, opt, batcher, f"epoch {state['epoch'] + 1}", deadline)
-        val = nll_stats(model, codec, valid_p)
+        val = nll_stats(model, codec, valid_p, positions=valid_pos)
         state["seconds"] += time.time() - t0
         state["epoch"] += 1
         state["history"].append({"epoch": state["epoch"], "train_nll": loss,
@@ -189,18 +210,19 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         _save(run / "last.pt", model, opt, state)
         if time.time() > deadline:
             break
-    return _finish(run, codec, valid_p, state)
+    return _finish(run, codec, valid_p, state, valid_pos)
 
 
-def _finish(run: Path, codec: GridCodec, valid_p: list[np.ndarray], state: dict[str, Any]
-            ) -> dict[str, Any]:
+def _finish(run: Path, codec: GridCodec, valid_p: list[np.ndarray], state: dict[str, Any],
+            valid_pos: list[np.ndarray] | None) -> dict[str, Any]:
     model, best_state = load_checkpoint(run / "best.pt")
     summary = {"epochs": state["epoch"], "train_seconds": round(state["seconds"], 1),
                "best_epoch": best_state["epoch"], "config": model.cfg.to_json(),
                "args": state["args"], "history": state["history"],
-               "valid": nll_stats(model, codec, valid_p),
+               "valid": nll_stats(model, codec, valid_p, positions=valid_pos),
                "valid_transposed": nll_stats(model, codec, valid_p,
-                                             transposed_shifts(codec, valid_p))}
+                                             transposed_shifts(codec, valid_p),
+                                             positions=valid_pos)}
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps({k: summary[k] for k in ("epochs", "train_seconds", "valid",
                                               "valid_transposed")}, indent=1))

@@ -67,6 +67,9 @@ def check_model(args: argparse.Namespace) -> int:
         states=[{"name": s.name, "shape": list(s.shape), "batch_axis": s.batch_axis}
                 for s in spec.states],
         conditioning=[{"name": c.name, "size": c.size} for c in spec.conditioning],
+        position=None if spec.position is None else {
+            "input": spec.position.name, "scheme": spec.position.scheme,
+            "size": spec.position.size},
         step_latency_us=step_latency_us(model, max(args.steps, 10)),
         threads=args.threads,
     )
@@ -90,6 +93,9 @@ def _emit(report: dict[str, Any], as_json: bool, err: ModelError | None) -> None
         print(f"  voice  {v['name']:<8} {v['role']:<8} pitches {v['low']}..{v['high']}")
     for s in report["states"]:
         print(f"state    {s['name']} {s['shape']} (batch axis {s['batch_axis']})")
+    pos = report["position"]
+    print("position " + (f"{pos['input']} ({pos['scheme']}, {pos['size']} ids, fed by liveduet)"
+                         if pos else "none"))
     for key in ("corpus", "licence", "metrics", "rebuild"):
         print(f"{key:<8} {card.get(key)}")
     print(f"step     p50 {lat['p50']:.1f} us, p99 {lat['p99']:.1f} us "

@@ -247,6 +247,10 @@ def _check_states(path: str, inputs: dict[str, Any], outputs: dict[str, Any], ba
     for name, arg in inputs.items():
         if name == "tokens":
             continue
+        if arg.type == "tensor(int64)":  # most likely a position input left undeclared
+            raise ModelError(path, "position", f"int64 input {name!r} is not declared",
+                             f"declare it in '{KEY_POSITION}' (scheme metre-v1) if it takes "
+                             "metrical position ids, or remove it")
         if arg.type != "tensor(float)":
             raise ModelError(path, "state-pairs", f"input {name!r} is {arg.type}",
                              "make recurrent state and conditioning inputs float32")

@@ -5,6 +5,11 @@ is predicted from what came before it (teacher forcing, via :meth:`StepModel.pri
 nats. ``nll_per_token`` averages over every scored token (all voices of a multi-voice codec);
 ``nll_per_note`` is the same total NLL divided by the number of NOTE_ON tokens scored (the
 notes), so it is comparable across codecs that spend different numbers of tokens per note.
+
+A model with a position input gets each input's ``metre-v1`` position id: the id of the grid
+step of the token it predicts (:func:`liveduet.metre.predicted_step`), from the piece's own
+metre when the caller knows it (the export pipeline passes the corpus's ids) and from a
+:class:`~liveduet.metre.MetreMap` otherwise (4/4 from the first step unless given).
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import mido
 import numpy as np
 
 from liveduet import midifile
-from liveduet.codec import BOS, N_SPECIAL, EncodeReport
+from liveduet.codec import BOS, N_SPECIAL, EncodeReport, GridCodec
 from liveduet.errors import LiveduetError
+from liveduet.metre import Metre, MetreMap, predicted_step
 from liveduet.model import StepModel
 
 CHUNK = 2048  # tokens per prime() call; the state carries across calls
@@ -63,17 +70,38 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
 
 
-def score_tokens(model: StepModel, tokens: Sequence[int] | np.ndarray) -> Score:
-    """Teacher-forced NLL of one interleaved token sequence (without BOS) from a fresh state."""
+def input_positions(n_inputs: int, n_voices: int, steps: Sequence[int] | np.ndarray
+                    ) -> np.ndarray:
+    """Position ids of flat inputs ``0..n_inputs-1`` (BOS first) from per-step ids."""
+    step_ids = np.asarray(steps, dtype=np.int64)
+    idx = np.minimum(predicted_step(np.arange(n_inputs), n_voices), step_ids.size - 1)
+    return step_ids[idx]
+
+
+def score_tokens(model: StepModel, tokens: Sequence[int] | np.ndarray,
+                 positions: Sequence[int] | np.ndarray | None = None,
+                 metre: MetreMap | None = None) -> Score:
+    """Teacher-forced NLL of one interleaved token sequence (without BOS) from a fresh state.
+
+    ``positions``: the ``metre-v1`` id of every grid step of the piece (else from ``metre``,
+    4/4 by default); only a model with a position input reads them.
+    """
     body = np.asarray(tokens, dtype=np.int64)
     n_voices = model.codec.n_voices
     model.reset()
     seq = np.concatenate([[BOS], body])
+    pos = None
+    if model.has_position:
+        n_steps = max(1, -(-body.size // n_voices))
+        if positions is None:
+            positions = (metre or MetreMap()).position_ids(0, n_steps)
+        pos = input_positions(seq.size, n_voices, positions)
     nll = np.empty(body.size)
     for start in range(0, body.size, CHUNK):
         inputs = seq[start : start + CHUNK]
         targets = body[start : start + CHUNK]
-        logp = _log_softmax(model.prime(inputs[: targets.size])[0])
+        chunk_pos = None if pos is None else pos[start : start + targets.size]
+        logp = _log_softmax(model.prime(inputs[: targets.size], positions=chunk_pos)[0])
         nll[start : start + targets.size] = -logp[np.arange(targets.size), targets]
     model.reset()
     voice = np.arange(body.size) % n_voices
@@ -99,7 +127,21 @@ def score_file(model: StepModel, path: str | os.PathLike[str]) -> tuple[Score, E
     if frames.shape[0] == 0 or not (frames >= N_SPECIAL).any():
         raise LiveduetError(f"{path}: no notes in the model's range "
                             f"{model.codec.low}..{model.codec.high}; give a MIDI file with notes")
-    return score_tokens(model, model.codec.interleave(frames)), report
+    return score_tokens(model, model.codec.interleave(frames), metre=midi_metre(mid, codec)
+                        ), report
+
+
+def midi_metre(mid: mido.MidiFile, codec: GridCodec) -> MetreMap:
+    """The metre of a MIDI file for position ids: its first ``time_signature`` (4/4 when it
+    has none or one the grid cannot hold), bars counted from the file's start."""
+    for track in mid.tracks:
+        for msg in track:
+            if msg.type == "time_signature":
+                try:
+                    return MetreMap(Metre(msg.numerator, msg.denominator, codec.steps_per_beat))
+                except LiveduetError:
+                    return MetreMap(Metre(4, 4, codec.steps_per_beat))
+    return MetreMap(Metre(4, 4, codec.steps_per_beat))
 
 
 def evaluate_files(model: StepModel, paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Build tiny contract models with the onnx helper API (no torch): valid and broken variants.
 
-``lstm_model`` is embedding -> 1-layer LSTM -> linear with random weights. ``scripted_model``
+``lstm_model`` is embedding -> 1-layer LSTM -> linear with random weights (``position_model``
+adds an int64 ``position`` input whose embedding joins the token embedding). ``scripted_model``
 ignores its input history and emits fixed logits per token (for engine tests with known
 output). Each ``broken_*`` breaks exactly one contract rule.
 """
@@ -34,13 +35,15 @@ def _init(name: str, arr: np.ndarray) -> onnx.TensorProto:
 
 def lstm_graph(codec: GridCodec, hidden: int = 16, embed: int = 8, seed: int = 0,
                tokens_type: int = TensorProto.INT64, batch: str = "batch",
-               state_out: str = "h_out") -> onnx.ModelProto:
-    """A 1-layer LSTM step model honouring the contract (unless a knob breaks it)."""
+               state_out: str = "h_out", position: int = 0) -> onnx.ModelProto:
+    """A 1-layer LSTM step model honouring the contract (unless a knob breaks it);
+    ``position > 0`` adds a ``position`` input with an embedding of that many dims."""
     rng = np.random.default_rng(seed)
     vocab = codec.vocab_size
+    width = embed + position
     inits = [
         _init("emb", rng.normal(0, 1, (vocab, embed)).astype(np.float32)),
-        _init("W", rng.normal(0, 0.4, (1, 4 * hidden, embed)).astype(np.float32)),
+        _init("W", rng.normal(0, 0.4, (1, 4 * hidden, width)).astype(np.float32)),
         _init("R", rng.normal(0, 0.4, (1, 4 * hidden, hidden)).astype(np.float32)),
         _init("B", rng.normal(0, 0.1, (1, 8 * hidden)).astype(np.float32)),
         _init("Wo", rng.normal(0, 1, (hidden, vocab)).astype(np.float32)),
@@ -49,7 +52,7 @@ def lstm_graph(codec: GridCodec, hidden: int = 16, embed: int = 8, seed: int = 0
     ]
     nodes = [
         helper.make_node("Cast", ["tokens"], ["tok64"], to=TensorProto.INT64),
-        helper.make_node("Gather", ["emb", "tok64"], ["x_bte"]),
+        helper.make_node("Gather", ["emb", "tok64"], ["x_tok" if position else "x_bte"]),
         helper.make_node("Transpose", ["x_bte"], ["x_tbe"], perm=[1, 0, 2]),
         helper.make_node("LSTM", ["x_tbe", "W", "R", "B", "", "h", "c"], ["y", state_out, "c_out"],
                          hidden_size=hidden),
@@ -59,11 +62,21 @@ def lstm_graph(codec: GridCodec, hidden: int = 16, embed: int = 8, seed: int = 0
         helper.make_node("Add", ["mm", "bo"], ["logits"]),
     ]
     f = TensorProto.FLOAT
+    extra_inputs = []
+    if position:
+        from liveduet.metre import POSITION_SIZE
+
+        inits.append(_init("pos_emb", rng.normal(0, 1, (POSITION_SIZE, position))
+                           .astype(np.float32)))
+        nodes[2:2] = [helper.make_node("Gather", ["pos_emb", "position"], ["x_pos"]),
+                      helper.make_node("Concat", ["x_tok", "x_pos"], ["x_bte"], axis=2)]
+        extra_inputs = [helper.make_tensor_value_info("position", TensorProto.INT64,
+                                                      [batch, "time"])]
     graph = helper.make_graph(
         nodes, "tiny_lstm",
         [helper.make_tensor_value_info("tokens", tokens_type, [batch, "time"]),
          helper.make_tensor_value_info("h", f, [1, batch, hidden]),
-         helper.make_tensor_value_info("c", f, [1, batch, hidden])],
+         helper.make_tensor_value_info("c", f, [1, batch, hidden]), *extra_inputs],
         [helper.make_tensor_value_info("logits", f, [batch, "time", vocab]),
          helper.make_tensor_value_info(state_out, f, [1, batch, hidden]),
          helper.make_tensor_value_info("c_out", f, [1, batch, hidden])],
@@ -107,6 +120,19 @@ def lstm_model(path: Path, codec: GridCodec | None = None, **kw: Any) -> Path:
     return finish(lstm_graph(codec, **kw), codec, CARD, path)
 
 
+def position_model(path: Path, codec: GridCodec | None = None, declare: bool = True,
+                   extra: dict[str, str] | None = None, **kw: Any) -> Path:
+    """Save a tiny LSTM with a ``position`` input (declared as metre-v1 unless ``declare`` is
+    False; ``extra`` overrides metadata, e.g. a wrong scheme)."""
+    codec = codec or melody_codec()
+    model = lstm_graph(codec, position=kw.pop("position", 4), **kw)
+    props = metadata_props(codec, CARD, position="position" if declare else None)
+    props.update(extra or {})
+    helper.set_model_props(model, props)
+    onnx.save(model, str(path))
+    return path
+
+
 def scripted_model(path: Path, table: np.ndarray, codec: GridCodec | None = None) -> Path:
     """Save a model whose logits depend only on the last token, via ``table[token]``."""
     codec = codec or melody_codec()
@@ -143,4 +169,10 @@ def broken_models(folder: Path) -> dict[str, tuple[Path, str]]:
                               "card")
     out["bad_codec"] = (finish(lstm_graph(codec), codec, CARD, folder / "bad_codec.onnx",
                                {"liveduet.codec": json.dumps({"name": "perf"})}), "metadata")
+    out["position_undeclared"] = (position_model(folder / "pos_undeclared.onnx", codec,
+                                                 declare=False), "position")
+    out["position_scheme"] = (position_model(
+        folder / "pos_scheme.onnx", codec,
+        extra={"liveduet.position": json.dumps({"input": "position", "scheme": "beats-v0"})}),
+        "position")
     return out

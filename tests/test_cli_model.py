@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from liveduet.cli import main
-from tests.factory import broken_models, lstm_model
+from tests.factory import broken_models, lstm_model, position_model
 
 
 def test_check_model_json_for_a_valid_model(tmp_path: Path,
@@ -24,6 +24,17 @@ def test_check_model_json_for_a_valid_model(tmp_path: Path,
     lat = report["step_latency_us"]
     assert 0 < lat["p50"] <= lat["p99"]
     assert {s["name"] for s in report["states"]} == {"h", "c"}
+    assert report["position"] is None
+
+
+def test_check_model_reports_a_position_input(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = position_model(tmp_path / "pos.onnx")
+    assert main(["check-model", str(path), "--json", "--steps", "20"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["position"] == {"input": "position", "scheme": "metre-v1", "size": 96}
+    assert main(["check-model", str(path), "--steps", "20"]) == 0
+    assert "position position (metre-v1, 96 ids" in capsys.readouterr().out
 
 
 def test_check_model_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,10 +10,11 @@ from liveduet.codec import chorale_codec, melody_codec
 from liveduet.contract import CARD_FIELDS, inspect_model
 from liveduet.errors import ModelError
 from liveduet.model import StepModel
-from tests.factory import broken_models, lstm_model
+from tests.factory import broken_models, lstm_model, position_model
 
 BROKEN = ["empty", "not_onnx", "truncated", "missing", "no_state_out", "tokens_int32",
-          "no_metadata", "vocab_mismatch", "card_incomplete", "bad_codec"]
+          "no_metadata", "vocab_mismatch", "card_incomplete", "bad_codec", "position_undeclared",
+          "position_scheme"]
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +55,12 @@ def test_multivoice_codec_survives_metadata(tmp_path: Path) -> None:
     model = StepModel(path)
     assert model.codec == chorale_codec()
     assert model.codec.roles("sampled") == [1, 2, 3]
+
+
+def test_declared_position_input_is_bound(tmp_path: Path) -> None:
+    spec = inspect_model(position_model(tmp_path / "p.onnx", hidden=12))
+    assert spec.position is not None
+    assert (spec.position.name, spec.position.scheme, spec.position.size) == (
+        "position", "metre-v1", 96)
+    assert {s.name for s in spec.states} == {"h", "c"}
+    assert inspect_model(lstm_model(tmp_path / "m.onnx", hidden=12)).position is None

@@ -11,9 +11,10 @@ import pytest
 from liveduet import midifile
 from liveduet.cli import main
 from liveduet.codec import BOS, N_SPECIAL, TimedNote, chorale_codec
-from liveduet.evaluate import CHUNK, score_tokens
+from liveduet.evaluate import CHUNK, midi_metre, score_tokens
+from liveduet.metre import Metre, MetreMap, predicted_step
 from liveduet.model import StepModel
-from tests.factory import lstm_model
+from tests.factory import lstm_model, position_model
 
 
 def _melody_file(path: Path, pitches: list[int]) -> Path:
@@ -42,6 +43,35 @@ def test_score_equals_step_by_step_nll_across_chunks(tmp_path: Path) -> None:
     assert score.notes == int((tokens >= N_SPECIAL).sum())
     assert score.nll == pytest.approx(_step_by_step_nll(model, tokens), rel=1e-5)
     assert score.nll_per_note == pytest.approx(score.nll / score.notes)
+
+
+def test_position_model_is_scored_with_the_predicted_step_positions(tmp_path: Path) -> None:
+    codec = chorale_codec()
+    model = StepModel(position_model(tmp_path / "p.onnx", codec, hidden=12))
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(1, model.vocab_size, 4 * 30)
+    metre = MetreMap(Metre(3, 4))
+    model.reset()
+    total, prev = 0.0, BOS
+    for i, tok in enumerate(tokens):   # input i is BOS or token i-1 and predicts token i
+        model.set_position(metre.position_id(predicted_step(i, codec.n_voices)))
+        logits = model.step(prev)[0].astype(np.float64)
+        total -= logits[tok] - logits.max() - np.log(np.exp(logits - logits.max()).sum())
+        prev = int(tok)
+    assert score_tokens(model, tokens, metre=metre).nll == pytest.approx(total, rel=1e-5)
+    ids = metre.position_ids(0, 30)
+    assert score_tokens(model, tokens, positions=ids).nll == pytest.approx(total, rel=1e-5)
+    assert score_tokens(model, tokens).nll != pytest.approx(total, rel=1e-5)  # 4/4 differs
+
+
+def test_midi_time_signature_sets_the_metre(tmp_path: Path) -> None:
+    mid = midifile.load(_melody_file(tmp_path / "a.mid", [60, 62, 64]))
+    assert midi_metre(mid, chorale_codec()).metre(0).label == "4/4"
+    for track in mid.tracks:
+        for i, msg in enumerate(track):
+            if msg.type == "time_signature":
+                track[i] = msg.copy(numerator=6, denominator=8)
+    assert midi_metre(mid, chorale_codec()).metre(0).label == "6/8"
 
 
 def test_eval_json_keys_and_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

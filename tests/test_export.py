@@ -12,10 +12,18 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("music21")
 
 from export import corpus as corpus_mod  # noqa: E402
-from export.data import Batcher, feasible_shifts, sequence, transpose  # noqa: E402
+from export.data import (  # noqa: E402
+    ALL_SHIFTS,
+    Batcher,
+    feasible_shifts,
+    input_positions,
+    sequence,
+    transpose,
+)
+from export.measure import validation_score  # noqa: E402
 from export.model import LstmLM, ModelConfig  # noqa: E402
 from export.onnx_export import export_onnx, quantize, verify  # noqa: E402
-from export.train import load_checkpoint, parse_args, train  # noqa: E402
+from export.train import load_checkpoint, nll_stats, parse_args, train  # noqa: E402
 from liveduet import midifile  # noqa: E402
 from liveduet.cli import main  # noqa: E402
 from liveduet.codec import BOS, TimedNote, chorale_codec, melody_codec  # noqa: E402
@@ -72,6 +80,75 @@ def test_music21_tune_tokenises_through_the_codec() -> None:
     assert set(np.unique(frames)) <= set(range(1, melody_codec().vocab_size))
 
 
+def _abc_positions(body: str, metre: str = "3/4") -> tuple[list[int], list[str]]:
+    text = f"X:1\nT:t\nM:{metre}\nL:1/4\nK:C\n{body}\n"
+    out = corpus_mod.tokenise(("melody", corpus_mod.Task("t#1", "test", "", text), False))
+    assert out["status"] == "ok", out
+    assert len(out["positions"]) == len(out["frames"])
+    return out["positions"].tolist(), out["time_signatures"]
+
+
+def test_pickups_get_the_positions_of_a_bar_end() -> None:
+    positions, names = _abc_positions("C | E G c | d2 :: e | f g a | b3 |]")
+    beat = [0, 1, 2, 3]
+    bar = beat + [12 + k for k in beat] + [24 + k for k in beat]
+    assert names == ["3/4"]
+    assert positions[:4] == [24, 25, 26, 27]          # the opening upbeat: beat 3 of 3/4
+    assert positions[4:16] == bar and positions[16:24] == bar[:8]   # a bar, then 2 beats
+    assert positions[24:28] == [24, 25, 26, 27]       # the upbeat completing that bar
+    assert positions[28:40] == bar
+
+
+def test_compound_metre_counts_dotted_beats() -> None:
+    bar = [0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17]
+    barred, _ = _abc_positions("C/2 D/2 E/2 F/2 G/2 A/2 | B/2 c/2 d/2 e/2 f/2 g/2 | C3 |]",
+                               "6/8")
+    assert barred == bar * 3
+    unbarred, _ = _abc_positions("C/2 D/2 E/2 F/2 G/2 A/2 | B/2 c/2 d/2 e/2 f/2 g/2 |]", "6/8")
+    assert unbarred == bar * 2                     # music21 makes no measures of two bars
+
+
+def test_metre_change_inside_a_piece_restarts_the_bar() -> None:
+    spans = [(0, 0, "4/4"), (16, 16, "3/4"), (28, 28, "3/4")]
+    pos, which, labels = corpus_mod.positions_from_spans(spans, 40, 4)
+    assert labels == ["4/4", "3/4"] and pos[15] == 39 and pos[16] == 0
+    assert pos[28] == 0 and pos[27] == 27 and which[30] == 1
+
+
+def test_figures_count_notes_per_beat_and_lengths_in_beats() -> None:
+    codec = melody_codec()
+    frames = np.full((24, 1), 1)                     # 6/8: two bars, 4 dotted beats
+    frames[[0, 6, 8, 18], 0] = codec.note_on(60)     # lengths 6, 2, 10, 6 steps
+    _, which, labels = corpus_mod.positions_from_spans([(0, 0, "6/8")], 24, 4)
+    fig = corpus_mod.piece_figures(codec, frames, which, labels)["melody|6/8"]
+    assert fig["notes"] == 4 and fig["beats"] == 4.0
+    assert fig["hold_beats"].tolist() == pytest.approx([1.0, 2 / 6, 10 / 6, 1.0])
+
+
+def test_input_positions_follow_the_predicted_step() -> None:
+    codec = chorale_codec()
+    ids = input_positions(codec, np.array([5, 6, 7]))
+    # BOS and the first three voices of step 0 predict step 0's tokens; the last voice of a
+    # step predicts the next step's first voice
+    assert ids.tolist() == [5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 7]
+    assert len(ids) == len(sequence(codec, np.full((3, 4), 2)))
+
+
+def test_every_shift_takes_each_piece_in_every_feasible_key() -> None:
+    codec = chorale_codec()
+    frames = np.array([[codec.note_on(70), codec.note_on(62), codec.note_on(55),
+                        codec.note_on(45)]] * 8)
+    shifts = feasible_shifts(codec, frames, ALL_SHIFTS)
+    assert shifts == list(range(-12, 14 + 1))  # A/T/B 12 above their floors, S 14 below its top
+    batcher = Batcher(codec, [frames], cap_steps=64, batch_tokens=4096, max_shift=ALL_SHIFTS,
+                      every_shift=True, positions=[np.arange(8)])
+    keys = set()
+    for inputs, _, mask, pos in batcher.epoch():
+        assert pos is not None and pos.shape == inputs.shape
+        keys |= {int(x) for x in inputs[:, 1][mask[:, 1]]}
+    assert len(keys) == len(shifts)
+
+
 def test_transposition_keeps_every_voice_in_range() -> None:
     codec = chorale_codec()
     frames = np.array([[codec.note_on(84), codec.note_on(60), codec.note_on(50),
@@ -88,8 +165,8 @@ def test_batches_are_padded_next_token_pairs() -> None:
     pieces = [np.full((n, 1), codec.note_on(60)) for n in (10, 30, 50)]
     batcher = Batcher(codec, pieces, cap_steps=16, batch_tokens=64, max_shift=0)
     seen = 0
-    for inputs, targets, mask in batcher.epoch():
-        assert inputs.shape == targets.shape == mask.shape
+    for inputs, targets, mask, pos in batcher.epoch():
+        assert inputs.shape == targets.shape == mask.shape and pos is None
         assert torch.equal(inputs[:, 1:][mask[:, 1:]], targets[:, :-1][mask[:, 1:]])
         seen += int(mask.sum())
     assert seen == sum(len(p) for p in pieces)
@@ -109,6 +186,27 @@ def test_train_resume_export_check_model(tiny_corpus: Path, tmp_path: Path) -> N
     assert verify(model, path, steps=50) <= 1e-4
     assert main(["check-model", str(path), "--steps", "20"]) == 0
     assert set(CARD_FIELDS) <= set(StepModel(path).spec.card)
+
+
+def test_position_model_trains_exports_and_scores_like_training(tiny_corpus: Path,
+                                                               tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(parse_args(["--corpus", str(tiny_corpus), "--run", str(run), "--hidden", "16",
+                      "--embed", "8", "--position", "4", "--epochs", "1",
+                      "--batch-tokens", "256", "--minutes", "1"]))
+    model, _ = load_checkpoint(run / "best.pt")
+    assert model.has_position
+    path = tmp_path / "pos.onnx"
+    export_onnx(model, melody_codec(), CARD, path)
+    assert verify(model, path, steps=50) <= 1e-4
+    assert StepModel(path).has_position
+    data = corpus_mod.load(str(tiny_corpus))
+    valid, pos = data.split(True), data.split_positions(True)
+    torch_nll = nll_stats(model, melody_codec(), valid, positions=pos)
+    onnx_nll = validation_score(path, valid, pos)
+    assert onnx_nll.nll_per_token == pytest.approx(torch_nll["nll_per_token"], rel=1e-4)
+    shuffled = validation_score(path, valid, [np.roll(p, 3) for p in pos])
+    assert shuffled.nll_per_token != pytest.approx(onnx_nll.nll_per_token, rel=1e-6)
 
 
 def test_onnx_matches_torch_over_50_chained_steps_two_layers(tmp_path: Path) -> None:
@@ -145,3 +243,7 @@ def test_bundled_model_card_and_acceptance(name: str) -> None:
     assert metrics["valid_nll_per_note"] <= 0.9 * metrics["baseline_nll_per_note"]
     assert path.stat().st_size <= 8 * 2**20
     assert (path.with_suffix(".md")).exists()
+    assert model.has_position  # both bundled models take metre-v1 position ids
+    corpus = metrics["corpus"]
+    assert 0.5 < corpus["notes_per_beat"] < 4 and corpus["hold_beats_p99"] <= corpus[
+        "hold_beats_max"]

@@ -10,7 +10,7 @@ import pytest
 from liveduet.codec import BOS, melody_codec
 from liveduet.errors import LiveduetError
 from liveduet.model import StepModel
-from tests.factory import lstm_model, scripted_model
+from tests.factory import lstm_model, position_model, scripted_model
 
 
 @pytest.fixture
@@ -117,3 +117,28 @@ def test_scripted_model_emits_its_table(tmp_path: Path) -> None:
     assert int(np.argmax(m.step(BOS))) == codec.note_on(60)
     assert int(np.argmax(m.step(codec.note_on(60)))) == codec.note_on(64)
     assert m.title.startswith("test LSTM")
+
+
+def test_position_input_changes_logits_and_prime_matches_steps(tmp_path: Path) -> None:
+    model = StepModel(position_model(tmp_path / "p.onnx", hidden=16, seed=2))
+    assert model.has_position
+    toks = _tokens(12)
+    positions = [(4 * i) % 48 for i in range(12)]
+    stepped = []
+    for tok, pos in zip(toks, positions, strict=True):
+        model.set_position(pos)
+        stepped.append(model.step(tok).copy())
+    model.reset()
+    primed = model.prime(toks, positions=positions)[0]
+    np.testing.assert_allclose(primed, np.stack(stepped)[:, 0], rtol=0, atol=1e-5)
+    model.reset()
+    at_zero = model.prime(toks, positions=[0] * 12)[0]
+    assert np.abs(at_zero - primed).max() > 1e-3
+
+
+def test_model_without_position_ignores_set_position(model: StepModel) -> None:
+    assert not model.has_position
+    first = model.step(BOS).copy()
+    model.reset()
+    model.set_position(37)
+    np.testing.assert_array_equal(model.step(BOS), first)
