@@ -119,7 +119,7 @@ class Phrases:
         else a search here from the model's current state."""
         budget = None if self.budget is None else self.budget(n, s)
         deadline = None if budget is None else time.perf_counter() + budget
-        ctx = self._context(n, s, turn0, pcs)
+        ctx = self._context(n, s, turn0, pcs, line, length)
         if self.worker is not None and before is not None:
             job = Job(*before, n, length, s, sounding, pcs, ctx, deadline, self.positions_of,
                       line)
@@ -165,9 +165,9 @@ class Phrases:
         ``start - 1`` and what is fed there; ``turn0`` the turn after ``start - 1``)."""
         assert self.worker is not None
         voices = self.model.codec.n_voices
-        ctx = self._context(start, s, turn0, keys)
         deadline = None if self.budget is None else time.perf_counter() + self.budget(start, s)
         line = None if self.entry_line is None else self.entry_line(start)
+        ctx = self._context(start, s, turn0, keys, line, length)
         self.worker.request(Job(*prev, start, length, s, (False,) * voices, keys, ctx, deadline,
                                 self.positions_of, line))
 
@@ -210,8 +210,8 @@ class Phrases:
                 out += cand.notes_of(codec, toks, start)
         return out
 
-    def _context(self, n: int, s: Settings, turn0: Turn, pcs: frozenset[int] | None
-                 ) -> Context:
+    def _context(self, n: int, s: Settings, turn0: Turn, pcs: frozenset[int] | None,
+                 line: cand.Line | None = None, length: int = 0) -> Context:
         human = [PNote(h.start, (h.end or n) - h.start, h.pitch) for h in self.human.recent
                  if h.start < n]
         entry = None
@@ -224,7 +224,8 @@ class Phrases:
         prefix = [p for p in self.machine_notes(n) if p.onset < n][-s.max_copy:]
         heard = human if s.mode == "call" and len(human) >= len(source) else source
         return Context(Material(source), prefix, _key(heard, pcs), self.grid.beat_steps(n),
-                       self.grid.bar_steps(n), s.develop, s.max_copy, self.index, entry)
+                       self.grid.bar_steps(n), s.develop, s.max_copy, self.index, entry,
+                       None if line is None or not any(line.paced) else line.target, length)
 
 
 def _key(source: list[PNote], pcs: frozenset[int] | None) -> tuple[int, frozenset[int]] | None:

@@ -9,7 +9,10 @@ A candidate's score adds up, with the weights below:
 * **in key**: the share of notes in the key heard in the source (or the key setting);
 * **tonal closure**: the last note on the tonic (or its third or fifth);
 * **metric closure**: the last note starting on a bar line (or half bar, or beat);
-* **entry**: an answer's first note on its first step (answers start where they are due).
+* **entry**: an answer's first note on its first step (answers start where they are due);
+* **pace**: how far the candidate's notes per step stray from the line's target pace (the
+  corpus's at the density setting, :mod:`liveduet.pace`), as ``|log(rate / target)|``, so
+  the critic cannot prefer sparse phrases for having fewer notes to get wrong.
 
 A candidate with a verbatim training run longer than ``max_copy`` notes is rejected (when all
 are, the one with the shortest run plays).
@@ -31,6 +34,7 @@ W_KEY = 4.0
 W_TONAL = 0.6
 W_METRIC = 0.4
 W_ENTER = 0.5
+W_PACE = 1.0
 TONAL = {0: 1.0, 3: 0.6, 4: 0.6, 7: 0.8}  # semitones above the tonic: tonic, thirds, fifth
 
 
@@ -47,6 +51,8 @@ class Context:
     max_copy: int
     index: CopyIndex | None
     entry: int | None = None         # an answer's first step (None: a continuation phrase)
+    pace: float | None = None        # target onsets per step of the line (None: no pace term)
+    span: int = 0                    # steps of the phrase (for the pace term)
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,8 @@ def judge(notes: Sequence[PNote], logps: Sequence[float], ctx: Context) -> Verdi
     enters = ctx.entry is not None and notes[0].onset == ctx.entry
     score = (W_DEVELOP * ctx.develop * dev + W_LOGP * logp + W_WORST * worst + W_KEY * in_key
              + W_TONAL * tonal + W_METRIC * metric + W_ENTER * enters)
+    if ctx.pace and ctx.span > 0:
+        score -= W_PACE * abs(math.log(len(notes) / ctx.span / ctx.pace))
     return Verdict(score, dev, logp, in_key, copy)
 
 
