@@ -53,20 +53,22 @@ ROWS = (
 
 def chorales(limit: int | None) -> list[Piece]:
     """(id, metre, [S, A, T, B] notes) of every validation-split chorale."""
-    from music21 import converter
-
     from export.corpus import _score_notes, is_valid_piece, music21_tasks
 
     out: list[Piece] = []
     for task in music21_tasks("chorale"):
         if not is_valid_piece(task.piece_id):
             continue
-        notes = _score_notes("chorale", task)
-        if notes is None:
+        found = _score_notes("chorale", task)
+        if found is None:
             continue
-        sigs = converter.parse(task.path).recurse().getElementsByClass("TimeSignature")
-        metre = parse_metre(sigs[0].ratioString if sigs else "4/4")
-        out.append((task.piece_id, metre, [[n for n in notes if n.voice == v] for v in range(4)]))
+        notes, spans, _ = found
+        metre = parse_metre(spans[0][2] if spans else "4/4")
+        # a pickup goes at the end of bar 0, as a DAW writes it: bar lines every bar from 0
+        shift = (-spans[0][1] % metre.bar_steps) / metre.steps_per_quarter if spans else 0.0
+        voices = [[TimedNote(n.start + shift, n.pitch, n.end + shift, n.voice, n.velocity)
+                   for n in notes if n.voice == v] for v in range(4)]
+        out.append((task.piece_id, metre, voices))
         if limit is not None and len(out) >= limit:
             break
     return out

@@ -96,6 +96,8 @@ def test_corpus_figures_come_from_the_card_per_metre() -> None:
     jig, waltz = parse_metre("6/8"), parse_metre("3/4")
     assert pace.rate(jig) == pytest.approx(2.4 / 6)  # per dotted beat of six 16ths
     assert pace.hold_steps(jig) == 24
+    rare = CorpusPace({"metrics": {"corpus": {"hold_beats_p999": 4.0, "hold_beats_max": 55.5}}})
+    assert rare.hold_steps(parse_metre("4/4")) == 16  # the rarest 0.1% left out
     assert pace.rate(waltz) == pytest.approx(1.5 / 4)  # no 3/4 figure: the overall one
     assert pace.hold_steps(waltz) == 24
     silent = CorpusPace({"metrics": {}})
