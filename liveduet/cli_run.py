@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -21,7 +22,9 @@ from typing import Any
 
 from liveduet import catalog, ports
 from liveduet.clock import InternalClock, MidiClockFollower
+from liveduet.clockout import ClockOutput
 from liveduet.errors import ConfigError, LiveduetError
+from liveduet.link import LinkClock
 from liveduet.runtime import Options, Runtime
 from liveduet.settings import FIELDS, Settings, with_mode_defaults
 from liveduet.status import StatusLine
@@ -34,8 +37,9 @@ RUN_OPTIONS: dict[str, Any] = {
     "latency_offset": 0.0, "metronome": None, "quiet": False, "stats": None,
     "osc": True, "osc_port": None, "osc_host": "127.0.0.1", "osc_reply_port": 9000,
     "osc_allow": [], "cc": True, "cc_channel": None, "input_poll": None,
-    "realtime": False,
+    "realtime": False, "clock_out": None,
 }
+CLOCKS = ("internal", "midi", "link")
 DEFAULT_OSC_PORT = 8000
 CHECK_S = 0.25
 STATS_SAMPLES = 20_000   # per kind with --stats: the latest (a ring; memory stays flat)
@@ -53,8 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--model", help="bundled model name or .onnx path (default: the bundled "
                    "melody model; the harmoniser in harmonize mode)")
     p.add_argument("--config", type=Path, help="TOML file with settings and run options")
-    p.add_argument("--clock", choices=("internal", "midi"), help="internal tempo or the DAW's "
-                   "MIDI clock (default internal)")
+    p.add_argument("--clock", choices=CLOCKS, help="internal tempo, the DAW's MIDI clock, or "
+                   "an Ableton Link session (needs liveduet[link]; default internal)")
+    p.add_argument("--clock-out", nargs="?", const="", metavar="PORT", help="send MIDI clock "
+                   "(24 ppqn, Start/Stop/Continue/Song Position) of liveduet's transport on the "
+                   "output port, or on PORT (name or unique substring)")
     p.add_argument("--in", dest="inputs", action="append", metavar="PORT",
                    help="input port by name or unique substring (repeat for several)")
     p.add_argument("--out", dest="output", metavar="PORT", help="output port name/substring")
@@ -146,8 +153,15 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any], dict[st
         if f.name in merged:
             settings = settings.with_value(f.name, merged.pop(f.name))
     opts = {k: merged[k] for k in (*RUN_OPTIONS, "listen_gap_text") if k in merged}
-    if opts["clock"] not in ("internal", "midi"):
-        raise ConfigError(f"clock={opts['clock']!r}; choose internal or midi")
+    if opts["clock"] not in CLOCKS:
+        raise ConfigError(f"clock={opts['clock']!r}; choose internal, midi or link")
+    out = opts["clock_out"]
+    if out is True:   # clock_out = true in a config file: on the output port
+        opts["clock_out"] = ""
+    elif out is False:
+        opts["clock_out"] = None
+    elif out is not None and not isinstance(out, str):
+        raise ConfigError(f"--clock-out {out!r}: give a port name, or true for the output port")
     _check_range(opts, "metronome", 1, 16, "a MIDI channel from 1 to 16")
     _check_range(opts, "cc_channel", 1, 16, "a MIDI channel from 1 to 16")
     _check_range(opts, "osc_port", 0, 65535, "a UDP port from 1 to 65535 (0 = any free port)")
@@ -185,27 +199,49 @@ def run_command(args: argparse.Namespace) -> int:
 
     engine = Engine(model, settings, table_source=TableBuilder.for_model)
     spb = int(model.codec.steps_per_beat)
-    clock = (InternalClock(settings.bpm, spb) if opts["clock"] == "internal"
-             else MidiClockFollower(spb, settings.bpm))
+    clock = make_clock(opts["clock"], settings, spb, engine)
     api = ports.choose_api(opts["api"])
     holder: list[ports.PortSet] = []
+    tick_port = (ports.open_output(api, opts["clock_out"]) if opts["clock_out"]
+                 else None)
+    clock_out = None
+    if opts["clock_out"] is not None:
+        clock_out = ClockOutput(clock, tick_port.send_many if tick_port is not None
+                                else lambda msgs: holder[0].send_many(msgs, []), spb,
+                                keep=STATS_SAMPLES if opts["stats"] else 2000)
     rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
                  Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
                          metronome=opts["metronome"], steps_per_beat=spb,
                          realtime=bool(opts["realtime"]),
                          keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
                  ccmap=build_ccmap(opts, cc), loader=load_model,
-                 send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps))
+                 send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps),
+                 clock_out=clock_out)
     poll = opts["input_poll"]
-    holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=rt.on_midi,
-                                   poll=None if poll is None else float(poll) / 1000.0))
     with contextlib.ExitStack() as stack:
+        if tick_port is not None:
+            stack.callback(tick_port.close)
+        if isinstance(clock, LinkClock):
+            stack.callback(clock.close)
+        holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=rt.on_midi,
+                                       poll=None if poll is None else float(poll) / 1000.0))
         stack.callback(holder[0].close)
         rt.publisher = start_osc(opts, rt, stack)
         stack.callback(rt.stop)
         if opts["stats"]:
             stack.callback(write_stats, rt, Path(opts["stats"]))
         return play(rt, holder[0], model, opts, settings)
+
+
+def make_clock(kind: str, settings: Settings, spb: int, engine: Any) -> Any:
+    """The clock source ``kind`` (internal, midi or link) on a grid of ``spb`` steps per beat."""
+    if kind == "internal":
+        return InternalClock(settings.bpm, spb)
+    if kind == "midi":
+        return MidiClockFollower(spb, settings.bpm)
+    grid = engine.grid   # the Link quantum is the bar of the metre being played
+    return LinkClock(settings.bpm, spb,
+                     quantum=lambda pos: grid.metres.metre(math.floor(pos)).quarters_per_bar)
 
 
 def load_model(name: str | None, mode: str = "call") -> Any:
@@ -285,7 +321,8 @@ def play(rt: Runtime, portset: ports.PortSet, model: Any, opts: dict[str, Any],
     with stop_signals(stop):
         rt.start()
         print(f"liveduet: {settings.mode} with '{model.title}'; in {portset.input_names} -> out "
-              f"'{portset.output_name}'; clock {opts['clock']}. Ctrl-C to stop.",
+              f"'{portset.output_name}'; clock {opts['clock']}{_clock_out_text(opts, portset)}. "
+              "Ctrl-C to stop.",
               file=sys.stderr, flush=True)
         while not stop.wait(CHECK_S) and not rt.done.is_set():
             if line is not None:
@@ -311,6 +348,13 @@ def play(rt: Runtime, portset: ports.PortSet, model: Any, opts: dict[str, Any],
               file=sys.stderr)
         return 1
     return 0
+
+
+def _clock_out_text(opts: dict[str, Any], portset: ports.PortSet) -> str:
+    out = opts["clock_out"]
+    if out is None:
+        return ""
+    return f", MIDI clock out on '{out or portset.output_name}'"
 
 
 def _warn_once(status: dict[str, Any], warned: set[str]) -> None:
