@@ -59,6 +59,8 @@ class LinkClock:
         self._offset = 0.0                  # Link seconds minus perf_counter seconds
         self.measure_offset()
         self.running = False
+        self._launch = True      # the first poll starts the transport (see poll)
+        self._seen: tuple[bool, int] | None = None   # the session's (playing, since) seen
         self._frozen = 0.0
         self._last: tuple[float, float] | None = None   # (now, position) at the last poll
         self._link.enabled = True
@@ -115,14 +117,25 @@ class LinkClock:
 
     # -- transport ------------------------------------------------------------------------
     def poll(self, now: float) -> str | None:
-        """Follow the session: 'play', 'stop', 'locate' or None (call it often)."""
+        """Follow the session: 'play', 'stop', 'locate' or None (call it often).
+
+        The first poll starts playing on the session's beat grid: Link tells a peer that
+        joins nothing of the session's play state until a peer next starts or stops it. From
+        then on each start or stop of the session (start/stop sync) starts or stops liveduet.
+        """
         self.measure_offset()
-        playing = bool(self._state().isPlaying())
-        if playing and not self.running:
-            self.running = True
+        state = self._state()
+        playing = bool(state.isPlaying())
+        # a stop the session was already in (liveduet joined a playing session: locally it
+        # looks stopped) changes nothing but the time of the state: compare both
+        seen = (playing, int(state.timeForIsPlaying()))
+        changed = self._seen is not None and seen != self._seen
+        self._seen = seen
+        if self._launch or (changed and playing and not self.running):
+            self._launch, self.running = False, True
             self._last = (now, self.position(now))
             return "play"
-        if not playing and self.running:
+        if changed and not playing and self.running:
             self._frozen = self.position(now)
             self.running, self._last = False, None
             return "stop"
@@ -143,6 +156,7 @@ class LinkClock:
         state.setIsPlaying(True, self._us(now))
         self._link.commitAppSessionState(state)
         self.running = True
+        self._seen = (True, int(state.timeForIsPlaying()))
         self._last = (now, self.position(now))
 
     def stop(self, now: float) -> None:
@@ -152,6 +166,7 @@ class LinkClock:
         state.setIsPlaying(False, self._us(now))
         self._link.commitAppSessionState(state)
         self.running, self._last = False, None
+        self._seen = (False, int(state.timeForIsPlaying()))
 
     def set_bpm(self, bpm: float, now: float) -> None:
         """Change the session's tempo at ``now`` (the beat at ``now`` stays where it is)."""

@@ -23,6 +23,7 @@ FEEDBACK = {
     "phase": ("s", "listening | answering | accompanying | idle"),
     "beat": ("i", "beat in the bar (0 = the bar line; beats of the metre), sent on every beat"),
     "message": ("s", "last problem or notice, e.g. why a model failed to load"),
+    "peers": ("i", "other Ableton Link peers in the session (with --clock link only)"),
 }
 REASONS = ("denied", "malformed", "unknown", "readonly", "type", "range", "internal", "send_failed")
 """Keys of ``OscControl.counters``: why a message was refused (or a reply could not be sent)."""
@@ -230,8 +231,8 @@ def state_values(settings: Settings, status: Mapping[str, Any] | None = None) ->
 
     From ``status`` (e.g. ``Engine.status()`` plus runtime extras) it takes ``phase``, ``beat``
     (or derives it from ``step`` and ``steps_per_beat``, default 4, as the beat in a 4/4 bar),
-    the model title (``model`` or ``title``), ``learn`` (target being learnt or None) and
-    ``message``.
+    the model title (``model`` or ``title``), ``learn`` (target being learnt or None),
+    ``message`` and ``peers`` (Link peers, when the clock is Link).
     """
     values: dict[str, Any] = settings.as_dict()
     status = status or {}
@@ -249,6 +250,8 @@ def state_values(settings: Settings, status: Mapping[str, Any] | None = None) ->
         values["learn"] = status["learn"]
     if status.get("message") is not None:
         values["message"] = str(status["message"])
+    if status.get("peers") is not None:
+        values["peers"] = int(status["peers"])
     return values
 
 

@@ -35,9 +35,9 @@ BANNER = re.compile(r"in (\[.*?\]) -> out '(.+?)'")
 class Live:
     """One ``liveduet run --api jack`` process; its port names come from its banner line."""
 
-    def __init__(self, jack: JackServer, model: Path, *args: str) -> None:
+    def __init__(self, jack: JackServer, model: Path, *args: str, osc: bool = False) -> None:
         cmd = [sys.executable, "-m", "liveduet", "run", "--api", "jack", "--model", str(model),
-               "--no-osc", "--quiet", "--seed", "1", *args]
+               "--quiet", "--seed", "1", *([] if osc else ["--no-osc"]), *args]
         self.proc = subprocess.Popen(cmd, env=jack.env(), cwd=ROOT, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
@@ -194,5 +194,8 @@ def test_a_follower_plays_on_the_leaders_grid(jack: JackServer, answer_model: Pa
                    - step / 2 for t in ons])
     period = jack.period_s
     assert len(near) >= 8
-    assert np.median(near) <= 6 * period, near   # on the leader's steps (as test_run allows)
+    # on the leader's steps: a 16th is 85 periods; on a quiet machine all lie within 2 periods,
+    # on a loaded one the follower's clock fit re-anchors after a stall and walks back
+    assert np.median(near) <= 12 * period, near
+    assert np.mean(near <= 2 * period) >= 0.25, near
     assert np.median(np.diff(ons)) == pytest.approx(2 * step, rel=0.03)
