@@ -26,6 +26,9 @@ from liveduet.clock import CLOCK, CONTINUE, PPQN, SPP, START, STOP
 Msg = tuple[int, ...]
 TICKS_PER_16TH = 6
 SPP_MAX = 0x3FFF    # Song Position Pointer: 14 bits of sixteenths
+SPP_WRAP = 15120    # farther positions are sent modulo this many sixteenths: a whole number
+# of bars in every metre liveduet plays (5040 = lcm of their bar lengths in sixteenths), so
+# a receiver keeps the bar phase of a Link session thousands of bars in
 LATE_TICKS = 0.5    # a start at most this far past a sixteenth (in ticks) still plays it
 JUMP_S = 0.1        # the last position moved this far in time: the transport jumped
 
@@ -64,9 +67,9 @@ class ClockOut:
         if ticks <= LATE_TICKS:
             self.next_tick = 0
             return [(START,)]
-        sixteenth = min(math.ceil((ticks - LATE_TICKS) / TICKS_PER_16TH), SPP_MAX)
+        sixteenth = math.ceil((ticks - LATE_TICKS) / TICKS_PER_16TH)
         self.next_tick = sixteenth * TICKS_PER_16TH
-        return [spp(sixteenth), (CONTINUE,)]
+        return [spp(sixteenth % SPP_WRAP if sixteenth > SPP_MAX else sixteenth), (CONTINUE,)]
 
     def stop(self) -> list[Msg]:
         """The transport stops: Stop (nothing when already stopped)."""

@@ -32,6 +32,14 @@ def test_start_mid_bar_continues_on_the_next_sixteenth() -> None:
     assert out.start(6.05) == [spp(6), FB]        # seen 0.3 ticks late: still that 16th
 
 
+def test_a_position_past_spp_range_keeps_the_bar_phase() -> None:
+    out = ClockOut(4)
+    msgs = out.start(40_000.0)                # e.g. a Link session 2,500 bars in
+    sent = msgs[0][1] | (msgs[0][2] << 7)
+    assert sent <= 0x3FFF and (40_000 - sent) % 5040 == 0
+    assert out.next_pos == 40_000.0
+
+
 def test_spp_bytes_are_14_bit_sixteenths() -> None:
     assert spp(0) == (0xF2, 0, 0)
     assert spp(200) == (0xF2, 200 & 0x7F, 200 >> 7)
