@@ -23,7 +23,6 @@ FEEDBACK = {
     "phase": ("s", "listening | answering | accompanying | idle"),
     "beat": ("i", "beat in the bar (0 = the bar line; beats of the metre), sent on every beat"),
     "message": ("s", "last problem or notice, e.g. why a model failed to load"),
-    "peers": ("i", "other Ableton Link peers in the session (with --clock link only)"),
 }
 REASONS = ("denied", "malformed", "unknown", "readonly", "type", "range", "internal", "send_failed")
 """Keys of ``OscControl.counters``: why a message was refused (or a reply could not be sent)."""

@@ -8,8 +8,10 @@ to run where any other interface exists.
 The peer plays at 97 bpm, quantum 4. liveduet plays ``continue`` (a scripted model: an eighth
 note every other 16th) to a recording JACK port. Each note-on's arrival, less the delay of one
 JACK hop probed at that moment, is placed in Link time (the peer's clock) and its distance to
-the peer's 16th grid is measured. Then the peer changes tempo to 133, liveduet's OSC bpm goes
-to the session, ``/liveduet/state`` reports the peers, and the peer stops the session.
+the peer's 16th grid is measured (``err97_ms``; ``raw_err97_ms`` without the hop; liveduet's own
+send errors against the session's line, from ``--stats``, are ``send_err_ms``). Then the
+peer changes tempo to 133, liveduet's OSC bpm goes to the session, ``/liveduet/state`` reports
+the peers, and the peer stops the session.
 """
 
 from __future__ import annotations
@@ -137,8 +139,9 @@ def session(folder: Path) -> dict[str, Any]:
         probe = Probe(jack)
         replies = osc_socket()
         port = free_port()
+        stats = folder / "stats.json"
         live = Live(jack, model, "--clock", "link", "--mode", "continue", "--out", "rec:in",
-                    "--osc-port", str(port), "--osc-reply-port",
+                    "--stats", str(stats), "--osc-port", str(port), "--osc-reply-port",
                     str(replies.getsockname()[1]), osc=True)
         osc = SimpleUDPClient("127.0.0.1", port)
         try:
@@ -178,6 +181,8 @@ def session(folder: Path) -> dict[str, Any]:
         res["after_change_s"] = [float(t - changed) for t in after]
         res["err133_ms"] = [grid_err(snap133, t - hop(t)) for t in after]
         res["ons_after_stop"] = int(np.sum(ons > stopped + 0.05))
+        # at the source: each grid note's send time minus its time on the session's line
+        res["send_err_ms"] = [e * 1e3 for e in json.loads(stats.read_text())["wake_errors_s"]]
     return res
 
 

@@ -243,3 +243,15 @@ def test_link_peer_stop_ends_the_notes(link_session: dict[str, Any]) -> None:
     assert link_session["ons_after_stop"] == 0
     assert link_session["sounding_after_stop"] == []
     assert "error" not in link_session["stderr"]
+
+
+def test_peers_show_in_the_status_line_and_the_state_dump() -> None:
+    from liveduet.oscmap import state_values
+    from liveduet.settings import Settings
+    from liveduet.status import format_status
+
+    status = {"mode": "continue", "bpm": 97.0, "peers": 2}
+    assert "97.0 bpm 4/4 link 2 peer(s)" in format_status(status)
+    assert "link" not in format_status({"mode": "call", "bpm": 97.0})
+    assert state_values(Settings(), status)["peers"] == 2
+    assert "peers" not in state_values(Settings(), {"mode": "call"})
