@@ -30,7 +30,8 @@ SPP_WRAP = 15120    # farther positions are sent modulo this many sixteenths: a 
 # of bars in every metre liveduet plays (5040 = lcm of their bar lengths in sixteenths), so
 # a receiver keeps the bar phase of a Link session thousands of bars in
 LATE_TICKS = 0.5    # a start at most this far past a sixteenth (in ticks) still plays it
-JUMP_S = 0.1        # the last position moved this far in time: the transport jumped
+JUMP_S = 0.25       # the last position moved this far in time: the transport jumped (a
+# followed MIDI clock's fit moves by milliseconds; a Link peer re-maps by whole bars)
 
 
 def spp(sixteenths: int) -> Msg:
