@@ -24,6 +24,7 @@ from liveduet import catalog, ports
 from liveduet.clock import InternalClock, MidiClockFollower
 from liveduet.clockout import ClockOutput
 from liveduet.errors import ConfigError, LiveduetError
+from liveduet.jacktransport import JackTransportClock
 from liveduet.link import LinkClock
 from liveduet.runtime import Options, Runtime
 from liveduet.settings import FIELDS, Settings, with_mode_defaults
@@ -39,7 +40,7 @@ RUN_OPTIONS: dict[str, Any] = {
     "osc_allow": [], "cc": True, "cc_channel": None, "input_poll": None,
     "realtime": False, "clock_out": None,
 }
-CLOCKS = ("internal", "midi", "link")
+CLOCKS = ("internal", "midi", "link", "jack")
 DEFAULT_OSC_PORT = 8000
 CHECK_S = 0.25
 STATS_SAMPLES = 20_000   # per kind with --stats: the latest (a ring; memory stays flat)
@@ -57,8 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--model", help="bundled model name or .onnx path (default: the bundled "
                    "melody model; the harmoniser in harmonize mode)")
     p.add_argument("--config", type=Path, help="TOML file with settings and run options")
-    p.add_argument("--clock", choices=CLOCKS, help="internal tempo, the DAW's MIDI clock, or "
-                   "an Ableton Link session (needs liveduet[link]; default internal)")
+    p.add_argument("--clock", choices=CLOCKS, help="internal tempo, the DAW's MIDI clock, an "
+                   "Ableton Link session (needs liveduet[link]) or the JACK transport (needs "
+                   "liveduet[jack]); default internal")
     p.add_argument("--clock-out", nargs="?", const="", metavar="PORT", help="send MIDI clock "
                    "(24 ppqn, Start/Stop/Continue/Song Position) of liveduet's transport on the "
                    "output port, or on PORT (name or unique substring)")
@@ -154,7 +156,7 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any], dict[st
             settings = settings.with_value(f.name, merged.pop(f.name))
     opts = {k: merged[k] for k in (*RUN_OPTIONS, "listen_gap_text") if k in merged}
     if opts["clock"] not in CLOCKS:
-        raise ConfigError(f"clock={opts['clock']!r}; choose internal, midi or link")
+        raise ConfigError(f"clock={opts['clock']!r}; choose internal, midi, link or jack")
     out = opts["clock_out"]
     if out is True:   # clock_out = true in a config file: on the output port
         opts["clock_out"] = ""
@@ -221,7 +223,7 @@ def run_command(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if tick_port is not None:
             stack.callback(tick_port.close)
-        if isinstance(clock, LinkClock):
+        if isinstance(clock, (LinkClock, JackTransportClock)):
             stack.callback(clock.close)
         holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=rt.on_midi,
                                        poll=None if poll is None else float(poll) / 1000.0))
@@ -234,11 +236,13 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def make_clock(kind: str, settings: Settings, spb: int, engine: Any) -> Any:
-    """The clock source ``kind`` (internal, midi or link) on a grid of ``spb`` steps per beat."""
+    """The clock source ``kind`` (internal, midi, link, jack) on a grid of ``spb`` steps a beat."""
     if kind == "internal":
         return InternalClock(settings.bpm, spb)
     if kind == "midi":
         return MidiClockFollower(spb, settings.bpm)
+    if kind == "jack":
+        return JackTransportClock(settings.bpm, spb)
     grid = engine.grid   # the Link quantum is the bar of the metre being played
     return LinkClock(settings.bpm, spb,
                      quantum=lambda pos: grid.metres.metre(math.floor(pos)).quarters_per_bar)
