@@ -107,3 +107,15 @@ def test_follows_jack_transport_roll_stop_and_the_masters_tempo(
         release(rec.port)
     bpm = master_bpm or 120.0
     assert np.median(eighth_gaps(rec.note_ons())) == pytest.approx(30.0 / bpm, rel=0.03)
+
+
+def test_missing_binding_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from liveduet.errors import ConfigError
+    from liveduet.jacktransport import MISSING, load_jack
+
+    monkeypatch.setitem(sys.modules, "jack", None)
+    with pytest.raises(ConfigError) as err:
+        load_jack()
+    assert str(err.value) == MISSING and "liveduet[jack]" in MISSING
