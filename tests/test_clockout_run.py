@@ -163,8 +163,10 @@ def test_a_follower_plays_on_the_leaders_grid(jack: JackServer, answer_model: Pa
     notes come on the leader's 16th steps (the leader's notes mark them) at its tempo."""
     lead_rec, follow_rec = Recorder("leadrec"), Recorder("followrec")
     probe = Probe(jack)
+    # --input-poll: the follower's JACK thread never waits for its conductor's GIL (with a
+    # callback, a follower playing continuously made its input client miss JACK cycles)
     follower = Live(jack, answer_model, "--clock", "midi", "--mode", "continue",
-                    "--out", "followrec:in")
+                    "--input-poll", "0.5", "--out", "followrec:in")
     leader = None
     try:
         leader = Live(jack, answer_model, "--mode", "continue", "--bpm", "132", "--out",
@@ -200,9 +202,12 @@ def test_a_follower_plays_on_the_leaders_grid(jack: JackServer, answer_model: Pa
                    - step / 2 for t in ons])
     period = jack.period_s
     assert len(near) >= 8
-    # on the leader's steps (a 16th is 85 periods): on a quiet machine all lie within 2
-    # periods; on a loaded one a stall moves the follower's clock fit for a while
-    assert np.median(near) <= 12 * period, near
+    # on the leader's steps: a 16th is 85 periods, so a note within 2 periods of one by chance
+    # has odds of 1 in 20. On a quiet machine all are; on a loaded one a dummy server that
+    # stalls for 100s of ms makes the follower re-anchor its clock fit on the late ticks, and
+    # the notes after that lie off by the stall's leftover: a run of notes on the grid is
+    # what the follower proves
+    assert np.sum(near <= 2 * period) >= 4, near
     gaps = np.diff(ons)
     gaps = gaps[gaps > 0.01]   # notes a stalled follower sent at once are no tempo
     assert np.median(gaps) == pytest.approx(2 * step, rel=0.03), gaps
