@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,10 @@ from typing import Any
 from liveduet import catalog, learnstore, midisys, outfile, ports, signals
 from liveduet.cliopts import OldName, listen_gap_steps, setting_help
 from liveduet.clock import InternalClock, MidiClockFollower
+from liveduet.clockout import ClockOutput
 from liveduet.errors import ConfigError, LiveduetError
+from liveduet.jacktransport import JackTransportClock
+from liveduet.link import LinkClock
 from liveduet.runtime import Options, Runtime
 from liveduet.searchworker import SearchWorker
 from liveduet.settings import (
@@ -38,6 +42,7 @@ from liveduet.turns import parse_steps
 log = logging.getLogger("liveduet.run")
 RUN_OPTIONS: dict[str, Any] = {f.name: list(f.default) if f.kind == "texts" else f.default
                                for f in OPTION_FIELDS}
+CLOCKS = ("internal", "midi", "link", "jack")
 DEFAULT_OSC_PORT = 8000
 CHECK_S = 0.25
 STATS_SAMPLES = 20_000   # per kind with --stats: the latest (a ring; memory stays flat)
@@ -60,8 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--model", help="bundled model name or .onnx path (default: the bundled "
                    "melody model; the harmoniser in harmonize mode)")
     p.add_argument("--config", type=Path, help="TOML file with settings and run options")
-    p.add_argument("--clock", choices=("internal", "midi"), help="internal tempo or the DAW's "
-                   "MIDI clock (default internal)")
+    p.add_argument("--clock", choices=CLOCKS, help="internal tempo, the DAW's MIDI clock, an "
+                   "Ableton Link session (needs liveduet[link]) or the JACK transport (needs "
+                   "liveduet[jack]); default internal")
+    p.add_argument("--clock-out", nargs="?", const="", metavar="PORT", help="send MIDI clock "
+                   "(24 ppqn, Start/Stop/Continue/Song Position) of liveduet's transport on the "
+                   "output port, or on PORT (name or unique substring)")
     p.add_argument("--in", dest="inputs", action="append", metavar="PORT",
                    help="input port by name or unique substring (repeat for several)")
     p.add_argument("--out", dest="output", metavar="PORT", help="output port name/substring")
@@ -152,7 +161,9 @@ def load_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any] | Non
         listed = name in ("inputs", "models_dir") and isinstance(value, str)
         value = [value] if listed else value
         try:  # a config file has real booleans and numbers: "false" is a mistake there
-            if name in RUN_OPTIONS:
+            if name == "clock_out":
+                pass  # a port name, or true for the output port: checked in resolve
+            elif name in RUN_OPTIONS:
                 value = check_option(name, value, strict=True)
             elif name != "listen_gap" or not isinstance(value, str):
                 coerce(name, value, strict=True)
@@ -177,11 +188,22 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any], dict[st
         if f.name in merged:
             settings = settings.with_value(f.name, merged.pop(f.name))
     opts = {k: merged[k] for k in (*RUN_OPTIONS, "listen_gap_text") if k in merged}
+    clock_out = opts.get("clock_out")
     for name in RUN_OPTIONS:  # the one table: finite numbers in range, real booleans
+        if name == "clock_out":  # a port name, '' or true (the output port), checked below
+            continue
         try:
             opts[name] = check_option(name, opts[name])
         except ConfigError as err:
             raise ConfigError(f"--{name.replace('_', '-')}: {err}") from err
+    if clock_out is True:   # clock_out = true in a config file: on the output port
+        clock_out = ""
+    elif clock_out is False:
+        clock_out = None
+    elif clock_out is not None and not isinstance(clock_out, str):
+        raise ConfigError(f"--clock-out {clock_out!r}: give a port name, or true for the "
+                          "output port")
+    opts["clock_out"] = clock_out
     return settings, opts, cc
 
 
@@ -219,14 +241,20 @@ def _run(args: argparse.Namespace) -> int:
     from liveduet.engine import Engine
 
     spb = int(model.codec.steps_per_beat)
-    clock = (InternalClock(settings.bpm, spb) if opts["clock"] == "internal"
-             else MidiClockFollower(spb, settings.bpm))
     api = ports.choose_api(opts["api"])
     signals.check()
     engine = Engine(model, settings, table_source=TableBuilder.for_model,
                     search_margin=SEARCH_MARGIN, search_worker=SearchWorker.for_model)
+    clock = make_clock(opts["clock"], settings, spb, engine)
     engine.clock_bpm = lambda: clock.bpm  # a search's deadline follows the clock's tempo
     holder: list[ports.PortSet] = []
+    tick_port = (ports.open_output(api, opts["clock_out"]) if opts["clock_out"]
+                 else None)
+    clock_out = None
+    if opts["clock_out"] is not None:
+        clock_out = ClockOutput(clock, tick_port.send_many if tick_port is not None
+                                else lambda msgs: holder[0].send_many(msgs, []), spb,
+                                keep=STATS_SAMPLES if opts["stats"] else 2000)
     rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
                  Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
                          metronome=opts["metronome"], steps_per_beat=spb,
@@ -234,11 +262,16 @@ def _run(args: argparse.Namespace) -> int:
                          keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
                  ccmap=build_ccmap(opts, cc),
                  loader=lambda name: load_model(name, "call", dirs),
-                 send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps))
+                 send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps),
+                 clock_out=clock_out)
     poll = opts["input_poll"]
     sink = channel_filter(rt.on_midi, opts["in_channel"], rt.ccmap)
     with contextlib.ExitStack() as stack:
         stack.callback(engine.close)  # its table worker, when the run ends before rt starts
+        if tick_port is not None:
+            stack.callback(tick_port.close)
+        if isinstance(clock, (LinkClock, JackTransportClock)):
+            stack.callback(clock.close)
         holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=sink,
                                        poll=float(poll) / 1000.0 if poll else None))
         stack.callback(holder[0].close)
@@ -248,6 +281,19 @@ def _run(args: argparse.Namespace) -> int:
         if opts["stats"]:
             stack.callback(write_stats, rt, Path(opts["stats"]))
         return play(rt, holder[0], model, opts, settings)
+
+
+def make_clock(kind: str, settings: Settings, spb: int, engine: Any) -> Any:
+    """The clock source ``kind`` (internal, midi, link, jack) on a grid of ``spb`` steps a beat."""
+    if kind == "internal":
+        return InternalClock(settings.bpm, spb)
+    if kind == "midi":
+        return MidiClockFollower(spb, settings.bpm)
+    if kind == "jack":
+        return JackTransportClock(settings.bpm, spb)
+    grid = engine.grid   # the Link quantum is the bar of the metre being played
+    return LinkClock(settings.bpm, spb,
+                     quantum=lambda pos: grid.metres.metre(math.floor(pos)).quarters_per_bar)
 
 
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
@@ -372,7 +418,8 @@ def play(rt: Runtime, portset: ports.PortSet, model: Any, opts: dict[str, Any],
     next_named = time.monotonic() + NAMED_CHECK_S
     rt.start()
     say(f"liveduet: {settings.mode} with '{model.title}'; in {portset.input_names} -> out "
-        f"'{portset.output_name}'; clock {opts['clock']}. Ctrl-C to stop.")
+        f"'{portset.output_name}'; clock {opts['clock']}{_clock_out_text(opts, portset)}. "
+        "Ctrl-C to stop.")
     while not stop.wait(CHECK_S) and not rt.done.is_set():
         if line is not None:
             line.show(rt.snapshot)
@@ -426,6 +473,13 @@ def say(text: str) -> None:
     """One line on stderr; a terminal that went away (SIGHUP, ssh drop) is not an error."""
     with contextlib.suppress(OSError, ValueError):
         print(text, file=sys.stderr, flush=True)
+
+
+def _clock_out_text(opts: dict[str, Any], portset: ports.PortSet) -> str:
+    out = opts["clock_out"]
+    if out is None:
+        return ""
+    return f", MIDI clock out on '{out or portset.output_name}'"
 
 
 def _warn_once(status: dict[str, Any], warned: set[str]) -> None:

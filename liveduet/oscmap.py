@@ -246,7 +246,7 @@ def state_values(settings: Settings, status: Mapping[str, Any] | None = None) ->
     From ``status`` (e.g. ``Engine.status()`` plus runtime extras) it takes ``phase``, ``beat``
     (or derives it from ``step`` and ``steps_per_beat``, default 4, as the beat in a 4/4 bar),
     the model title (``model`` or ``title``), ``learn`` (target being learnt or None),
-    ``message`` and ``dropped``.
+    ``message``, ``dropped`` and ``peers`` (Link peers, when the clock is Link).
     """
     values: dict[str, Any] = settings.as_dict()
     status = status or {}
@@ -266,6 +266,8 @@ def state_values(settings: Settings, status: Mapping[str, Any] | None = None) ->
         values["message"] = str(status["message"])
     if "dropped" in status:
         values["dropped"] = int(status["dropped"])
+    if status.get("peers") is not None:
+        values["peers"] = int(status["peers"])
     return values
 
 

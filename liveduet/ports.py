@@ -69,6 +69,7 @@ __all__ = [
     "list_ports",
     "match_port",
     "no_midi_help",
+    "open_output",
     "open_ports",
     "probe",
     "quiet_stderr",
@@ -374,6 +375,35 @@ def open_ports(api: int, inputs: Sequence[str] = (), output: str | None = None,
         ports.watch = JackWatch.open(on_connect=ports._on_connect)
         ports.check()  # first look at the connections
     return ports
+
+
+@dataclass
+class Output:
+    """One more output port (e.g. for MIDI clock out), sent to from one thread."""
+
+    port: _Port
+
+    @property
+    def name(self) -> str:
+        """The port's system-wide name."""
+        return self.port.name
+
+    def send_many(self, msgs: Sequence[Sequence[int]]) -> None:
+        """Send messages now, back to back."""
+        send = self.port.handle.send_message
+        for msg in msgs:
+            send(list(msg))
+
+    def close(self) -> None:
+        """Close the port after the last sends had time to leave."""
+        time.sleep(FLUSH_S)
+        with contextlib.suppress(Exception):  # closing a dead client must not mask exit
+            self.port.handle.delete()
+
+
+def open_output(api: int, wanted: str) -> Output:
+    """Open the existing output port matching ``wanted`` (PortError naming the fix if not)."""
+    return Output(_open_output(api, wanted, [], set()))
 
 
 def _open_output(api: int, wanted: str | None, exclude: Sequence[str],

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from liveduet import catalog, rtthread
-from liveduet.clock import TRANSPORT, InternalClock, MidiClockFollower
+from liveduet.clock import TRANSPORT, Clock, InternalClock, MidiClockFollower
+from liveduet.clockout import ClockOutput
 from liveduet.errors import ConfigError, LiveduetError
 from liveduet.feedback import Feedback, Publisher, p99
 from liveduet.hotswap import HotSwap
@@ -45,6 +46,7 @@ log = logging.getLogger("liveduet.runtime")
 RELEASING_SETS = frozenset(("mode", "channel"))
 RELEASING_ACTIONS = frozenset(("panic", "reset", "stop", "play"))
 IDLE_WAKE = 0.5
+POLL_WAKE = 0.01  # a clock source with its own transport (Link) is polled this often
 START_LEAD = 0.1  # seconds from start() to the internal clock's step 0
 PREFETCH_MAX_WAIT = 0.02  # seconds a stream of sends may put the next table's start off
 STALE_STEPS = 1.0     # a note due this many steps ago is stale: skipped, not played late
@@ -105,13 +107,16 @@ class Options:
 class Runtime:
     """Owns the conductor thread; everything else talks to it through :meth:`submit`."""
 
-    def __init__(self, engine: EngineLike, clock: InternalClock | MidiClockFollower,
+    def __init__(self, engine: EngineLike, clock: Clock,
                  send: Callable[[Sequence[int]], None], options: Options | None = None, *,
                  publisher: Publisher | None = None, ccmap: Any = None,
                  loader: Callable[[str], Any] | None = None,
-                 send_many: SendMany | None = None) -> None:
+                 send_many: SendMany | None = None,
+                 clock_out: ClockOutput | None = None) -> None:
         self.engine = engine
         self.clock = clock
+        self.clock_out = clock_out   # MIDI clock out of this transport (conductor only)
+        self._poll = getattr(clock, "poll", None)   # a source with its own transport (Link)
         self.opt = options or Options()
         self.feedback = Feedback(publisher)
         self.ccmap = ccmap
@@ -131,7 +136,8 @@ class Runtime:
         self._restore: Callable[[], None] | None = None
         self.step_times: deque[float] = deque(maxlen=2000)
         self.counters = {"in": 0, "out": 0, "commands": 0, "late": 0, "skipped": 0}
-        self.out = Sender(send, clock, self.opt, self.counters, self.errors, send_many,
+        self.out = Sender(send, clock, self.opt, self.counters,  # type: ignore[arg-type]
+                          self.errors, send_many,
                           metres=lambda: self.engine.grid.metres)
         self.spin = rtthread.SpinBudget(self.opt.spin, adaptive=self.opt.adaptive_spin)
         self.message = ""
@@ -267,6 +273,9 @@ class Runtime:
         arriving meanwhile ends the wait at once: they go back to the schedule. Only sends
         need this precision: engine work is asked ``early``, status and prefetch are not timed."""
         end = self.out.due_time()
+        tick = self.clock_out.due_time() if self.clock_out is not None else None
+        if tick is not None and (end is None or tick < end):
+            end = tick
         if end is None or end - perf() > self.spin.seconds:
             return
         ready = self.out.take_due(end)
@@ -285,6 +294,8 @@ class Runtime:
                 self.out.send_batch(ready)
             else:
                 self.out.put_back(ready)
+        if self.clock_out is not None:
+            self.clock_out.send_due(perf())
 
     def _until_due(self, now: float) -> float:
         """Seconds from ``now`` to the next thing the conductor must do."""
@@ -294,6 +305,10 @@ class Runtime:
         t = self.out.due_time()
         if t is not None:
             due = min(due, t)
+        if self.clock_out is not None and (t := self.clock_out.due_time()) is not None:
+            due = min(due, t)
+        if self._poll is not None:
+            due = min(due, now + POLL_WAKE)
         if self.clock.running:
             nd = self.engine.next_due()
             if nd is not None and nd >= self._hold_until:
@@ -381,9 +396,15 @@ class Runtime:
             self._stop_now(self.clock.position(now))
         else:  # play / locate: the DAW (re)anchors the grid at the clock's position
             self.out.drop_pending()
-            pos = self.clock.position(t)
+            pos = self._play_pos(t)
             self.out.send_now(self.engine.apply(Action("play"), pos))
         self._update_status(now, force=True)
+
+    def _play_pos(self, t: float) -> float:
+        """Where play starts: the clock's position, or the next whole step when the clock's
+        grid is absolute (Link beats: the engine's steps must fall on the session's 16ths)."""
+        pos = self.clock.position(t)
+        return float(math.ceil(pos - 1e-6)) if self._poll is not None else pos
 
     def _stop_now(self, pos: float) -> None:
         outs = list(self.engine.apply(Action("stop"), pos)) + list(self.engine.release_all(pos))
@@ -423,15 +444,19 @@ class Runtime:
         self.feedback.next_due = 0.0
 
     def _apply(self, cmd: Command, t: float) -> None:
-        clock = self.clock
-        if isinstance(cmd, Set) and cmd.name == "bpm" and isinstance(clock, InternalClock):
+        clock: Any = self.clock
+        own = isinstance(clock, InternalClock) or self._poll is not None  # we set its tempo
+        if isinstance(cmd, Set) and cmd.name == "bpm" and own:
             clock.set_bpm(float(cmd.value), t)  # the heap is keyed by position: still right
-        if isinstance(cmd, Action) and isinstance(clock, InternalClock):
+        if isinstance(cmd, Action) and own:
             if cmd.name == "stop" and clock.running:
                 clock.stop(t)
             elif cmd.name == "play" and not clock.running:
-                clock.start(t, clock.position(t))
-        pos = clock.position(t)
+                # resume from the start of the step it stopped in: the grid stays on whole
+                # steps (the 16ths of MIDI clock out and of a Link session)
+                clock.start(t, float(math.floor(clock.position(t))))
+        pos = self._play_pos(t) if isinstance(cmd, Action) and cmd.name == "play" \
+            else clock.position(t)
         if isinstance(cmd, Action) and cmd.name == "stop":
             self._stop_now(pos)
             return
@@ -498,6 +523,8 @@ class Runtime:
 
     # -- time-driven work -----------------------------------------------------------------
     def _tick(self, now: float) -> None:
+        if self._poll is not None:
+            self._transport(self._poll(now), now)
         offset = self.opt.latency_offset
         pos = self.clock.position(now - offset)
         if self.clock.running:  # after a stall (SIGSTOP, a swapped-out process): no burst
@@ -512,6 +539,8 @@ class Runtime:
         elif (swap := self.swaps.take(math.inf)) is not None:
             self._do_swap(pos, *swap)
         self.out.send_due(time.perf_counter())
+        if self.clock_out is not None:
+            self.clock_out.send_due(time.perf_counter())
         if now >= self._prefetch_at:
             self._prefetch(sent=False)
         if now >= self.feedback.next_due:
@@ -572,6 +601,11 @@ class Runtime:
             log.exception("engine.release_all failed at shutdown; using the note ledger")
         self.out.drop_pending()
         self.out.flush_all()
+        if self.clock_out is not None:
+            try:
+                self.clock_out.stop()
+            except Exception:  # the port may be gone; the notes are already off
+                log.exception("sending MIDI clock Stop at exit failed")
         try:
             self.engine.close()
         except Exception:
@@ -587,6 +621,9 @@ class Runtime:
                       beat=self.engine.beat_at(self.clock.position(now)),
                       dropped=self.dropped(), coalesced=self.controls.coalesced,
                       **self.counters)
+        peers = getattr(self.clock, "peers", None)
+        if peers is not None:
+            status["peers"] = peers
         self.feedback.update(now, self.engine.settings, status, force)
 
     def dropped(self) -> int:
@@ -605,6 +642,7 @@ class Runtime:
 
         ``wake_errors_s``: actual minus intended send time of every grid-timed message;
         ``wake_first_s``: of the first message of each send (the conductor's wake-up error).
+        ``clock_out_errors_s``: actual minus intended send time of each MIDI clock out send.
 
         A reaction is input callback -> first answer sent (both in this process); its parts are
         (callback -> conductor, engine, send). Each kind keeps the latest ``keep_samples``.
@@ -616,5 +654,6 @@ class Runtime:
                 "wake_first_s": list(self.out.wake_first), "step_times_s": list(self.step_times),
                 "reactions_s": list(self.reactions),
                 "reaction_parts_s": [list(p) for p in self.reaction_parts],
-                "queue_delays_s": list(self.delays)}
+                "queue_delays_s": list(self.delays),
+                "clock_out_errors_s": list(self.clock_out.errors) if self.clock_out else []}
 

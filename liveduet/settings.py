@@ -245,7 +245,8 @@ def _number(f: Field, value: Any) -> int | float:
 
 OPTION_FIELDS: tuple[Field, ...] = (
     Field("model", "text", None, help="bundled model name or .onnx path"),
-    Field("clock", "choice", "internal", choices=("internal", "midi"), help="tempo source"),
+    Field("clock", "choice", "internal", choices=("internal", "midi", "link", "jack"),
+          help="tempo source"),
     Field("inputs", "texts", (), help="input ports by name or unique substring"),
     Field("output", "text", None, help="output port name or substring"),
     Field("api", "text", "auto", help="MIDI system"),
@@ -266,6 +267,7 @@ OPTION_FIELDS: tuple[Field, ...] = (
     Field("in_channel", "int", None, 1, 16, help="only listen to this MIDI channel"),
     Field("octave_names", "choice", "c4", choices=("c4", "c3"), help="middle C shows as"),
     Field("models_dir", "texts", (), help="folders searched for models by name"),
+    Field("clock_out", "text", None, help="MIDI clock out: a port name ('' or true: the output)"),
 )
 """Options of ``liveduet run`` that are not musical settings (CLI and config file), checked by
 :func:`check_option` with the same rules as the settings."""

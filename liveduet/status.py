@@ -44,7 +44,8 @@ def format_status(status: Mapping[str, Any], octave_names: str = "c4") -> str:
     parts = [
         f"{status.get('mode', '?')}",
         f"{status.get('bpm', 0):.1f} bpm {status.get('meter', '4/4')}"
-        + ("" if status.get("running", True) else " (stopped)"),
+        + ("" if status.get("running", True) else " (stopped)")
+        + ("" if status.get("peers") is None else f" link {status['peers']} peer(s)"),
         f"{status.get('phase', '?')}",
         f"you: {_notes(_find(status, 'human'), octave_names)}",
         f"me: {_notes(_find(status, 'machine'), octave_names)}",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Install everything the tests need (JACK for real MIDI ports, the test, train and plot extras),
-# run ruff and the whole pytest suite, then the README's play command in a fresh virtual
-# environment (scripts/readme_check.sh). With arguments, runs just pytest with them.
+# Install everything the tests need (JACK for real MIDI ports, the test, train, plot, link and
+# jack extras), run ruff and the whole pytest suite, then the README's play command in a fresh
+# virtual environment (scripts/readme_check.sh). With arguments, runs just pytest with them.
 # Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTE
     . .venv-test/bin/activate
 fi
 
-python -m pip install -q -e '.[test,train,plot]'
+python -m pip install -q -e '.[test,train,plot,link,jack]'
 python -m ruff check liveduet tests export benchmarks scripts
 if [ "$#" -gt 0 ]; then
     exec python -m pytest -q "$@"
