@@ -10,10 +10,12 @@ cut into 2-bar phrases and every other phrase is silenced; the engine answers th
   withheld answer phrase of the same tune;
 * in key: share of answer notes in the scale of the Krumhansl-Schmuckler key of the calls;
 * same instants: answers starting on other grid steps than with ``candidates 1``;
-* late: searches that took longer than the time from the engine's position when it ran to
-  its phrase's first step at 240 bpm (the engine plans a step further ahead in a listen gap,
-  so a search has 1.5 steps = 94 ms); live, a deadline cuts a search short there instead
-  (the best phrase so far plays), so no answer starts late;
+* late: searches that took longer than the time they have live at 240 bpm: from the engine's
+  position when it ran to its phrase's first step (the engine plans a step further ahead in a
+  listen gap, so a search has 1.5 steps = 94 ms), and for an answer that enters on the bar
+  line right after the call, from the send of the step before it (the search worker starts
+  there) to ``SEARCH_MARGIN`` before it (0.75 steps = 47 ms); live, a deadline cuts a search
+  short there instead (the best phrase so far plays), so no answer starts late;
 * ``generate --bars 16``: self-reuse (figures of the second half heard in the first), and
   generated pieces with a verbatim training run longer than ``max_copy``;
 * how much validation tunes share with the training tunes (for the ``max_copy`` default).
@@ -38,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from export.copyindex import pieces
 from export.corpus import load
 from liveduet import answers, catalog
+from liveduet.cli_run import SEARCH_MARGIN
 from liveduet.codec import TimedNote
 from liveduet.copyindex import CopyIndex, load_for
 from liveduet.engine import Engine
@@ -95,7 +98,10 @@ class Timer:
             t0 = time.perf_counter()
             begin(phrases, n, *args)
             self.times.append(time.perf_counter() - t0)
-            self.windows.append((n - self.pos) * STEP_S)
+            # live, the search worker starts an answer that enters on the bar line right
+            # after the call at the send of the step before it, and the conductor takes its
+            # phrase up to SEARCH_MARGIN before the answer is due: that is its least time
+            self.windows.append(max(n - self.pos, 1.0 - SEARCH_MARGIN) * STEP_S)
 
         def advancing(engine: Engine, pos: float) -> Any:
             """Engine.advance, remembering the position."""
