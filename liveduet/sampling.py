@@ -169,6 +169,25 @@ class Sampler:
             self._event_masks[key] = mask
         return mask
 
+    def _event_logits(self, logits: np.ndarray, legal: np.ndarray, density: float,
+                      voice: int | None, note_bias: float | np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(logits as float64 with non-finite rows zeroed, row is finite, legal as 2-D, the
+        event draw's logits shifted to a row maximum of 0) for rows of ``logits``."""
+        z = logits.astype(np.float64)
+        ok = np.isfinite(z).all(axis=1)
+        if not ok.all():
+            z[~ok] = 0.0
+        legal = np.atleast_2d(legal)
+        # HOLD and REST as legal; notes: every one the voice can sing (or the legal ones)
+        events = legal if voice is None else np.where(self._is_note, self._voice[voice], legal)
+        ev = z + self._bias(events, density)
+        bias = np.asarray(note_bias, dtype=np.float64)
+        if bias.any():
+            ev[:, N_SPECIAL:] += bias.reshape(-1, 1) if bias.ndim else bias
+        ev -= ev.max(axis=1, keepdims=True)
+        return z, ok, legal, ev
+
     def log_probs(self, logits: np.ndarray, legal: np.ndarray, *, temperature: float,
                   density: float, voice: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(log-probabilities ``[rows, vocab]``, row is finite) of the draw :meth:`sample_rows`
@@ -176,14 +195,7 @@ class Sampler:
         voice's note pool), then the pitch among the legal notes at ``temperature``; -inf on
         illegal tokens; rows with non-finite logits come back as zeros, flagged False.
         """
-        z = logits.astype(np.float64)
-        ok = np.isfinite(z).all(axis=1)
-        if not ok.all():
-            z[~ok] = 0.0
-        legal = np.atleast_2d(legal)
-        events = legal if voice is None else np.where(self._is_note, self._voice[voice], legal)
-        ev = z + self._bias(events, density)
-        ev -= ev.max(axis=1, keepdims=True)
+        z, ok, legal, ev = self._event_logits(logits, legal, density, voice, 0.0)
         with np.errstate(divide="ignore"):
             ev -= np.log(np.exp(ev).sum(axis=1, keepdims=True))
             note_event = np.log(np.exp(ev[:, N_SPECIAL:]).sum(axis=1, keepdims=True))
@@ -260,18 +272,7 @@ class Sampler:
         note segment (uniform given the event). Top-p over the whole vocabulary would make
         HOLD and REST absorbing (once P(HOLD) >= top_p the nucleus is HOLD alone).
         """
-        z = logits.astype(np.float64)
-        ok = np.isfinite(z).all(axis=1)
-        if not ok.all():
-            z[~ok] = 0.0
-        legal = np.atleast_2d(legal)
-        # HOLD and REST as legal; notes: every one the voice can sing (or the legal ones)
-        events = legal if voice is None else np.where(self._is_note, self._voice[voice], legal)
-        ev = z + self._bias(events, density)
-        bias = np.asarray(note_bias, dtype=np.float64)
-        if bias.any():
-            ev[:, N_SPECIAL:] += bias.reshape(-1, 1) if bias.ndim else bias
-        ev -= ev.max(axis=1, keepdims=True)
+        z, ok, legal, ev = self._event_logits(logits, legal, density, voice, note_bias)
         pe = np.exp(ev, out=ev)
         hold = pe[:, HOLD]
         rest = hold + pe[:, REST]
