@@ -82,11 +82,6 @@ def settings_for(mode: str, metre: Metre, seed: int, extra: dict[str, Any]) -> S
     return Settings.from_dict(values)
 
 
-def grid(metre: Metre) -> MetreMap:
-    """The tune's bar lines: bar 0 starts at step 0."""
-    return MetreMap(metre)
-
-
 def first_full_bar(tune: Tune) -> int:
     """Index of the first bar that starts on a note or after a pickup."""
     bar_q = tune.meter.quarters_per_bar
@@ -115,7 +110,7 @@ def measure_answers(tally: Tally, tune: Tune, machine: Sequence[TimedNote],
                     turns: Sequence[tuple[float, str]], human: Sequence[TimedNote]) -> None:
     """Add each answer of a call-mode render to ``tally``."""
     spq = 4
-    mm = grid(tune.meter)
+    mm = MetreMap(tune.meter)  # bar 0 starts at step 0
     bounds = [(pos, phase) for pos, phase in turns]
     for i, (pos, phase) in enumerate(bounds):
         if phase != "answering":
@@ -135,7 +130,7 @@ def measure_answers(tally: Tally, tune: Tune, machine: Sequence[TimedNote],
 def measure_passage(tally: Tally, metre: Metre, notes: Sequence[TimedNote], lo: float,
                     hi: float) -> None:
     """Bar lines hit, density and long holds of ``notes`` inside ``[lo, hi)`` beats."""
-    mm = grid(metre)
+    mm = MetreMap(metre)
     spq = 4
     inside = [n for n in notes if lo - 1e-9 <= n.start < hi]
     starts = {round(n.start * spq) for n in inside}
@@ -164,7 +159,7 @@ def run_call(model: StepModel, tunes: Sequence[Tune], seed: int, extra: dict[str
         measure_answers(tally, tune, machine, duet.turns, kept)
         tally.cut += duet.status["counters"]["barge_ins"]
         h = human.setdefault(tune.metre, Tally())
-        mm = grid(tune.meter)
+        mm = MetreMap(tune.meter)  # bar 0 starts at step 0
         for lo, hi in gaps:
             notes = [n for n in tune.notes if lo <= n.start < hi]
             if notes:

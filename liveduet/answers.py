@@ -39,7 +39,6 @@ from liveduet.turns import (
 PHRASE_BARS = 2      # continue: a phrase every two bars
 HISTORY_BARS = 8     # continue: the critic develops what sounded this far back
 Before = tuple[Snapshot, np.ndarray, tuple[int, ...]]  # state and logits before a step, its tokens
-LineAt = Callable[[bool], cand.Line]  # the planner's line rules now (True: an answer enters)
 
 
 class Phrases:
@@ -65,7 +64,7 @@ class Phrases:
     def step(self, n: int, s: Settings, turn0: Turn, turn: Turn, human_sounds: bool,
              logits: np.ndarray, sounding: tuple[bool, ...],
              pcs: Callable[[], frozenset[int] | None], before: Before | None = None,
-             line: LineAt | None = None) -> None:
+             line: cand.Line | None = None) -> None:
         """Called before step ``n`` is decided: note where the human cuts a phrase short, and
         choose a phrase when one begins here (``before``: the state before step ``n - 1``
         and the tokens fed there, for taking a search the worker started; ``line``: the
@@ -79,9 +78,7 @@ class Phrases:
             return
         length = self._starts(n, turn0, turn)
         if length:
-            enters = turn.phase == ANSWERING and turn0.phase != ANSWERING
-            rules = None if line is None else line(enters)
-            self._begin(n, length, s, turn0, logits, sounding, pcs(), before, rules)
+            self._begin(n, length, s, turn0, logits, sounding, pcs(), before, line)
 
     def soon(self, n: int, turn: Turn, s: Settings) -> int:
         """1 when a phrase may begin at step ``n + 1`` given the turn after step ``n - 1``

@@ -211,26 +211,20 @@ class Planner:
             self._count_held(step.mach)
             step.held_before, step.rate_before = held0, rate0
             return step
+        line = self.line(n, turn.phase == ANSWERING and turn0.phase != ANSWERING, held0, rate0)
+        self.rate = line.rate  # an answer's entry restarts the pace
         # Candidates + critic: where an answer or continuation phrase is chosen.
-        prev = self.steps.get(n - 1)
         self.phrases.step(n, self.settings, turn0, turn, hin.sounding, logits0, sounding0,
-                          lambda: self._pcs(n),
-                          None if prev is None else (prev.snap, prev.logits, prev.fed),
-                          lambda enters: self.line(n, enters, held0, rate0))
+                          lambda: self._pcs(n), self._before(n), line)
         played = self.played.get(n)
         fed: list[int] = []
         mach: list[int | None] = []
         sounding = list(sounding0)
         bad = False
         positions = self.positions(n)
-        enters = turn.phase == ANSWERING and turn0.phase != ANSWERING
-        metre = self.grid.metre(n)
-        if enters:  # a new phrase starts at the corpus's pace
-            self.rate = (self.pace.rate(metre),) * self.codec.n_voices
-        longest = self.max_hold(metre)
         for v in range(self.codec.n_voices):
-            can_hold = sounding[v] and (held0[v] < longest or not self.paced[v])
-            tok, m, ok = self._decide(v, n, hin, turn, played, can_hold, enters)
+            can_hold = sounding[v] and (held0[v] < line.hold_limit or not line.paced[v])
+            tok, m, ok = self._decide(v, n, hin, turn, played, can_hold, line)
             bad |= not ok
             self.model.set_position(positions[v])
             self.logits = self.model.step(tok)[0].copy()
@@ -254,8 +248,9 @@ class Planner:
 
     def line(self, n: int, enters: bool, held: tuple[int, ...], rate: tuple[float, ...]
              ) -> Line:
-        """The rules of the machine's line from step ``n`` (for candidate phrases), from the
-        voices' held steps and onset rates before it; an answer's entry restarts the pace."""
+        """The rules of the machine's line at step ``n`` (sampled here or by candidate
+        phrases), from the voices' held steps and onset rates before it; an answer's entry
+        restarts the pace."""
         metre = self.grid.metre(n)
         corpus = self.pace.rate(metre)
         if enters:
@@ -307,7 +302,7 @@ class Planner:
 
     def _context(self, n: int, sounding0: tuple[bool, ...]) -> Context:
         s = self.settings
-        pcs = key_pcs(s.key, s.scale, self.human.key_notes(n) if s.key == "auto" else ())
+        pcs = self._pcs(n)
         if s.voice_leading == "off":  # the rules' inputs stay out of the key: tables reused
             return Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low,
                            s.high, pcs, positions=self.positions(n))
@@ -323,7 +318,7 @@ class Planner:
         the search worker an answer's search in a listen gap."""
         self.phrases.prefetch(self.end, self.settings, self.turn, self.end_calls.__contains__,
                               lambda: (self.model.snapshot(), self.logits), self._pcs,
-                              self._before_last)
+                              lambda: self._before(self.end))
         harmony, n = self.harmony, self.end
         if harmony is None or harmony.source is None:
             return
@@ -333,12 +328,13 @@ class Planner:
             harmony.prefetch(self._context(n, self.sounding), self.model.snapshot(), self.logits)
 
     def _decide(self, v: int, n: int, hin: HumanIn, turn: Turn,
-                played: tuple[int, ...] | None, sounding: bool, enters: bool = False
+                played: tuple[int, ...] | None, sounding: bool, line: Line
                 ) -> tuple[int, int | None, bool]:
-        """(token fed, token the machine plays or None, logits were finite) for voice ``v``.
+        """(token fed, token the machine plays or None, logits were finite) for voice ``v``
+        under the line's rules (``sounding``: the voice sounds and may go on holding).
 
-        On an answer's first step (``enters``) the machine's voices play a note: an answer
-        placed on the bar line comes in on it, not a rest later.
+        On an answer's first step (``line.enters``) the machine's voices play a note: an
+        answer placed on the bar line comes in on it, not a rest later.
         """
         human_voice = v == self.hv
         if human_voice and hin.sounding:
@@ -351,12 +347,12 @@ class Planner:
         if chosen is not None:  # a candidate row rests where its logits were not finite
             return chosen, chosen, bool(np.isfinite(self.logits).all())
         s = self.settings
-        legal = self.sampler.legal(v, s.low, s.high, self._pcs(n), sounding and not enters)
-        if enters:
+        legal = self.sampler.legal(v, s.low, s.high, self._pcs(n),
+                                   sounding and not line.enters)
+        if line.enters:
             legal = legal.copy()
             legal[REST] = False
-        corpus = self.pace.rate(self.grid.metre(n))
-        bias = pace_bias(self.rate[v], target_rate(corpus, s.density)) if self.paced[v] else 0.0
+        bias = pace_bias(line.rate[v], line.target) if line.paced[v] else 0.0
         tok = self.sampler.sample(self.logits, legal, temperature=s.temperature,
                                   top_p=s.top_p, density=s.density, voice=v, note_bias=bias,
                                   u=keyed_uniform(s.seed, n, v))
@@ -364,10 +360,11 @@ class Planner:
             return REST, REST, False
         return tok, tok, True
 
-    def _before_last(self) -> tuple[Snapshot, np.ndarray, tuple[int, ...]] | None:
-        """The state and logits before the last planned step and what was fed there."""
-        last = self.steps.get(self.end - 1)
-        return None if last is None else (last.snap, last.logits, last.fed)
+    def _before(self, n: int) -> tuple[Snapshot, np.ndarray, tuple[int, ...]] | None:
+        """The state and logits before step ``n - 1`` and what was fed there (None when that
+        step is not planned)."""
+        prev = self.steps.get(n - 1)
+        return None if prev is None else (prev.snap, prev.logits, prev.fed)
 
     def _pcs(self, n: int) -> frozenset[int] | None:
         """The key mask's pitch classes at step ``n``."""
