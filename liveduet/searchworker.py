@@ -17,7 +17,7 @@ One request at a time: a newer request replaces a waiting one.
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +27,7 @@ from liveduet.critic import Context
 from liveduet.model import Snapshot, StepModel
 from liveduet.sampling import Sampler
 from liveduet.settings import Settings
+from liveduet.slotworker import SlotWorker
 
 log = logging.getLogger("liveduet.searchworker")
 
@@ -74,20 +75,12 @@ def run(model: StepModel, sampler: Sampler, job: Job) -> cand.Phrase:
     return cand.choose(model.codec, batch, job.ctx, job.length)
 
 
-class SearchWorker:
+class SearchWorker(SlotWorker[Job, cand.Phrase]):
     """Runs searches for one model on a daemon thread; see the module docstring."""
 
     def __init__(self, model: StepModel) -> None:
-        self._source = (model.path, model.threads)  # loaded on the thread: no stall here
-        self._cond = threading.Condition()
-        self._want: Job | None = None
-        self._busy: Job | None = None
-        self._done: tuple[Job, cand.Phrase] | None = None
-        self._closed = False
-        self.searched = 0
         self.taken = 0
-        self._thread = threading.Thread(target=self._run, name="liveduet-search", daemon=True)
-        self._thread.start()  # it loads its model now, not in the first listen gap
+        super().__init__(model, "liveduet-search")  # it loads its model now, not in a gap
 
     @classmethod
     def for_model(cls, model: StepModel) -> SearchWorker | None:
@@ -95,66 +88,29 @@ class SearchWorker:
         session only."""
         return None if model.spec.conditioning else cls(model)
 
+    @property
+    def searched(self) -> int:
+        """Searches done so far."""
+        return self.worked
+
     def request(self, job: Job) -> None:
         """Search ``job`` next (a waiting older job is dropped)."""
-        with self._cond:
-            if self._closed or any(j is not None and j.same(job) for j in (self._want,
-                                                                          self._busy)):
-                return
-            if self._done is not None and self._done[0].same(job):
-                return
-            self._want = job
-            self._cond.notify_all()
+        self._request(job)
 
     def take(self, job: Job, wait: float | None) -> cand.Phrase | None:
         """The phrase of ``job``: searched, or being searched (waits up to ``wait`` s; None:
         until it is done), or None (the caller searches itself)."""
-        with self._cond:
-            def pending() -> bool:
-                return any(j is not None and j.same(job) for j in (self._want, self._busy))
-            if pending():
-                self._cond.wait_for(lambda: self._closed or not pending(),
-                                    None if wait is None else max(wait, 0.0))
-            if self._done is not None and self._done[0].same(job):
-                self.taken += 1
-                return self._done[1]
-            return None
+        phrase = self._take(job, wait)
+        if phrase is not None:
+            self.taken += 1
+        return phrase
 
-    def close(self) -> None:
-        """Stop the thread (a search under way finishes first)."""
-        with self._cond:
-            self._closed = True
-            self._want = None
-            self._cond.notify_all()
-        self._thread.join(1.0)
+    def _same(self, a: Job, b: Job) -> bool:
+        return a.same(b)
 
-    def _run(self) -> None:
-        path, threads = self._source
-        try:
-            own = StepModel(path, threads)
-        except Exception:
-            log.exception("no worker copy of %s; searches run on the conductor", path)
-            with self._cond:
-                self._closed = True
-                self._cond.notify_all()
-            return
+    def _worker(self, own: StepModel) -> Callable[[Job], cand.Phrase]:
         sampler = Sampler(own.codec)
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._want is not None or self._closed)
-                if self._closed:
-                    return
-                job, self._want = self._want, None
-                self._busy = job
-            assert job is not None
-            phrase = None
-            try:
-                phrase = run(own, sampler, job)
-                self.searched += 1
-            except Exception:  # the conductor searches itself
-                log.exception("a candidate search on the worker failed")
-            with self._cond:
-                self._busy = None
-                if phrase is not None:
-                    self._done = (job, phrase)
-                self._cond.notify_all()
+        return lambda job: run(own, sampler, job)
+
+    def _failure(self) -> None:
+        log.exception("a candidate search on the worker failed")
