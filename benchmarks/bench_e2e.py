@@ -13,7 +13,8 @@ server, each with its own keyboard and recorder port):
    slices, the variants taking turns), without the latency stage's clients on the two cores;
 4. JACK cycles each client did not finish in time (jackd's "was not finished" reports).
 
-Variants patch :class:`liveduet.runtime.Options` defaults before ``liveduet run`` starts;
+Variants patch the defaults of :class:`liveduet.rtthread.Tuning` (how the conductor thread
+waits) and :class:`liveduet.conductor.Options` before ``liveduet run`` starts;
 ``tuned`` is the shipped default, the others switch one tuning off each.
 
 Usage: python benchmarks/bench_e2e.py [--notes 200] [--idle 10] [--variants tuned,untuned]
@@ -52,13 +53,16 @@ i.set_callback(lambda ev, _d: o.send_message(ev[0]))
 print("ready", flush=True)
 sys.stdin.read()
 """
-PRELUDE = ("import functools, sys; import liveduet.runtime as r; "
-           "r.Options = functools.partial(r.Options, **{kw!r}); "
+PRELUDE = ("import dataclasses, functools, sys; import liveduet.cli_run as c; "
+           "kw = {kw!r}; own = {{f.name for f in dataclasses.fields(c.Tuning)}}; "
+           "c.Tuning = functools.partial(c.Tuning, **{{k: v for k, v in kw.items() if k in own}}); "
+           "c.Options = functools.partial(c.Options, "
+           "**{{k: v for k, v in kw.items() if k not in own}}); "
            "from liveduet.cli import main; sys.exit(main(sys.argv[1:]))")
 VARIANTS: dict[str, dict[str, Any]] = {
     "tuned": {},
     "untuned": {"switch_interval": None, "yield_spin": False},
-    "rt": {"realtime": True},
+    "rt": {},
     "no-switch": {"switch_interval": None},
     "hold-spin": {"yield_spin": False},
     "fixed-spin": {"adaptive_spin": False},
@@ -67,6 +71,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vl-guided": {},
 }
 VARIANT_ARGS: dict[str, list[str]] = {
+    "rt": ["--realtime"],
     "vl-off": ["--voice-leading", "off"],
     "vl-guided": ["--voice-leading", "guided"],
 }

@@ -21,11 +21,12 @@ from liveduet import catalog, learnstore, midisys, outfile, ports, signals
 from liveduet.cliopts import OldName, listen_gap_steps, setting_help
 from liveduet.clock import InternalClock, MidiClockFollower
 from liveduet.clockout import ClockOutput
+from liveduet.conductor import Options
 from liveduet.errors import ConfigError, LiveduetError
 from liveduet.jacktransport import JackTransportClock
 from liveduet.link import LinkClock
-from liveduet.runtime import Options, Runtime
-from liveduet.searchworker import SearchWorker
+from liveduet.rtthread import Tuning
+from liveduet.runtime import Runtime
 from liveduet.settings import (
     FIELDS,
     OPTION_FIELDS,
@@ -36,8 +37,8 @@ from liveduet.settings import (
     with_mode_defaults,
 )
 from liveduet.status import OCTAVE_NAMES, StatusLine
-from liveduet.tablebuilder import TableBuilder
 from liveduet.turns import parse_steps
+from liveduet.workers import Workers
 
 log = logging.getLogger("liveduet.run")
 RUN_OPTIONS: dict[str, Any] = {f.name: list(f.default) if f.kind == "texts" else f.default
@@ -243,8 +244,9 @@ def _run(args: argparse.Namespace) -> int:
     spb = int(model.codec.steps_per_beat)
     api = ports.choose_api(opts["api"])
     signals.check()
-    engine = Engine(model, settings, table_source=TableBuilder.for_model,
-                    search_margin=SEARCH_MARGIN, search_worker=SearchWorker.for_model)
+    workers = Workers()
+    engine = Engine(model, settings, table_source=workers.tables,
+                    search_margin=SEARCH_MARGIN, search_worker=workers.search)
     clock = make_clock(opts["clock"], settings, spb, engine)
     engine.clock_bpm = lambda: clock.bpm  # a search's deadline follows the clock's tempo
     holder: list[ports.PortSet] = []
@@ -257,9 +259,9 @@ def _run(args: argparse.Namespace) -> int:
                                 keep=STATS_SAMPLES if opts["stats"] else 2000)
     rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
                  Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
-                         metronome=opts["metronome"], steps_per_beat=spb,
-                         realtime=bool(opts["realtime"]),
+                         metronome=opts["metronome"],
                          keep_samples=STATS_SAMPLES if opts["stats"] else 2000),
+                 tuning=Tuning(realtime=bool(opts["realtime"])), workers=workers,
                  ccmap=build_ccmap(opts, cc),
                  loader=lambda name: load_model(name, "call", dirs),
                  send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps),
@@ -267,7 +269,7 @@ def _run(args: argparse.Namespace) -> int:
     poll = opts["input_poll"]
     sink = channel_filter(rt.on_midi, opts["in_channel"], rt.ccmap)
     with contextlib.ExitStack() as stack:
-        stack.callback(engine.close)  # its table worker, when the run ends before rt starts
+        stack.callback(workers.close)  # when the run ends before the runtime starts
         if tick_port is not None:
             stack.callback(tick_port.close)
         if isinstance(clock, (LinkClock, JackTransportClock)):

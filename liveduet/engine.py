@@ -70,7 +70,7 @@ class Engine:
         self._searchers = search_worker  # per model: who searches answers ahead (live)
         self.clock_bpm: Callable[[], float] | None = None  # the live clock's tempo, if known
         self._searcher: SearchWorker | None = None
-        self._sources = table_source  # per model: who builds tables ahead (the runtime's worker)
+        self._sources = table_source  # per model: who builds tables ahead (the runtime's workers)
         self._source: TableSource | None = None
         self._ledger = Ledger()
         self._human = HumanRecord(tolerance)
@@ -94,7 +94,6 @@ class Engine:
 
     # -- model and sequence -------------------------------------------------------------------
     def _use_model(self, model: StepModel) -> None:
-        self.close()
         self._source = self._sources(model) if self._sources is not None else None
         self._model = model
         spq = model.codec.steps_per_beat
@@ -112,15 +111,6 @@ class Engine:
         the work happens elsewhere, this only hands over the inputs)."""
         if self._running:
             self._plan.prefetch()
-
-    def close(self) -> None:
-        """Stop the table source and search worker of the current model (if any)."""
-        if self._source is not None:
-            self._source.close()
-            self._source = None
-        if self._searcher is not None:
-            self._searcher.close()
-            self._searcher = None
 
     @property
     def settings(self) -> Settings:

@@ -45,6 +45,17 @@ class Feedback:
             self._beat = beat
             self.publish_state(settings, full=False)
 
+    def refresh(self, now: float, engine: Any, clock: Any, force: bool, **figures: Any) -> None:
+        """A new snapshot of the engine's status, the clock's tempo, transport, beat and peers
+        (Link) and the conductor's ``figures``; see :meth:`update`."""
+        status = dict(engine.status())
+        status.update(bpm=round(clock.bpm, 2), running=clock.running,
+                      beat=engine.beat_at(clock.position(now)), **figures)
+        peers = getattr(clock, "peers", None)
+        if peers is not None:
+            status["peers"] = peers
+        self.update(now, engine.settings, status, force)
+
     def publish_state(self, settings: Any, full: bool) -> None:
         """Echo every value (``full``) or only those that changed since the last echo."""
         if self.publisher is None:

@@ -1,9 +1,10 @@
 """Offline duet: run the engine in virtual time against a human part and collect its output.
 
-:func:`drive` is the virtual conductor: it feeds the human's MIDI messages at their grid
-positions and calls ``advance`` at every position the engine asks for (``next_due``), exactly
-as the live runtime does with a clock. :func:`render` turns a human part (notes in beats) into
-the duet's parts; :func:`render_file` reads and writes MIDI files.
+:func:`drive` runs the live runtime's :class:`~liveduet.conductor.Conductor` in virtual time
+(one second is one grid step): it hands the conductor the human's MIDI messages at their grid
+positions and wakes it whenever it asks, and keeps every ``Out`` the engine returns (with its
+voice and grid position). :func:`render` turns a human part (notes in beats) into the duet's
+parts; :func:`render_file` reads and writes MIDI files.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from typing import Any
 import mido
 
 from liveduet import midifile, outfile
+from liveduet.clock import Clock, InternalClock, VirtualTime
 from liveduet.codec import TimedNote
+from liveduet.conductor import VIRTUAL, Conductor
 from liveduet.engine import Engine, Out
 from liveduet.errors import LiveduetError
+from liveduet.events import Midi
 from liveduet.metre import MetreMap
 from liveduet.midifile import Part
+from liveduet.sender import SendMany
 
 Event = tuple[float, tuple[int, ...]]
 
@@ -36,26 +41,64 @@ def note_events(notes: Sequence[TimedNote], steps_per_beat: int, channel: int = 
     return [(pos, msg) for pos, _, msg in keyed]
 
 
-def drive(engine: Engine, events: Sequence[Event], end: float) -> list[Out]:
-    """Feed ``events`` (sorted by position) and advance the engine up to ``end``; release all.
+class Recording:
+    """An engine whose every returned ``Out`` is also kept in :attr:`outs` (in order)."""
 
-    Human messages at or before the next due position are fed first, so a note exactly on a
+    RETURNING = frozenset(("feed", "feed_many", "advance", "apply", "swap_model", "release_all"))
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.outs: list[Out] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.engine, name)
+        if name not in self.RETURNING:
+            return attr
+
+        def recorded(*args: Any) -> list[Out]:
+            got = attr(*args)
+            self.outs += got
+            return got
+        return recorded
+
+
+def virtual_conductor(engine: Any, clock: Clock | None = None,
+                      sink: SendMany | None = None) -> tuple[Conductor, VirtualTime]:
+    """A conductor for ``engine`` in virtual time: by default an internal clock already running
+    at one grid step per second from time 0 (positions and times are the same numbers), and a
+    sink that drops what is sent."""
+    if clock is None:
+        spb = engine.codec.steps_per_beat
+        clock = InternalClock(60.0 / spb, spb)
+        clock.start(0.0)
+    timer = VirtualTime()
+    return Conductor(engine, clock, sink or (lambda msgs, stamps: None), VIRTUAL, timer), timer
+
+
+def drive(engine: Engine, events: Sequence[Event], end: float) -> list[Out]:
+    """Hand ``events`` (sorted by position) to a virtual conductor and run it up to ``end``;
+    then it shuts down (everything released). Returns the engine's outputs in order.
+
+    Human messages at or before the conductor's next wake-up go first, so a note exactly on a
     step boundary reaches the engine before that step is emitted (as it would live).
     """
-    outs: list[Out] = []
+    recording = Recording(engine)
+    conductor, timer = virtual_conductor(recording)
     i = 0
     while True:
-        due = engine.next_due()
-        if i < len(events) and (due is None or events[i][0] <= due):
-            pos, msg = events[i]
-            outs += engine.feed(pos, msg)
+        wake = max(timer.now, conductor.wake(timer.now))
+        if i < len(events) and events[i][0] <= wake:
+            timer.now = max(timer.now, events[i][0])
+            conductor.handle(timer.now, [Midi(timer.now, events[i][1])])
             i += 1
             continue
-        if due is None or due > end:
+        if wake > end:
             break
-        outs += engine.advance(due)
-    outs += engine.release_all(end)
-    return outs
+        timer.now = wake
+        conductor.tick(wake)
+    timer.now = max(timer.now, end)
+    conductor.shutdown(end)
+    return recording.outs
 
 
 def machine_notes(outs: Sequence[Out], steps_per_beat: int) -> dict[int, list[TimedNote]]:

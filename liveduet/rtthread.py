@@ -19,12 +19,25 @@ import os
 import sys
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 log = logging.getLogger("liveduet.rtthread")
 PR_SET_TIMERSLACK = 29
 RT_PRIORITY = 10
 """SCHED_FIFO priority of the conductor: above normal threads, below a real-time JACK server
 (jackd -R uses 70+), so JACK's own cycle always wins."""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How the conductor thread waits and shares the GIL (benchmarks compare variants)."""
+
+    spin: float = 0.0005               # busy-wait before each due send (the first value)
+    adaptive_spin: bool = True         # then: what recent sleeps overslept (SpinBudget)
+    yield_spin: bool = True            # release the GIL on every turn of that busy-wait
+    switch_interval: float | None = 0.0002  # GIL switch interval while running (None: keep)
+    realtime: bool = False             # SCHED_FIFO conductor: wake-up p99 7x tighter, but it
+    # starves non-real-time MIDI threads (jackd --no-realtime, ALSA) under dense input
 
 
 def tune_process(switch_interval: float | None) -> Callable[[], None]:

@@ -13,19 +13,19 @@ A send that fails (a vanished port) is counted and logged once; the conductor pl
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from liveduet.clock import InternalClock, MidiClockFollower
+from liveduet.clock import Clock
 from liveduet.metre import MetreMap
 from liveduet.schedule import Metronome, Schedule, SentLedger
 
 log = logging.getLogger("liveduet.runtime")
 Msg = tuple[int, ...]
 SendMany = Callable[[Sequence[Msg], list[float]], None]
-"""Sends messages in order, appending ``time.perf_counter()`` to the list just before each one;
+"""Sends messages in order, appending the send time (the conductor's timer) to the list just
+before each one;
 raises on the first that fails (its stamp is already appended)."""
 
 
@@ -53,12 +53,11 @@ class Batch:
         return len(self.items)
 
 
-def one_by_one(send: Callable[[Sequence[int]], None]) -> SendMany:
-    """A :data:`SendMany` made of a single-message ``send``."""
+def one_by_one(send: Callable[[Sequence[int]], None], timer: Callable[[], float]) -> SendMany:
+    """A :data:`SendMany` made of a single-message ``send``, stamping with ``timer``."""
     def send_many(msgs: Sequence[Msg], stamps: list[float]) -> None:
-        perf = time.perf_counter
         for msg in msgs:
-            stamps.append(perf())
+            stamps.append(timer())
             send(msg)
     return send_many
 
@@ -66,12 +65,11 @@ def one_by_one(send: Callable[[Sequence[int]], None]) -> SendMany:
 class Sender:
     """Sends and schedules MIDI for the conductor; see the module docstring."""
 
-    def __init__(self, send: Callable[[Sequence[int]], None],
-                 clock: InternalClock | MidiClockFollower, opt: Any,
-                 counters: dict[str, int], errors: dict[str, int],
-                 send_many: SendMany | None = None,
+    def __init__(self, clock: Clock, opt: Any, counters: dict[str, int],
+                 errors: dict[str, int], send_many: SendMany, timer: Callable[[], float],
                  metres: Callable[[], MetreMap] = MetreMap) -> None:
-        self._send_many = send_many or one_by_one(send)
+        self._send_many = send_many
+        self.timer = timer
         self.clock = clock
         self.opt = opt
         self.counters = counters
@@ -96,7 +94,7 @@ class Sender:
         ``first``: the conductor began sending with it (its wake-up error)."""
         t = self.clock.time_of(pos)
         if t is not None:
-            err = (time.perf_counter() if sent is None else sent) - (t + self.opt.latency_offset)
+            err = (self.timer() if sent is None else sent) - (t + self.opt.latency_offset)
             self.wake_errors.append(err)
             if first:
                 self.wake_first.append(err)
@@ -117,7 +115,7 @@ class Sender:
 
         The engine believes they went out; what it answers to new input must follow them.
         """
-        self.send_batch(self.take_due(time.perf_counter() + self.opt.early, timed_only=True))
+        self.send_batch(self.take_due(self.timer() + self.opt.early, timed_only=True))
 
     def push(self, pos: float, msg: tuple[int, ...], timed: bool) -> None:
         """Schedule ``msg`` at grid position ``pos``."""
@@ -174,7 +172,7 @@ class Sender:
                     stamps.append(0.0)
                 failed.add(len(stamps) - 1)
             else:  # a sender that does not stamp: now is the best guess
-                stamps += [time.perf_counter()] * (len(msgs) - len(stamps))
+                stamps += [self.timer()] * (len(msgs) - len(stamps))
         ledger, counters, first = self.ledger, self.counters, True
         for i, ((pos, msg, timed), stamp) in enumerate(zip(batch.items, stamps, strict=True)):
             if i not in failed:

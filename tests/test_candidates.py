@@ -159,7 +159,7 @@ def test_the_worker_searches_in_the_gap_and_answers_the_same(model: StepModel) -
     with_worker = Engine(model, s, search_worker=make)
     ahead = drive_prefetching(with_worker, CALL, 48.0)
     alone = drive_prefetching(Engine(model, s), CALL, 48.0)
-    with_worker.close()
+    workers[0].close()
     assert [o.msg for o in ahead] == [o.msg for o in alone] and ahead
     assert workers[0].taken >= 1  # the answer was searched ahead and taken
 

@@ -1,15 +1,15 @@
 """Fuzzing the pure core in virtual time: hostile MIDI streams interleaved with random commands.
 
-The driver routes input the way the runtime does (transport bytes to the MIDI clock follower or
-the internal clock, everything else to ``Engine.feed``; the engine advanced to the clock's
-position between events). Invariants: no exception escapes except a LiveduetError refusing a
-command; every output message is one valid MIDI message; at most one sounding note per machine
-voice; after ``release_all`` nothing liveduet started is still sounding.
+The driver hands the events to the live runtime's :class:`~liveduet.conductor.Conductor` in
+virtual time and wakes it whenever it asks, as the runtime's thread does. Invariants: nothing
+goes wrong in the conductor but a LiveduetError refusing a command; every message sent is one
+valid MIDI message; at most one sounding note per machine voice; at shutdown nothing liveduet
+started is still sounding.
 """
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from tempfile import mkdtemp
@@ -18,11 +18,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from liveduet.clock import TRANSPORT, InternalClock, MidiClockFollower
+from liveduet.clock import InternalClock, MidiClockFollower, VirtualTime
 from liveduet.codec import melody_codec
+from liveduet.conductor import VIRTUAL, Conductor
 from liveduet.engine import Engine
 from liveduet.errors import LiveduetError
+from liveduet.events import Control, Event, Loaded, Midi
 from liveduet.model import StepModel
+from liveduet.render import Recording
 from liveduet.settings import MODES, Action, Set, Settings
 from tests.factory import lstm_model
 from tests.midicheck import Sounding
@@ -77,74 +80,73 @@ events = st.lists(
 
 
 class Driver:
-    """Feeds one event list to an engine in virtual time and checks everything it sends."""
+    """Hands one event list to the live conductor in virtual time and checks what it sends."""
 
     def __init__(self, clock: InternalClock | MidiClockFollower, mode: str) -> None:
         model = _models()[0]
         model.reset()
         self.engine = Engine(model, Settings(mode=mode))
+        self.recording = Recording(self.engine)
         self.clock = clock
-        self.out = Sounding()
-        self.t = 0.0
-        if isinstance(clock, InternalClock):
-            clock.start(0.0)
-            self.send(self.engine.apply(Action("play"), 0.0))
-        else:
-            self.send(self.engine.apply(Action("stop"), 0.0))
+        self.out = Sounding()      # what the conductor sent
+        self.timer = VirtualTime()
+        self.conductor = Conductor(self.recording, clock, self.send_many, VIRTUAL, self.timer)
+        self.conductor.start(0.0)
 
-    def send(self, outs: list[Any]) -> None:
-        for o in outs:
-            self.out.take(o.msg, o.voice)
+    def send_many(self, msgs: Sequence[tuple[int, ...]], stamps: list[float]) -> None:
+        for msg in msgs:
+            stamps.append(self.timer.now)
+            self.out.take(msg)
 
-    def pos(self) -> float:
-        return self.clock.position(self.t)
+    def wait(self, dt: float) -> None:
+        """Let ``dt`` seconds pass, waking the conductor whenever it asks (as the runtime does);
+        a wake-up that its tick does not move on would spin the live thread."""
+        end, repeats, last = self.timer.now + dt, 0, None
+        while (wake := self.conductor.wake(self.timer.now)) <= end:
+            repeats = repeats + 1 if wake == last else 0
+            assert repeats < 50, f"the conductor keeps asking to be woken at {wake}"
+            last = self.timer.now = max(self.timer.now, wake)
+            self.conductor.tick(self.timer.now)
+        self.timer.now = end
+
+    def handle(self, *events: Event) -> None:
+        self.conductor.handle(self.timer.now, events)
 
     def run(self, evs: list[tuple[float, tuple[str, Any]]]) -> None:
         for dt, (kind, arg) in evs:
-            self.t += dt
-            if self.clock.running:
-                self.send(self.engine.advance(self.pos()))
+            self.wait(dt)
             getattr(self, f"on_{kind}")(arg)
-        self.send(self.engine.release_all(self.pos()))
+        self.wait(0.5)
+        self.conductor.shutdown(self.timer.now)
 
     def on_midi(self, msg: tuple[int, ...]) -> None:
-        if msg and msg[0] in TRANSPORT:
-            if isinstance(self.clock, MidiClockFollower):
-                self.transport(self.clock.on_message(msg, self.t))
-            return
-        self.send(self.engine.feed(self.pos(), msg))
+        self.handle(Midi(self.timer.now, msg))
 
     def on_storm(self, arg: tuple[int, float]) -> None:
         count, span = arg
         for i in range(count):
             self.on_midi((0xF8,))
-            self.t += span / count * (i % 3 == 0)  # bursts of ticks with equal stamps
-        if self.clock.running:
-            self.send(self.engine.advance(self.pos()))
-
-    def transport(self, event: str | None) -> None:
-        if event == "stop":
-            self.send(self.engine.apply(Action("stop"), self.pos()))
-            self.send(self.engine.release_all(self.pos()))
-        elif event in ("play", "locate"):
-            self.send(self.engine.apply(Action("play"), self.pos()))
+            self.timer.now += span / count * (i % 3 == 0)  # bursts of ticks with equal stamps
 
     def on_cmd(self, cmd: Set | Action) -> None:
-        if isinstance(cmd, Set) and cmd.name == "bpm" and isinstance(self.clock, InternalClock):
-            self.clock.set_bpm(cmd.value, self.t)
-        # a refused command (e.g. harmonize with a one-voice model) changes nothing
-        with contextlib.suppress(LiveduetError):
-            self.send(self.engine.apply(cmd, self.pos()))
+        self.handle(Control(cmd))  # a refused command is counted and changes nothing
 
     def on_swap(self, index: int) -> None:
         model = _models()[index]
         model.reset()
-        self.send(self.engine.swap_model(model, self.pos()))
+        self.handle(Loaded(f"m{index}", model, None))
 
 
 def _check(driver: Driver) -> None:
+    refusals = {c.__name__ for c in (LiveduetError, *LiveduetError.__subclasses__())}
+    assert all(key.split(":")[1] in refusals for key in driver.conductor.errors), \
+        driver.conductor.errors
     assert driver.out.problems == []
     assert driver.out.keys == set(), f"left sounding: {driver.out.keys}"
+    voices = Sounding()   # what the engine asked for, voice by voice
+    for o in driver.recording.outs:
+        voices.take(o.msg, o.voice)
+    assert voices.problems == []
     assert driver.engine._ledger.empty
 
 
@@ -172,15 +174,16 @@ def test_refused_mode_changes_nothing() -> None:
     before = driver.engine.settings
     driver.on_cmd(Set("mode", "harmonize"))  # one-voice model: refused with a reason
     assert driver.engine.settings == before
+    assert driver.conductor.message.startswith("mode harmonize not set")
 
 
 def test_driver_is_not_vacuous() -> None:
     """The same driver, with a plain stream, really makes the machine play and checks it."""
     driver = Driver(InternalClock(120), "continue")
     seen: list[tuple[int, ...]] = []
-    send = driver.send
-    driver.send = lambda outs: (seen.extend(o.msg for o in outs), send(outs))  # type: ignore
+    take = driver.out.take
+    driver.out.take = lambda msg, voice=None: (seen.append(tuple(msg)), take(msg))  # type: ignore
     driver.run([(0.1, ("midi", (0x90, 60, 100))), (0.5, ("midi", (0x80, 60, 0))),
                 *[(0.25, ("cmd", Set("temperature", 1.0)))] * 20])
-    assert sum(1 for m in seen if m[0] & 0xF0 == 0x90 and m[2] > 0) >= 3
+    assert sum(1 for m in seen if m[0] & 0xF0 == 0x90 and m[2] > 0 and m[0] & 0x0F == 1) >= 3
     _check(driver)

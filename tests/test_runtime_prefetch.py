@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from liveduet.clock import InternalClock
+from liveduet.conductor import PREFETCH_MAX_WAIT, Options
 from liveduet.ledger import Out
-from liveduet.runtime import PREFETCH_MAX_WAIT, Options, Runtime
+from liveduet.runtime import Runtime
 from tests.test_control_runtime import RecordingEngine
 
 

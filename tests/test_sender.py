@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from liveduet.clock import InternalClock
-from liveduet.runtime import Options
+from liveduet.conductor import Options
 from liveduet.sender import Msg, Sender, SendMany, one_by_one
 
 STEP = 0.125  # 120 bpm, 4 steps per beat
@@ -42,7 +42,8 @@ def started_clock() -> InternalClock:
 
 def new_sender(clock: InternalClock, send: Callable[[Sequence[int]], None],
                send_many: SendMany | None = None) -> Sender:
-    return Sender(send, clock, Options(), {"in": 0, "out": 0, "late": 0}, {}, send_many)
+    return Sender(clock, Options(), {"in": 0, "out": 0, "late": 0}, {},
+                  send_many or one_by_one(send, time.perf_counter), time.perf_counter)
 
 
 def wired(lag: float = 0.0, fail: Msg | None = None) -> tuple[Sender, Port]:
@@ -111,7 +112,7 @@ def test_plain_send_callables_are_sent_one_by_one_with_real_stamps() -> None:
 def test_stamps_of_one_by_one_are_in_send_order() -> None:
     seen: list[Msg] = []
     stamps: list[float] = []
-    one_by_one(seen.append)(CHORD, stamps)
+    one_by_one(seen.append, time.perf_counter)(CHORD, stamps)
     assert seen == CHORD and len(stamps) == 3 and stamps == sorted(stamps)
 
 

@@ -16,6 +16,7 @@ from liveduet.render import drive
 from liveduet.sampling import Sampler
 from liveduet.settings import Settings
 from liveduet.tablebuilder import TableBuilder
+from liveduet.workers import Workers
 from tests.test_engine_props import check_common, drive_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,11 +106,12 @@ def test_prefetched_tables_play_exactly_what_the_conductor_would(seed: int, rule
     settings = Settings(mode="harmonize", temperature=0.7, seed=seed, thru=False,
                         voice_leading=rules)
     alone = play(Engine(StepModel(BUNDLED), settings), soprano(seed))
-    helped = Engine(StepModel(BUNDLED), settings, table_source=TableBuilder.for_model)
+    workers = Workers()
+    helped = Engine(StepModel(BUNDLED), settings, table_source=workers.tables)
     try:
         with_worker = play(helped, soprano(seed))
     finally:
-        helped.close()
+        workers.close()
     assert with_worker == alone
     check_common(with_worker)
     assert helped.counters["harmony_prefetched"] > 0   # the worker's tables were used
@@ -117,7 +119,8 @@ def test_prefetched_tables_play_exactly_what_the_conductor_would(seed: int, rule
 
 def test_model_swap_closes_the_old_worker_and_starts_one_for_the_new_model() -> None:
     settings = Settings(mode="harmonize", temperature=0.7, seed=2, thru=False)
-    engine = Engine(StepModel(BUNDLED), settings, table_source=TableBuilder.for_model)
+    workers = Workers()
+    engine = Engine(StepModel(BUNDLED), settings, table_source=workers.tables)
     try:
         outs = play(engine, soprano(2)[:20])
         old = engine._source
@@ -131,5 +134,5 @@ def test_model_swap_closes_the_old_worker_and_starts_one_for_the_new_model() -> 
         assert engine.counters["harmony_prefetched"] > 0 and new.built > 0
         check_common(outs + engine.release_all(engine._last_pos + 100), ordered=False)
     finally:
-        engine.close()
-    assert engine._source is None and not new._thread.is_alive()
+        workers.close()
+    assert workers.builder is None and not new._thread.is_alive()
