@@ -118,6 +118,7 @@ def jack() -> Iterator[JackServer]:
         yield server
 
 
+@pytest.mark.wallclock
 def test_clock_out_is_24_ppqn_at_the_set_tempo(jack: JackServer, answer_model: Path,
                                                tmp_path: Path) -> None:
     dump = subprocess.Popen(["jack_midi_dump", "-a", "dump"], env=jack.env(),

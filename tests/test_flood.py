@@ -133,6 +133,7 @@ def flooded() -> Iterator[tuple[SimpleUDPClient, Listener, TimedEngine, Runtime,
     assert rt.failed is None
 
 
+@pytest.mark.wallclock
 def test_osc_flood_is_dropped_counted_and_never_delays_a_note(flooded: Any) -> None:
     phone, listener, engine, rt, control = flooded
     seconds = 2.0

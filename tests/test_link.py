@@ -224,6 +224,7 @@ def test_link_notes_land_on_the_peers_16ths(link_session: dict[str, Any]) -> Non
     assert within(err, 5.0) >= 0.6, err
 
 
+@pytest.mark.wallclock
 def test_link_tempo_change_is_followed_within_a_beat(link_session: dict[str, Any]) -> None:
     after = np.array(link_session["after_change_s"])
     err = np.array(link_session["err133_ms"])

@@ -164,6 +164,7 @@ def duet(answer_model: Path) -> Iterator[Duet]:
                 d.finish()
 
 
+@pytest.mark.wallclock
 def test_call_gets_an_answer_on_the_midi_clock_grid(duet: Duet) -> None:
     clock = duet.start_clock(120)
     step = 60 / 120 / 4
@@ -184,6 +185,7 @@ def test_call_gets_an_answer_on_the_midi_clock_grid(duet: Duet) -> None:
     assert not duet.sounding(), "a note was left sounding"
 
 
+@pytest.mark.wallclock
 def test_tempo_change_from_100_to_140_is_followed(duet: Duet) -> None:
     clock = duet.start_clock(100)
     wait_for(lambda: len(clock.ticks) >= 48, 5.0, what="two beats at 100 bpm")
@@ -200,6 +202,7 @@ def test_tempo_change_from_100_to_140_is_followed(duet: Duet) -> None:
     assert np.median(gaps) == pytest.approx(eighth_140, rel=0.03), gaps  # 100 bpm: 0.300 s
 
 
+@pytest.mark.wallclock
 def test_stop_silences_at_once(duet: Duet) -> None:
     clock = duet.start_clock(120)
     duet.play([60, 62], 60 / 120 / 4)

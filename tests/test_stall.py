@@ -13,12 +13,15 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.jack import JackServer, jack_server, wait_for
 from tests.test_faults import Live, live_factory, models
 
 __all__ = ["jack_server", "live_factory", "models"]
 
 
+@pytest.mark.wallclock
 def test_a_stall_skips_the_missed_notes_instead_of_bursting(
         jack_server: JackServer, models: dict[str, Path], live_factory: list[Live]) -> None:
     live = Live(jack_server, models["answer"], "--mode", "continue")
