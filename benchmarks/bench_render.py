@@ -11,7 +11,7 @@ hidden 256, a tiny factory LSTM, and the bundled models when built). ``render`` 
 
     python benchmarks/bench_render.py                 # default variant set, 7 rounds
     python benchmarks/bench_render.py --rounds 15 --model my_model.onnx
-Acceptance (issue 4): a 3-minute melody at 120 bpm renders in < 2 s.
+Target: a 3-minute melody at 120 bpm renders in < 2 s.
 """
 
 from __future__ import annotations

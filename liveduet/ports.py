@@ -155,8 +155,8 @@ class PortSet:
             with contextlib.suppress(Exception):  # closing a dead client must not mask exit
                 if isinstance(port.handle, rtmidi.MidiIn):
                     port.handle.cancel_callback()
-                # delete() closes the port itself; close_port() first segfaulted a test
-                # process whose JACK peer had gone (tests/jack.py release())
+                # delete() closes the port itself; close_port() before it crashes the
+                # process when the JACK peer has gone (see release() in the JACK test kit)
                 port.handle.delete()
         self.inputs, self.output = [], None
         if self.watch is not None:

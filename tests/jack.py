@@ -65,8 +65,8 @@ def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM,
 def release(*ports: Any) -> None:
     """Delete python-rtmidi clients, an input's callback cancelled first (a callback firing
     into a port being torn down is a known way to crash). No ``close_port()`` before
-    ``delete()``: on a virtual JACK port that pair segfaulted (tests/test_runtime.py, every
-    run); ``delete()`` closes the port itself."""
+    ``delete()``: on a virtual JACK port that pair crashes the process; ``delete()`` closes
+    the port itself."""
     for port in ports:
         if port is None:
             continue

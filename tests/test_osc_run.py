@@ -1,4 +1,4 @@
-"""Issue 6 acceptance: a separate OSC client steers a running ``liveduet run`` and sees every echo.
+"""A separate OSC client steers a running ``liveduet run`` and sees every echo.
 
 ``liveduet run --api jack`` runs as a subprocess on a private JACK server with its OSC server on a
 free port and feedback sent to this test's UDP listener (real UDP on 127.0.0.1). Every address the

@@ -163,7 +163,7 @@ def test_plot_without_matplotlib_says_how_to_install(files: dict[str, Path],
 def test_bundled_models_render(files: dict[str, Path], name: str, mode: str) -> None:
     path = catalog.models_dir() / f"{name}.onnx"
     if not path.exists():
-        pytest.skip(f"bundled model {path.name} not built yet (export/, issue 3)")
+        pytest.skip(f"bundled model {path.name} missing (docs/training.md rebuilds it)")
     model = StepModel(path)
     duet = render(Engine(model, Settings(mode=mode, seed=1, thru=False)),
                   pick_part(mido.MidiFile(files["tune"]), None, None))
