@@ -67,12 +67,8 @@ class Conductor:
                  load: Callable[[str], None] | None = None,
                  clock_out: ClockOutput | None = None,
                  input_counts: Callable[[], dict[str, int]] = dict) -> None:
-        self.engine = engine
-        self.clock = clock
-        self.opt = options
-        self.timer = timer
-        self.ccmap = ccmap
-        self.clock_out = clock_out
+        self.engine, self.clock, self.opt, self.timer = engine, clock, options, timer
+        self.ccmap, self.clock_out = ccmap, clock_out
         self.feedback = Feedback(publisher)
         # a mapped CC's command: coalesced by the runtime's control box, else applied at once
         self._defer = defer or (lambda c: self.guard("control", self._command, c, self.timer()))
