@@ -334,7 +334,7 @@ class Conductor:
             return
         if target > pos:
             t = self.clock.time_of(target)
-            if t is None or t + self.opt.latency_offset - now > self.opt.early:
+            if t is None or t + self.opt.latency_offset - now > self.opt.early + 1e-9:
                 return
             # computed now, sent from the schedule at its exact time
         else:

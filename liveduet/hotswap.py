@@ -41,7 +41,8 @@ class PendingSwap:
 
     def take(self, pos: float) -> tuple[Any, str] | None:
         """The (model, name) to switch to now that position ``pos`` is reached, else None."""
-        if self._pending is None or pos < self._pending[2]:
+        if self._pending is None or pos < self._pending[2] - 1e-9:  # a position from a
+            # time from this very position can come back a rounding error short
             return None
         model, name, _ = self._pending
         self._pending = None
