@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import rtmidi
 
 from liveduet.errors import PortError
-from liveduet.jackwatch import JackWatch, NoteTrack
+from liveduet.jackwatch import JackWatch
+from liveduet.ledger import Ledger
 from liveduet.midisys import (
     API_NAMES,
     APIS,
@@ -105,7 +106,7 @@ class PortSet:
     output: _Port | None = None
     sink: Sink | None = None
     watch: JackWatch | None = None
-    track: NoteTrack = field(default_factory=NoteTrack)
+    track: Ledger = field(default_factory=Ledger)  # notes sent, for a receiver's repair
     poll: float | None = None     # seconds between input polls; None: rtmidi callbacks
     _send_lock: threading.Lock = field(default_factory=threading.Lock)
     _poller: threading.Thread | None = None
