@@ -89,6 +89,8 @@ FIELDS: tuple[Field, ...] = (
           "rules, guided: weighted preferences)"),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in FIELDS}
+"""Each setting's default, as the table gives it (the :class:`Settings` fields read it here)."""
 # Defaults that depend on the starting mode: the chorale harmoniser's voices agree with the
 # soprano far more often at 0.7 than at 0.9 (export/listen.py, models/chorale_satb.md).
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {"harmonize": {"temperature": 0.7}}
@@ -103,31 +105,32 @@ def with_mode_defaults(values: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Settings:
-    """The live settings; build changed copies with :meth:`with_value`."""
+    """The live settings; build changed copies with :meth:`with_value`. One field per entry of
+    :data:`FIELDS`, in its order, with the table's default."""
 
-    mode: str = "call"
-    temperature: float = 0.9
-    top_p: float = 0.95
-    bpm: float = 120.0
-    meter: str = "4/4"
-    key: str = "off"
-    scale: str = "major"
-    low: int = 36
-    high: int = 96
-    density: float = 0.5
-    listen_gap: int = 4
-    answer_at: str = "bar"
-    response_bars: float = 0.0
-    response_min_bars: float = 1.0
-    response_max_bars: float = 4.0
-    thru: bool = True
-    channel: int = 2
-    velocity: int = 0
-    seed: int = 0
-    candidates: int = 16
-    develop: float = 0.7
-    max_copy: int = 12
-    voice_leading: str = "strict"
+    mode: str = DEFAULTS["mode"]
+    temperature: float = DEFAULTS["temperature"]
+    top_p: float = DEFAULTS["top_p"]
+    bpm: float = DEFAULTS["bpm"]
+    meter: str = DEFAULTS["meter"]
+    key: str = DEFAULTS["key"]
+    scale: str = DEFAULTS["scale"]
+    low: int = DEFAULTS["low"]
+    high: int = DEFAULTS["high"]
+    density: float = DEFAULTS["density"]
+    listen_gap: int = DEFAULTS["listen_gap"]
+    answer_at: str = DEFAULTS["answer_at"]
+    response_bars: float = DEFAULTS["response_bars"]
+    response_min_bars: float = DEFAULTS["response_min_bars"]
+    response_max_bars: float = DEFAULTS["response_max_bars"]
+    thru: bool = DEFAULTS["thru"]
+    channel: int = DEFAULTS["channel"]
+    velocity: int = DEFAULTS["velocity"]
+    seed: int = DEFAULTS["seed"]
+    candidates: int = DEFAULTS["candidates"]
+    develop: float = DEFAULTS["develop"]
+    max_copy: int = DEFAULTS["max_copy"]
+    voice_leading: str = DEFAULTS["voice_leading"]
 
     def with_value(self, name: str, value: Any) -> Settings:
         """A copy with ``name`` set to ``value`` after validation (raises ConfigError)."""
