@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Final
 
 from liveduet.errors import ConfigError
 from liveduet.metre import METRES
@@ -38,7 +38,23 @@ CHOICE_ALIASES: dict[str, dict[str, str]] = {
 }
 """Other spellings musicians use for a choice (British spelling, flats), per setting."""
 VOICE_LEADING = ("off", "guided", "strict")
-ACTIONS = ("end_call", "reset", "panic", "play", "stop", "state", "learn", "model")
+
+
+class Act:
+    """The name of every :class:`Action`, written once here (``Act.PANIC == "panic"``): OSC
+    addresses, CC targets, the TouchOSC buttons and the engine use these."""
+
+    END_CALL: Final = "end_call"
+    RESET: Final = "reset"
+    PANIC: Final = "panic"
+    PLAY: Final = "play"
+    STOP: Final = "stop"
+    STATE: Final = "state"
+    LEARN: Final = "learn"
+    MODEL: Final = "model"
+
+
+ACTIONS: tuple[str, ...] = tuple(v for k, v in vars(Act).items() if k.isupper())
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from liveduet.errors import ConfigError
-from liveduet.settings import FIELDS, Action, Settings, coerce
+from liveduet.oscmap import ADDRESSES, PREFIX
+from liveduet.settings import ACTIONS, FIELDS, Action, Settings, coerce
 
 
 def test_defaults_match_the_table() -> None:
@@ -74,3 +75,8 @@ def test_mode_defaults_fill_only_what_is_not_given() -> None:
     given = with_mode_defaults({"mode": "harmonize", "temperature": 1.1})
     assert given["temperature"] == 1.1
     assert with_mode_defaults({"mode": "call"}) == {"mode": "call"}
+
+
+def test_every_action_is_reachable_over_osc() -> None:
+    assert ACTIONS == ("end_call", "reset", "panic", "play", "stop", "state", "learn", "model")
+    assert [a for a in ACTIONS if f"{PREFIX}/{a}" not in ADDRESSES] == []
