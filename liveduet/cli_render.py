@@ -11,12 +11,12 @@ from typing import Any
 import mido
 
 from liveduet import catalog, midifile
+from liveduet.cli_model import load_model
 from liveduet.cliopts import add_in_channel, check_channel, listen_gap_steps, setting_help
 from liveduet.codec import TimedNote
 from liveduet.engine import Engine
 from liveduet.errors import ConfigError
 from liveduet.metre import MetreMap
-from liveduet.model import StepModel
 from liveduet.render import Duet, pick_part, render, write
 from liveduet.settings import FIELD_BY_NAME, FIELDS, Settings, coerce, with_mode_defaults
 
@@ -109,12 +109,6 @@ def _file_metres(args: argparse.Namespace, mid: mido.MidiFile, spq: int
         return None, None
     first = metres.changes[0].metre.label
     return metres, (first if first in FIELD_BY_NAME["meter"].choices else None)
-
-
-def load_model(name: str | None, mode: str) -> StepModel:
-    """The model named on the command line, or the bundled default for ``mode``."""
-    default = catalog.DEFAULT_HARMONY if mode == "harmonize" else catalog.DEFAULT_MELODY
-    return StepModel(catalog.resolve(name or default))
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
