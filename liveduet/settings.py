@@ -107,6 +107,22 @@ FIELDS: tuple[Field, ...] = (
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in FIELDS}
 """Each setting's default, as the table gives it (the :class:`Settings` fields read it here)."""
+TABLE_SETTINGS: tuple[str, ...] = ("seed", "temperature", "top_p", "density", "low", "high",
+                                   "voice_leading")
+"""Settings a harmony table's sampling reads as they are: each is a field of the table's key
+(:class:`liveduet.harmony.Context`, built from this tuple), so no table is reused across a
+change of one."""
+TABLE_DERIVED: tuple[str, ...] = ("key", "scale", "meter")
+"""Settings a harmony table reads through a value derived from them, which is in its key: the
+key mask's pitch classes (key, scale) and the position ids and beats of the step (meter)."""
+NOT_TABLE: tuple[str, ...] = (
+    "mode",  # whether tables are used at all (harmonize), not what one holds
+    "bpm", "channel", "velocity", "thru",  # timing and output of what was sampled
+    "listen_gap", "answer_at", "response_bars", "response_min_bars", "response_max_bars",
+    "candidates", "develop", "max_copy",  # turn taking and the answers of call/continue
+)
+"""Settings no harmony table reads. A new setting belongs to one of these three tuples
+(``tests/test_settings.py`` fails until it is placed)."""
 # Defaults that depend on the starting mode: the chorale harmoniser's voices agree with the
 # soprano far more often at 0.7 than at 0.9 (export/listen.py, models/chorale_satb.md).
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {"harmonize": {"temperature": 0.7}}
