@@ -13,6 +13,7 @@ import mido
 from liveduet import catalog, midifile
 from liveduet.cli_model import load_model
 from liveduet.cliopts import add_in_channel, check_channel, listen_gap_steps, setting_help
+from liveduet.clock import DEFAULT_BPM
 from liveduet.codec import TimedNote
 from liveduet.engine import Engine
 from liveduet.errors import ConfigError
@@ -145,7 +146,7 @@ def generate_command(args: argparse.Namespace) -> int:
     """``liveduet generate -o OUT.mid --bars N``: the machine plays on from a primer or BOS."""
     _check_numbers(args)
     notes: list[TimedNote] = []
-    bpm = args.bpm if args.bpm is not None else 120.0
+    bpm = args.bpm if args.bpm is not None else DEFAULT_BPM
     model = load_model(args.model, "continue")
     spq = model.codec.steps_per_beat
     metres, meter = None, None

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
+from liveduet.clock import BPM_RANGE, DEFAULT_BPM
 from liveduet.errors import ConfigError
 from liveduet.metre import METRES
 
@@ -76,7 +77,8 @@ FIELDS: tuple[Field, ...] = (
     Field("mode", "choice", "call", choices=MODES, help="call | continue | harmonize | off"),
     Field("temperature", "float", 0.9, 0.05, 2.0, help="sampling temperature"),
     Field("top_p", "float", 0.95, 0.05, 1.0, help="nucleus sampling mass"),
-    Field("bpm", "float", 120.0, 20.0, 300.0, help="internal tempo, quarter notes per minute"),
+    Field("bpm", "float", DEFAULT_BPM, *BPM_RANGE,
+          help="internal tempo, quarter notes per minute"),
     Field("meter", "choice", "4/4", choices=METRES,
           help="time signature (compound metres count dotted beats)"),
     Field("key", "choice", "off", choices=KEYS, help="tonic of the key mask, 'auto' or 'off'"),
