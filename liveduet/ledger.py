@@ -14,7 +14,6 @@ the wire has one owner however often it is retriggered, as a synthesizer hears i
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,7 +51,7 @@ class Ledger:
     def __init__(self) -> None:
         self._voices: dict[int, Key] = {}
         self._keyed: set[Key] = set()  # thru copies, or notes seen on the wire
-        self._keys: Counter[Key] = Counter()
+        self._keys: dict[Key, int] = {}  # owners per sounding key
         self.touched: set[Key] = set()
         self.orphans: set[Key] = set()
 
@@ -98,13 +97,14 @@ class Ledger:
         return self._release(held, pos, voice)
 
     def _hold(self, key: Key) -> None:
-        self._keys[key] += 1
+        self._keys[key] = self._keys.get(key, 0) + 1
         self.touched.add(key)
 
     def _let_go(self, key: Key) -> bool:
         """One owner of ``key`` lets go; True when it was the last (the note ends)."""
-        self._keys[key] -= 1
-        if self._keys[key] > 0:
+        left = self._keys[key] - 1
+        if left:
+            self._keys[key] = left
             return False
         del self._keys[key]
         return True

@@ -131,18 +131,23 @@ class PortSet:
 
     def send_many(self, msgs: Sequence[Sequence[int]], stamps: list[float]) -> None:
         """Send messages back to back, appending ``time.perf_counter()`` to ``stamps`` just before
-        each (the :data:`liveduet.sender.SendMany` contract; raises on the first failure)."""
+        each (the :data:`liveduet.sender.SendMany` contract; raises on the first failure). The
+        ledger hears of the messages that left after the last one, not between them."""
         perf = time.perf_counter
         with self._send_lock:
             out = self.output
             if out is None:
                 stamps += [perf()] * len(msgs)
                 return
-            send, sent = out.handle.send_message, self.track.sent
-            for msg in msgs:
-                stamps.append(perf())
-                send(msg)
-                sent(msg)
+            send, done = out.handle.send_message, 0
+            try:
+                for msg in msgs:
+                    stamps.append(perf())
+                    send(msg)
+                    done += 1
+            finally:
+                for msg in msgs[:done]:
+                    self.track.sent(msg)
 
     def close(self) -> None:
         """Close every port (after the last sends had time to leave); ports stay closed."""
