@@ -45,8 +45,9 @@ class TableBuilder(SlotWorker[Request, Table]):
     def for_model(cls, model: StepModel) -> TableBuilder | None:
         """A builder for ``model`` when its harmonize steps go through tables, else None."""
         hv = table_voice(model.codec)
+        # a conditioned model's conditioning values live in the conductor's session only
         if hv is None or model.spec.conditioning:
-            return None  # conditioning values live in the conductor's session only
+            return None
         return cls(model, hv)
 
     @property
