@@ -15,7 +15,7 @@ from typing import Any
 from liveduet.catalog import DEFAULT_HARMONY, DEFAULT_MELODY
 from liveduet.errors import ConfigError
 from liveduet.oscmap import LEARN_TARGETS
-from liveduet.settings import FIELD_BY_NAME, Action, Command, Field, Set, coerce, did_you_mean
+from liveduet.settings import FIELD_BY_NAME, Act, Action, Command, Field, Set, coerce, did_you_mean
 
 DEFAULT_CCS: dict[str, int] = {
     "temperature": 1,  # mod wheel
@@ -23,7 +23,8 @@ DEFAULT_CCS: dict[str, int] = {
     "high": 27, "listen_gap": 28, "response_bars": 29, "response_min_bars": 30,
     "response_max_bars": 31, "thru": 85, "channel": 86, "velocity": 87, "seed": 88,
     "candidates": 89, "develop": 90,
-    "end_call": 102, "play": 103, "stop": 104, "reset": 105, "panic": 106, "model": 107,
+    Act.END_CALL: 102, Act.PLAY: 103, Act.STOP: 104, Act.RESET: 105, Act.PANIC: 106,
+    Act.MODEL: 107,
     "meter": 108, "answer_at": 109, "max_copy": 110, "voice_leading": 111,
 }
 """Default CC per target on the default channel: only MIDI's undefined controllers besides the
@@ -127,12 +128,12 @@ class CcMap:
         self._last[key] = value
         if not (value >= ON > before):
             return None
-        if target != "model":
+        if target != Act.MODEL:
             return Action(target)
         if not self.models:
             return None
         self._model_index = (self._model_index + 1) % len(self.models)
-        return Action("model", self.models[self._model_index])
+        return Action(Act.MODEL, self.models[self._model_index])
 
     @classmethod
     def from_toml(cls, table: Mapping[str, Any], **kwargs: Any) -> CcMap:

@@ -68,9 +68,10 @@ def demo_command(args: argparse.Namespace) -> int:
     call = [TimedNote(s, p, e) for s, p, e in CALL]
     duet = render(Engine(model, settings, lookahead=0), call,
                   tail_bars=None if mode == "call" else 0.0)
-    write(duet, args.output, 120.0)
+    write(duet, args.output, settings.bpm)
     names = args.octave_names
-    print(f"liveduet demo: {mode} with '{model.title}' ({name}), 120 bpm, 4/4, seed {args.seed}")
+    print(f"liveduet demo: {mode} with '{model.title}' ({name}), {settings.bpm:g} bpm, 4/4, "
+          f"seed {args.seed}")
     print(f"  you (the call)  {note_line(call, names)}")
     for v, notes in duet.machine.items():
         print(f"  liveduet {duet.voice_names[v]:<6} {note_line(notes, names)}")

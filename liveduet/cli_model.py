@@ -1,18 +1,34 @@
-"""Subcommands about models: ``check-model`` and ``models``."""
+"""Subcommands about models (``check-model``, ``models``) and the model loader of every command
+that plays one (``run``, ``render``, ``generate``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from liveduet import catalog
 from liveduet.codec import REST
-from liveduet.errors import ModelError
+from liveduet.copyindex import load_for
+from liveduet.errors import LiveduetError, ModelError
 from liveduet.model import StepModel
+
+
+def load_model(name: str | None, mode: str = "call", dirs: Sequence[str] = ()) -> StepModel:
+    """A StepModel by name or path (looked up in ``dirs``, the user's and the bundled models);
+    the bundled default for ``mode`` when ``name`` is None. Its copy index, which the planner
+    reads, is loaded here too, so a live run loads it before the conductor starts."""
+    path = catalog.resolve(name or catalog.for_mode(mode), dirs)
+    if not path.exists():
+        raise LiveduetError(f"model file {path} does not exist; give --model a bundled name "
+                            "('liveduet models') or a path to an .onnx file")
+    model = StepModel(path)
+    load_for(path)
+    return model
 
 
 def register(sub: Any) -> None:

@@ -11,12 +11,13 @@ from typing import Any
 import mido
 
 from liveduet import catalog, midifile
+from liveduet.cli_model import load_model
 from liveduet.cliopts import add_in_channel, check_channel, listen_gap_steps, setting_help
+from liveduet.clock import DEFAULT_BPM
 from liveduet.codec import TimedNote
 from liveduet.engine import Engine
 from liveduet.errors import ConfigError
 from liveduet.metre import MetreMap
-from liveduet.model import StepModel
 from liveduet.render import Duet, pick_part, render, write
 from liveduet.settings import FIELD_BY_NAME, FIELDS, Settings, coerce, with_mode_defaults
 
@@ -111,12 +112,6 @@ def _file_metres(args: argparse.Namespace, mid: mido.MidiFile, spq: int
     return metres, (first if first in FIELD_BY_NAME["meter"].choices else None)
 
 
-def load_model(name: str | None, mode: str) -> StepModel:
-    """The model named on the command line, or the bundled default for ``mode``."""
-    default = catalog.DEFAULT_HARMONY if mode == "harmonize" else catalog.DEFAULT_MELODY
-    return StepModel(catalog.resolve(name or default))
-
-
 def _check_numbers(args: argparse.Namespace) -> None:
     """Refuse tempo, lengths and lookahead that are not finite or out of range (one line)."""
     if args.bpm is not None:
@@ -151,7 +146,7 @@ def generate_command(args: argparse.Namespace) -> int:
     """``liveduet generate -o OUT.mid --bars N``: the machine plays on from a primer or BOS."""
     _check_numbers(args)
     notes: list[TimedNote] = []
-    bpm = args.bpm if args.bpm is not None else 120.0
+    bpm = args.bpm if args.bpm is not None else DEFAULT_BPM
     model = load_model(args.model, "continue")
     spq = model.codec.steps_per_beat
     metres, meter = None, None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from liveduet import catalog, learnstore, midisys, outfile, ports, signals
+from liveduet.cli_model import load_model
 from liveduet.cliopts import OldName, listen_gap_steps, setting_help
 from liveduet.clock import InternalClock, MidiClockFollower
 from liveduet.clockout import ClockOutput
@@ -315,23 +316,6 @@ def _log_to_stderr() -> None:
         if not root.handlers:
             root.addHandler(handler)
             root.setLevel(logging.WARNING)
-
-
-def load_model(name: str | None, mode: str = "call", dirs: list[str] | None = None) -> Any:
-    """A StepModel by name/path (looked up in ``dirs``, the user's and the bundled models); the
-    bundled default for ``mode`` when ``name`` is None."""
-    from liveduet.copyindex import load_for
-    from liveduet.model import StepModel
-
-    if name is None:
-        name = catalog.for_mode(mode)
-    path = catalog.resolve(name, dirs or ())
-    if not path.exists():
-        raise LiveduetError(f"model file {path} does not exist; give --model a bundled name "
-                            "('liveduet models') or a path to an .onnx file")
-    model = StepModel(path)
-    load_for(path)  # the copy index the planner reads, loaded here (off the conductor)
-    return model
 
 
 def channel_filter(sink: Any, channel: int | None, ccmap: Any) -> Any:

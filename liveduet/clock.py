@@ -10,6 +10,10 @@ resumed stall) re-anchor the fit; ``CONFIRM`` the same whole number of periods l
 lost in transport. Both predict the wall time of future positions (:meth:`time_of`) so the
 runtime can send on time.
 :class:`VirtualTime` is a settable time source for tests and offline runs.
+
+The tempo's home is here: :data:`BPM_RANGE` and :data:`DEFAULT_BPM` are the tempo liveduet
+runs at itself (the internal clock, the JACK transport's own tempo), and the ``bpm`` setting
+(``--bpm``, the config file, OSC, MIDI CC) is validated with the same range.
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ TRANSPORT = frozenset((CLOCK, START, CONTINUE, STOP, SPP))
 MAX_LOST = 4   # at most this many ticks in a row are taken as lost in transport
 CONFIRM = 6    # ticks in a row that confirm lost ticks or a new tempo/phase (a loaded sender
 # can run a period late for a few ticks; a wrong guess would shift the grid by a tick for good)
+BPM_RANGE = (20.0, 300.0)
+"""Lowest and highest tempo (quarter notes per minute) liveduet runs at itself."""
+DEFAULT_BPM = 120.0
+
+
+def check_bpm(bpm: float) -> float:
+    """``bpm`` as a float; ValueError when it is outside :data:`BPM_RANGE`."""
+    low, high = BPM_RANGE
+    if not low <= bpm <= high:
+        raise ValueError(f"bpm={bpm} out of range {low:g}..{high:g}")
+    return float(bpm)
 
 
 class Clock(Protocol):
@@ -60,10 +75,8 @@ class InternalClock:
     """A steady tempo; starts running at ``start`` (position ``pos``)."""
 
     def __init__(self, bpm: float, steps_per_beat: int = 4) -> None:
-        if not 1.0 <= bpm <= 1000.0:
-            raise ValueError(f"bpm={bpm} out of range 1..1000")
+        self._bpm = check_bpm(bpm)
         self.steps_per_beat = steps_per_beat
-        self._bpm = float(bpm)
         self._t0 = 0.0
         self._pos0 = 0.0
         self.running = False
@@ -88,10 +101,9 @@ class InternalClock:
 
     def set_bpm(self, bpm: float, now: float) -> None:
         """Change tempo at ``now`` without a jump in position."""
-        if not 1.0 <= bpm <= 1000.0:
-            raise ValueError(f"bpm={bpm} out of range 1..1000")
+        bpm = check_bpm(bpm)
         self._pos0, self._t0 = self.position(now), now
-        self._bpm = float(bpm)
+        self._bpm = bpm
 
     def position(self, now: float) -> float:
         """Grid position at wall time ``now``."""
@@ -109,7 +121,7 @@ class InternalClock:
 class MidiClockFollower:
     """Position and tempo from MIDI clock bytes stamped with their arrival time."""
 
-    def __init__(self, steps_per_beat: int = 4, bpm: float = 120.0, window: int = PPQN,
+    def __init__(self, steps_per_beat: int = 4, bpm: float = DEFAULT_BPM, window: int = PPQN,
                  min_jitter: float = 0.0015) -> None:
         self.ticks_per_step = PPQN / steps_per_beat
         self.window = window

@@ -34,7 +34,7 @@ from liveduet.model import StepModel
 from liveduet.planner import PlannedStep, Planner, check_mode
 from liveduet.sampling import TONICS, estimate_key
 from liveduet.searchworker import SearchWorker
-from liveduet.settings import Action, Set, Settings
+from liveduet.settings import Act, Action, Set, Settings
 from liveduet.sustain import SUSTAIN, Pedal
 from liveduet.turns import ACCOMPANYING, ANSWERING, LISTENING, HumanRecord
 
@@ -389,27 +389,27 @@ class Engine:
 
     def _action(self, cmd: Action, pos: float) -> list[Out]:
         name = cmd.name
-        if name == "end_call":
+        if name == Act.END_CALL:
             self._plan.end_calls.add(max(self._emit, math.ceil(self._x(pos) - 1e-9)))
             self._plan.rollback(self._emit)
             return []
-        if name == "panic":
+        if name == Act.PANIC:
             outs = self._ledger.release_all(pos)
             chans = sorted({self._channel(v) for v in range(self._plan.codec.n_voices)})
             outs += [Out(pos, (CONTROL | c, ALL_NOTES_OFF, 0)) for c in chans]
             self._replan(silenced=True)
             return outs
-        if name == "reset":
+        if name == Act.RESET:
             outs = self._ledger.release_machine(pos)
             self.counters["resets"] += 1
             self._plan.start(self._emit)
             return outs
-        if name == "stop":
+        if name == Act.STOP:
             outs = self._ledger.release_all(pos)
             self._replan(silenced=True)
             self._running = False
             return outs
-        if name == "play":
+        if name == Act.PLAY:
             outs = self._ledger.release_machine(pos)
             self._replan(silenced=True)
             self._anchor = (float(pos), self._emit)

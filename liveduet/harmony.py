@@ -11,7 +11,8 @@ and logits.
 Every harmonize step goes through a table, planned ahead or not, so the music does not depend
 on when (or where) the table was built: a dynamically quantised model's rows depend on the whole
 batch, so a lone sequential step would not give the row's numbers. A table is reused only when
-its inputs (model state and logits before the step, and everything sampling reads) are equal.
+its inputs (model state and logits before the step, and everything sampling reads: the
+:class:`Context`, whose settings are :data:`liveduet.settings.TABLE_SETTINGS`) are equal.
 A :class:`TableSource` (the live runtime's worker thread) may build the next table ahead on
 its own copy of the model; the table it hands back is the one this module would build.
 """
@@ -36,6 +37,7 @@ class Context(NamedTuple):
 
     step: int
     sounding: tuple[bool, ...]
+    # seed .. high and voice_leading: the settings of liveduet.settings.TABLE_SETTINGS
     seed: int
     temperature: float
     top_p: float
@@ -121,6 +123,15 @@ class TableSource(Protocol):
 
     def busy(self) -> None:
         """The caller is answering the music now: let it have the interpreter for a moment."""
+
+
+def table_voice(codec: GridCodec) -> int | None:
+    """The human's voice when ``codec``'s harmonize steps go through tables (exactly one given
+    voice, every other one sampled), else None."""
+    roles = [v.role for v in codec.voices]
+    if roles.count("given") != 1 or roles.count("sampled") != len(roles) - 1:
+        return None
+    return roles.index("given")
 
 
 def candidates(codec: GridCodec, hv: int) -> list[int]:

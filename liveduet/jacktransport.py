@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from liveduet.clock import check_bpm
 from liveduet.errors import ConfigError
 
 MISSING = ("--clock jack needs JACK-Client: pip install 'liveduet[jack]' (and a running JACK "
@@ -49,8 +50,7 @@ class JackTransportClock:
 
     def __init__(self, bpm: float, steps_per_beat: int = 4, lib: Any = None,
                  name: str = "liveduet-transport") -> None:
-        if not 1.0 <= bpm <= 1000.0:
-            raise ValueError(f"bpm={bpm} out of range 1..1000")
+        check_bpm(bpm)
         jack = lib if lib is not None else load_jack()
         self._rolling, self._starting = jack.ROLLING, jack.STARTING
         try:
@@ -132,10 +132,9 @@ class JackTransportClock:
 
     def set_bpm(self, bpm: float, now: float) -> None:
         """liveduet's own tempo (used while no timebase master gives one)."""
-        if not 1.0 <= bpm <= 1000.0:
-            raise ValueError(f"bpm={bpm} out of range 1..1000")
+        bpm = check_bpm(bpm)
         self._anchor = (now, self.position(now))
-        self._own_bpm = float(bpm)
+        self._own_bpm = bpm
 
     def close(self) -> None:
         """Leave the JACK server."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 CLIENT = "liveduet-watch"
 NO_START_SERVER = 0x01
@@ -125,42 +125,3 @@ class JackWatch:
         if client is not None and not self.lost:
             self._lib.jack_client_close(client)
 
-
-class NoteTrack:
-    """Notes sent on the output, to repair a receiver that missed note-offs while unplugged.
-
-    ``touched`` holds every key that sounded since the last check. When a receiver is seen
-    disconnected, those keys become ``orphans``: it may hold them, and their note-offs may have
-    gone nowhere. When a receiver is connected (again), :meth:`repair` gives note-offs for the
-    orphans that are not sounding now (a sounding note's own note-off will still reach it).
-    """
-
-    def __init__(self) -> None:
-        self.sounding: set[tuple[int, int]] = set()
-        self.touched: set[tuple[int, int]] = set()
-        self.orphans: set[tuple[int, int]] = set()
-
-    def sent(self, msg: Sequence[int]) -> None:
-        """Account one message that went out."""
-        if len(msg) < 3:
-            return
-        kind, key = msg[0] & 0xF0, (msg[0] & 0x0F, msg[1])
-        if kind == 0x90 and msg[2] > 0:
-            self.sounding.add(key)
-            self.touched.add(key)
-        elif kind in (0x80, 0x90):
-            self.sounding.discard(key)
-
-    def checkpoint(self) -> None:
-        """End of one check: from now on only what sounds or starts counts as touched."""
-        self.touched = set(self.sounding)
-
-    def receiver_lost(self) -> None:
-        """A receiver was unplugged: what sounded since the last check may hang there."""
-        self.orphans |= self.touched
-
-    def repair(self) -> list[tuple[int, int, int]]:
-        """Note-offs for orphaned keys that are not sounding now; forget the orphans."""
-        keys = sorted(self.orphans - self.sounding)
-        self.orphans = set()
-        return [(0x80 | ch, pitch, 0) for ch, pitch in keys]

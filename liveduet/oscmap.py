@@ -17,6 +17,7 @@ from liveduet.errors import ConfigError
 from liveduet.settings import (
     FIELD_BY_NAME,
     FIELDS,
+    Act,
     Action,
     Command,
     Field,
@@ -27,7 +28,7 @@ from liveduet.settings import (
 )
 
 PREFIX = "/liveduet"
-TRIGGERS = ("end_call", "play", "stop", "reset", "panic", "state")
+TRIGGERS = (Act.END_CALL, Act.PLAY, Act.STOP, Act.RESET, Act.PANIC, Act.STATE)
 """Actions taken by a bare message or a positive number (a button press); 0 is a release."""
 FEEDBACK = {
     "phase": ("s", "listening | answering | accompanying | idle"),
@@ -89,11 +90,11 @@ def _build() -> dict[str, Address]:
         table[f"{PREFIX}/{name}"] = Address(f"{PREFIX}/{name}", name, "trigger",
                                             "none, or f >0 (0 = button release, ignored)",
                                             _TRIGGER_HELP[name], echoed=False)
-    table[f"{PREFIX}/learn"] = Address(
-        f"{PREFIX}/learn", "learn", "learn", "s target [f >0]",
+    table[f"{PREFIX}/{Act.LEARN}"] = Address(
+        f"{PREFIX}/{Act.LEARN}", Act.LEARN, "learn", "s target [f >0]",
         "MIDI-learn: the next CC binds to target (a setting or action); 'cancel' stops")
-    table[f"{PREFIX}/model"] = Address(
-        f"{PREFIX}/model", "model", "model", "s name [f >0]",
+    table[f"{PREFIX}/{Act.MODEL}"] = Address(
+        f"{PREFIX}/{Act.MODEL}", Act.MODEL, "model", "s name [f >0]",
         "load a bundled model by name (hot-swap); echoed as the loaded model's title")
     for name, (args, text) in FEEDBACK.items():
         table[f"{PREFIX}/{name}"] = Address(f"{PREFIX}/{name}", name, "feedback", args, text,
@@ -102,16 +103,16 @@ def _build() -> dict[str, Address]:
 
 
 _TRIGGER_HELP = {
-    "end_call": "end the human's call now; the machine answers",
-    "play": "start / re-anchor the internal transport",
-    "stop": "stop the transport; the machine's notes are released",
-    "reset": "reset the model's recurrent state",
-    "panic": "release every note liveduet sounds (all notes off)",
-    "state": "ask for a full dump of every echoed address",
+    Act.END_CALL: "end the human's call now; the machine answers",
+    Act.PLAY: "start / re-anchor the internal transport",
+    Act.STOP: "stop the transport; the machine's notes are released",
+    Act.RESET: "reset the model's recurrent state",
+    Act.PANIC: "release every note liveduet sounds (all notes off)",
+    Act.STATE: "ask for a full dump of every echoed address",
 }
 ADDRESSES: dict[str, Address] = _build()
-LEARN_TARGETS: tuple[str, ...] = (*(f.name for f in FIELDS), "end_call", "play", "stop",
-                                  "reset", "panic", "model")
+LEARN_TARGETS: tuple[str, ...] = (*(f.name for f in FIELDS), Act.END_CALL, Act.PLAY, Act.STOP,
+                                  Act.RESET, Act.PANIC, Act.MODEL)
 """Everything a MIDI CC can be bound to (see :mod:`liveduet.ccmap`)."""
 
 
@@ -200,15 +201,15 @@ def _named_action(entry: Address, args: Sequence[Any]) -> Action | None:
     name = args[0].strip()
     if entry.kind == "learn":
         if name.lower() in ("", "cancel", "off", "none"):
-            return Action("learn", None)
+            return Action(Act.LEARN, None)
         if name not in LEARN_TARGETS:
             raise Refused("range", f"cannot learn {name!r}{did_you_mean(name, LEARN_TARGETS)}; "
                                    f"targets: {', '.join(LEARN_TARGETS)}")
-        return Action("learn", name)
+        return Action(Act.LEARN, name)
     if not _MODEL_NAME.fullmatch(name):
         raise Refused("range", f"model name {name!r}: give a bundled model's name (letters, "
                                "digits, _ . -), not a path")
-    return Action("model", name)
+    return Action(Act.MODEL, name)
 
 
 def encode(name: str, value: Any) -> list[tuple[str, list[Any]]]:
@@ -217,7 +218,7 @@ def encode(name: str, value: Any) -> list[tuple[str, list[Any]]]:
     Choices go out as their index (what a TouchOSC radio shows), bools as 0/1, ``learn`` None as
     ''; ``bpm`` is echoed on ``/liveduet/tempo`` too. Names outside the map go out as they are.
     """
-    if value is None and name != "learn":
+    if value is None and name != Act.LEARN:
         return []
     f = FIELD_BY_NAME.get(name)
     if f is not None:
@@ -231,8 +232,8 @@ def encode(name: str, value: Any) -> list[tuple[str, list[Any]]]:
             arg = float(value)
         paths = [f"{PREFIX}/{name}"] + [f"{PREFIX}/{a}" for a, n in ALIASES.items() if n == name]
         return [(p, [arg]) for p in paths]
-    if name == "learn":
-        return [(f"{PREFIX}/learn", ["" if value is None else str(value)])]
+    if name == Act.LEARN:
+        return [(f"{PREFIX}/{Act.LEARN}", ["" if value is None else str(value)])]
     if isinstance(value, bool):
         return [(f"{PREFIX}/{name}", [int(value)])]
     if isinstance(value, (int, float, str)):
@@ -259,9 +260,9 @@ def state_values(settings: Settings, status: Mapping[str, Any] | None = None) ->
         values["beat"] = int(status["step"] // per_beat) % 4
     title = status.get("title", status.get("model"))
     if title is not None:
-        values["model"] = str(title)
+        values[Act.MODEL] = str(title)
     if "learn" in status:
-        values["learn"] = status["learn"]
+        values[Act.LEARN] = status["learn"]
     if status.get("message") is not None:
         values["message"] = str(status["message"])
     if "dropped" in status:

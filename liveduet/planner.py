@@ -20,12 +20,12 @@ from liveduet.answers import Phrases
 from liveduet.candidates import Line
 from liveduet.codec import BOS, HOLD, REST, GridCodec
 from liveduet.errors import ConfigError
-from liveduet.harmony import Context, Harmonizer, TableSource
+from liveduet.harmony import Context, Harmonizer, TableSource, table_voice
 from liveduet.metre import Metre, MetreMap, StepGrid, predicted_step
 from liveduet.model import Snapshot, StepModel
 from liveduet.pace import CorpusPace, next_rate, pace_bias, target_rate
 from liveduet.sampling import Sampler, estimate_key, key_pcs, keyed_uniform
-from liveduet.settings import Settings
+from liveduet.settings import TABLE_SETTINGS, Settings
 from liveduet.turns import (
     ACCOMPANYING,
     ANSWERING,
@@ -90,8 +90,7 @@ class Planner:
         self.sampler = Sampler(self.codec)
         given = self.codec.roles("given") or self.codec.roles("shared")
         self.hv = given[0] if given else -1  # the human's voice
-        roles = [v.role for v in self.codec.voices]
-        tables = tables and roles.count("given") == 1 and roles.count("sampled") == len(roles) - 1
+        tables = tables and table_voice(self.codec) is not None
         self.harmony = Harmonizer(model, self.sampler, self.hv, source) if tables else None
         self.grid = grid or StepGrid(MetreMap())
         self.pace = CorpusPace(model.spec.card)
@@ -302,16 +301,16 @@ class Planner:
 
     def _context(self, n: int, sounding0: tuple[bool, ...]) -> Context:
         s = self.settings
-        pcs = self._pcs(n)
+        given = {name: getattr(s, name) for name in TABLE_SETTINGS}
+        pcs, positions = self._pcs(n), self.positions(n)
         if s.voice_leading == "off":  # the rules' inputs stay out of the key: tables reused
-            return Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low,
-                           s.high, pcs, positions=self.positions(n))
+            return Context(n, sounding0, pcs=pcs, positions=positions, **given)
         # The last KEY_NOTES notes started before n: a note played at n must not change the
         # key of step n (the record drops its oldest note then), or step n's table is stale.
         key = _human_key(tuple(self.human.key_notes(n)[-KEY_NOTES:]))
-        return Context(n, sounding0, s.seed, s.temperature, s.top_p, s.density, s.low, s.high,
-                       pcs, s.voice_leading, self.pitches, key, self.grid.is_beat(n),
-                       self.beat_pitches, self.positions(n))
+        return Context(n, sounding0, pcs=pcs, prev=self.pitches, key=key,
+                       on_beat=self.grid.is_beat(n), beat_prev=self.beat_pitches,
+                       positions=positions, **given)
 
     def prefetch(self) -> None:
         """Have the table source build the next unplanned step's table ahead (harmonize), and

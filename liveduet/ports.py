@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import rtmidi
 
 from liveduet.errors import PortError
-from liveduet.jackwatch import JackWatch, NoteTrack
+from liveduet.jackwatch import JackWatch
+from liveduet.ledger import Ledger
 from liveduet.midisys import (
     API_NAMES,
     APIS,
@@ -105,7 +106,7 @@ class PortSet:
     output: _Port | None = None
     sink: Sink | None = None
     watch: JackWatch | None = None
-    track: NoteTrack = field(default_factory=NoteTrack)
+    track: Ledger = field(default_factory=Ledger)  # notes sent, for a receiver's repair
     poll: float | None = None     # seconds between input polls; None: rtmidi callbacks
     _send_lock: threading.Lock = field(default_factory=threading.Lock)
     _poller: threading.Thread | None = None
@@ -130,18 +131,23 @@ class PortSet:
 
     def send_many(self, msgs: Sequence[Sequence[int]], stamps: list[float]) -> None:
         """Send messages back to back, appending ``time.perf_counter()`` to ``stamps`` just before
-        each (the :data:`liveduet.sender.SendMany` contract; raises on the first failure)."""
+        each (the :data:`liveduet.sender.SendMany` contract; raises on the first failure). The
+        ledger hears of the messages that left after the last one, not between them."""
         perf = time.perf_counter
         with self._send_lock:
             out = self.output
             if out is None:
                 stamps += [perf()] * len(msgs)
                 return
-            send, sent = out.handle.send_message, self.track.sent
-            for msg in msgs:
-                stamps.append(perf())
-                send(msg)
-                sent(msg)
+            send, done = out.handle.send_message, 0
+            try:
+                for msg in msgs:
+                    stamps.append(perf())
+                    send(msg)
+                    done += 1
+            finally:
+                for msg in msgs[:done]:
+                    self.track.sent(msg)
 
     def close(self) -> None:
         """Close every port (after the last sends had time to leave); ports stay closed."""

@@ -1,51 +1,19 @@
-"""What the conductor has sent and will send: the ledger of sounding notes and the timed schedule.
+"""What the conductor will send: the timed schedule and the metronome's clicks.
 
-:class:`SentLedger` tracks every note-on liveduet sent without its note-off yet, per (channel,
-pitch), so every exit path can end them. :class:`Schedule` is a heap of messages keyed by grid
-position (not wall time: a tempo change keeps every scheduled event on its beat); ``timed``
-marks engine events computed ahead, whose send time is measured as a wake-up error. Pure: no
-clock reads, no threads.
+:class:`Schedule` is a heap of messages keyed by grid position (not wall time: a tempo change
+keeps every scheduled event on its beat); ``timed`` marks engine events computed ahead, whose
+send time is measured as a wake-up error. Pure: no clock reads, no threads.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 from liveduet.metre import MetreMap
 
 Msg = tuple[int, ...]
-
-
-@dataclass
-class SentLedger:
-    """Notes liveduet has sent note-on for and not yet note-off, per (channel, pitch)."""
-
-    sounding: set[tuple[int, int]] = field(default_factory=set)
-
-    def note(self, msg: Sequence[int]) -> None:
-        """Track one outgoing message."""
-        if len(msg) < 3:
-            return
-        kind, key = msg[0] & 0xF0, (msg[0] & 0x0F, msg[1])
-        if kind == 0x90 and msg[2] > 0:
-            self.sounding.add(key)
-        elif kind in (0x80, 0x90):
-            self.sounding.discard(key)
-
-    def offs(self) -> list[Msg]:
-        """Note-offs for everything sounding (and forget it)."""
-        out = [(0x80 | ch, pitch, 0) for ch, pitch in sorted(self.sounding)]
-        self.sounding.clear()
-        return out
-
-    def ends_sounding(self, msg: Msg) -> bool:
-        """True when ``msg`` is a note-off for a note that sounds now."""
-        kind = msg[0] & 0xF0
-        off = kind == 0x80 or (kind == 0x90 and len(msg) > 2 and msg[2] == 0)
-        return off and (msg[0] & 0x0F, msg[1]) in self.sounding
 
 
 class Schedule:

@@ -1,7 +1,7 @@
 """The conductor's output: send now, or at the wall time of a grid position; never lose a note-off.
 
 :class:`Sender` keeps the :class:`~liveduet.schedule.Schedule` of messages waiting for their
-position, the :class:`~liveduet.schedule.SentLedger` of notes sounding, and the wake-up error
+position, the :class:`~liveduet.ledger.Ledger` of notes sounding, and the wake-up error
 of every timed send (actual minus intended wall time). It runs only on the conductor thread.
 Messages due at the same instant leave back to back: they are taken from the schedule first and
 sent in one tight loop, the bookkeeping (ledger, wake-up error, counters) after the last one, so
@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from liveduet.clock import Clock
+from liveduet.ledger import Ledger
 from liveduet.metre import MetreMap
-from liveduet.schedule import Metronome, Schedule, SentLedger
+from liveduet.schedule import Metronome, Schedule
 
 log = logging.getLogger("liveduet.runtime")
 Msg = tuple[int, ...]
@@ -74,7 +75,7 @@ class Sender:
         self.opt = opt
         self.counters = counters
         self.errors = errors
-        self.ledger = SentLedger()
+        self.ledger = Ledger()
         self.schedule = Schedule()
         self.clicks = (None if opt.metronome is None else
                        Metronome(opt.metronome, metres))
@@ -179,7 +180,7 @@ class Sender:
                 if timed:
                     self.record_wake(pos, stamp, first)
                     first = False
-                ledger.note(msg)
+                ledger.sent(msg)
                 counters["out"] += 1
 
     def _failed(self, err: Exception) -> None:

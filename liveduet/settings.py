@@ -10,8 +10,9 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Final
 
+from liveduet.clock import BPM_RANGE, DEFAULT_BPM
 from liveduet.errors import ConfigError
 from liveduet.metre import METRES
 
@@ -38,7 +39,23 @@ CHOICE_ALIASES: dict[str, dict[str, str]] = {
 }
 """Other spellings musicians use for a choice (British spelling, flats), per setting."""
 VOICE_LEADING = ("off", "guided", "strict")
-ACTIONS = ("end_call", "reset", "panic", "play", "stop", "state", "learn", "model")
+
+
+class Act:
+    """The name of every :class:`Action`, written once here (``Act.PANIC == "panic"``): OSC
+    addresses, CC targets, the TouchOSC buttons and the engine use these."""
+
+    END_CALL: Final = "end_call"
+    RESET: Final = "reset"
+    PANIC: Final = "panic"
+    PLAY: Final = "play"
+    STOP: Final = "stop"
+    STATE: Final = "state"
+    LEARN: Final = "learn"
+    MODEL: Final = "model"
+
+
+ACTIONS: tuple[str, ...] = tuple(v for k, v in vars(Act).items() if k.isupper())
 
 
 @dataclass(frozen=True)
@@ -60,7 +77,8 @@ FIELDS: tuple[Field, ...] = (
     Field("mode", "choice", "call", choices=MODES, help="call | continue | harmonize | off"),
     Field("temperature", "float", 0.9, 0.05, 2.0, help="sampling temperature"),
     Field("top_p", "float", 0.95, 0.05, 1.0, help="nucleus sampling mass"),
-    Field("bpm", "float", 120.0, 20.0, 300.0, help="internal tempo, quarter notes per minute"),
+    Field("bpm", "float", DEFAULT_BPM, *BPM_RANGE,
+          help="internal tempo, quarter notes per minute"),
     Field("meter", "choice", "4/4", choices=METRES,
           help="time signature (compound metres count dotted beats)"),
     Field("key", "choice", "off", choices=KEYS, help="tonic of the key mask, 'auto' or 'off'"),
@@ -89,6 +107,24 @@ FIELDS: tuple[Field, ...] = (
           "rules, guided: weighted preferences)"),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in FIELDS}
+"""Each setting's default, as the table gives it (the :class:`Settings` fields read it here)."""
+TABLE_SETTINGS: tuple[str, ...] = ("seed", "temperature", "top_p", "density", "low", "high",
+                                   "voice_leading")
+"""Settings a harmony table's sampling reads as they are: each is a field of the table's key
+(:class:`liveduet.harmony.Context`, built from this tuple), so no table is reused across a
+change of one."""
+TABLE_DERIVED: tuple[str, ...] = ("key", "scale", "meter")
+"""Settings a harmony table reads through a value derived from them, which is in its key: the
+key mask's pitch classes (key, scale) and the position ids and beats of the step (meter)."""
+NOT_TABLE: tuple[str, ...] = (
+    "mode",  # whether tables are used at all (harmonize), not what one holds
+    "bpm", "channel", "velocity", "thru",  # timing and output of what was sampled
+    "listen_gap", "answer_at", "response_bars", "response_min_bars", "response_max_bars",
+    "candidates", "develop", "max_copy",  # turn taking and the answers of call/continue
+)
+"""Settings no harmony table reads. A new setting belongs to one of these three tuples
+(``tests/test_settings.py`` fails until it is placed)."""
 # Defaults that depend on the starting mode: the chorale harmoniser's voices agree with the
 # soprano far more often at 0.7 than at 0.9 (export/listen.py, models/chorale_satb.md).
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {"harmonize": {"temperature": 0.7}}
@@ -103,31 +139,32 @@ def with_mode_defaults(values: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Settings:
-    """The live settings; build changed copies with :meth:`with_value`."""
+    """The live settings; build changed copies with :meth:`with_value`. One field per entry of
+    :data:`FIELDS`, in its order, with the table's default."""
 
-    mode: str = "call"
-    temperature: float = 0.9
-    top_p: float = 0.95
-    bpm: float = 120.0
-    meter: str = "4/4"
-    key: str = "off"
-    scale: str = "major"
-    low: int = 36
-    high: int = 96
-    density: float = 0.5
-    listen_gap: int = 4
-    answer_at: str = "bar"
-    response_bars: float = 0.0
-    response_min_bars: float = 1.0
-    response_max_bars: float = 4.0
-    thru: bool = True
-    channel: int = 2
-    velocity: int = 0
-    seed: int = 0
-    candidates: int = 16
-    develop: float = 0.7
-    max_copy: int = 12
-    voice_leading: str = "strict"
+    mode: str = DEFAULTS["mode"]
+    temperature: float = DEFAULTS["temperature"]
+    top_p: float = DEFAULTS["top_p"]
+    bpm: float = DEFAULTS["bpm"]
+    meter: str = DEFAULTS["meter"]
+    key: str = DEFAULTS["key"]
+    scale: str = DEFAULTS["scale"]
+    low: int = DEFAULTS["low"]
+    high: int = DEFAULTS["high"]
+    density: float = DEFAULTS["density"]
+    listen_gap: int = DEFAULTS["listen_gap"]
+    answer_at: str = DEFAULTS["answer_at"]
+    response_bars: float = DEFAULTS["response_bars"]
+    response_min_bars: float = DEFAULTS["response_min_bars"]
+    response_max_bars: float = DEFAULTS["response_max_bars"]
+    thru: bool = DEFAULTS["thru"]
+    channel: int = DEFAULTS["channel"]
+    velocity: int = DEFAULTS["velocity"]
+    seed: int = DEFAULTS["seed"]
+    candidates: int = DEFAULTS["candidates"]
+    develop: float = DEFAULTS["develop"]
+    max_copy: int = DEFAULTS["max_copy"]
+    voice_leading: str = DEFAULTS["voice_leading"]
 
     def with_value(self, name: str, value: Any) -> Settings:
         """A copy with ``name`` set to ``value`` after validation (raises ConfigError)."""

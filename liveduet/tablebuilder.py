@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from liveduet.harmony import Context, Harmonizer, Table, same_inputs
+from liveduet.harmony import Context, Harmonizer, Table, same_inputs, table_voice
 from liveduet.model import Snapshot, StepModel
 from liveduet.sampling import Sampler
 from liveduet.slotworker import SlotWorker
@@ -44,12 +44,11 @@ class TableBuilder(SlotWorker[Request, Table]):
     @classmethod
     def for_model(cls, model: StepModel) -> TableBuilder | None:
         """A builder for ``model`` when its harmonize steps go through tables, else None."""
-        roles = [v.role for v in model.codec.voices]
-        if roles.count("given") != 1 or roles.count("sampled") != len(roles) - 1:
+        hv = table_voice(model.codec)
+        # a conditioned model's conditioning values live in the conductor's session only
+        if hv is None or model.spec.conditioning:
             return None
-        if model.spec.conditioning:
-            return None  # its conditioning values live in the conductor's session only
-        return cls(model, roles.index("given"))
+        return cls(model, hv)
 
     @property
     def built(self) -> int:

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from liveduet.catalog import DEFAULT_HARMONY, DEFAULT_MELODY
 from liveduet.oscmap import LEARN_TARGETS, PREFIX, TRIGGERS
-from liveduet.settings import FIELD_BY_NAME
+from liveduet.settings import FIELD_BY_NAME, Act
 
 WIDTH, HEIGHT = 1280, 800
 FADERS = ("temperature", "top_p", "bpm", "density", "low", "high", "listen_gap",
@@ -198,7 +198,7 @@ def build() -> Layout:
 
 
 def _transport(lay: Layout) -> None:
-    colours = {"panic": DANGER, "stop": DANGER}
+    colours = {Act.PANIC: DANGER, Act.STOP: DANGER}
     for i, name in enumerate(TRIGGERS):
         lay.button(name, (10 + i * 120, 10, 110, 60), colours.get(name, ACTION),
                    f"{PREFIX}/{name}", _short(name))
@@ -234,15 +234,15 @@ def _faders(lay: Layout) -> None:
 def _models_and_learn(lay: Layout) -> None:
     lay.label("model-caption", (10, 630, 110, 50), "model", size=14)
     for i, name in enumerate(MODELS):
-        lay.button(f"model-{name}", (130 + i * 170, 630, 160, 50), ACCENT, f"{PREFIX}/model",
+        lay.button(f"model-{name}", (130 + i * 170, 630, 160, 50), ACCENT, f"{PREFIX}/{Act.MODEL}",
                    name, constant=name)
-    lay.label("model", (480, 630, 390, 50), "model title", size=14, receive=f"{PREFIX}/model",
-              background=True)
+    lay.label("model", (480, 630, 390, 50), "model title", size=14,
+              receive=f"{PREFIX}/{Act.MODEL}", background=True)
     lay.label("message", (880, 630, 300, 50), "", size=12, receive=f"{PREFIX}/message",
               background=True)
     lay.label("dropped", (1190, 630, 80, 50), "0", size=12, receive=f"{PREFIX}/dropped",
               background=True)
-    lay.label("learn", (10, 690, 110, 100), "learn", size=13, receive=f"{PREFIX}/learn",
+    lay.label("learn", (10, 690, 110, 100), "learn", size=13, receive=f"{PREFIX}/{Act.LEARN}",
               background=True)
     targets = (*LEARN_TARGETS, "cancel")
     per_row = (len(targets) + 1) // 2

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from liveduet.clock import (
+    BPM_RANGE,
     CLOCK,
     CONTINUE,
+    DEFAULT_BPM,
     SPP,
     START,
     STOP,
@@ -15,6 +17,8 @@ from liveduet.clock import (
     MidiClockFollower,
     VirtualTime,
 )
+from liveduet.errors import ConfigError
+from liveduet.settings import FIELD_BY_NAME, Settings, coerce
 
 
 def tick_times(bpm: float, n: int, start: float = 10.0) -> list[float]:
@@ -47,6 +51,18 @@ def test_internal_clock_maps_both_ways_and_tempo_change_is_continuous() -> None:
     assert c.position(200.0) == pytest.approx(10.0) and not c.running
     with pytest.raises(ValueError, match="bpm=0"):
         c.set_bpm(0, 1.0)
+
+
+def test_the_bpm_setting_takes_the_clocks_range_and_default() -> None:
+    low, high = BPM_RANGE
+    f = FIELD_BY_NAME["bpm"]
+    assert (f.low, f.high, f.default, Settings().bpm) == (low, high, DEFAULT_BPM, DEFAULT_BPM)
+    c = InternalClock(low)
+    c.set_bpm(high, 0.0)
+    with pytest.raises(ValueError, match="out of range"):
+        c.set_bpm(high + 1, 0.0)
+    with pytest.raises(ConfigError, match="out of range"):
+        coerce("bpm", high + 1)
 
 
 def test_follower_start_plays_at_first_tick_and_tracks_tempo() -> None:

@@ -3,6 +3,7 @@ note for a planned step runs no model step."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from liveduet.engine import Engine
 from liveduet.harmony import candidates
 from liveduet.model import StepModel
 from liveduet.sampling import Sampler
-from liveduet.settings import Settings
+from liveduet.settings import FIELD_BY_NAME, TABLE_SETTINGS, Settings
 from tests.enginekit import sounding_after, table_for
 from tests.factory import lstm_model, scripted_model
 from tests.test_engine_props import PROPS, check_common, commands_st, events, notes_st, run
@@ -37,6 +38,22 @@ def test_candidates_cover_every_soprano_token() -> None:
     cands = candidates(codec, 0)
     assert cands[:2] == [REST, HOLD]
     assert [codec.pitch_of(t) for t in cands[2:]] == list(range(55, 85))
+
+
+def test_every_table_setting_is_in_the_table_key(models: dict[str, StepModel]) -> None:
+    """Another value of any TABLE_SETTINGS setting gives another key, so a kept table is not
+    reused; the key's other fields are the same step's."""
+    base = Settings(mode="harmonize")
+    plan = Engine(models["scripted"], base)._plan
+    key = plan._context(0, plan.sounding)
+    for name in TABLE_SETTINGS:
+        f, now = FIELD_BY_NAME[name], getattr(base, name)
+        other = (next(c for c in f.choices if c != now) if f.kind == "choice"
+                 else f.low if now != f.low else f.high)
+        plan.settings = replace(base, **{name: other})
+        assert plan._context(0, plan.sounding) != key, name
+    plan.settings = base
+    assert plan._context(0, plan.sounding) == key
 
 
 @PROPS

@@ -1,17 +1,19 @@
-"""NoteTrack (which note-offs a reconnected receiver needs) and JackWatch on a real server."""
+"""The ledger's repair (which note-offs a reconnected receiver needs) and JackWatch on a real
+server."""
 
 from __future__ import annotations
 
 import rtmidi
 
-from liveduet.jackwatch import JackWatch, NoteTrack
+from liveduet.jackwatch import JackWatch
+from liveduet.ledger import Ledger
 from tests.jack import JackServer, jack_server, release, wait_for
 
 __all__ = ["jack_server"]
 
 
 def test_repair_closes_what_ended_while_unplugged_not_what_still_sounds() -> None:
-    track = NoteTrack()
+    track = Ledger()
     track.sent((0x90, 60, 100))
     track.sent((0x91, 64, 100))
     track.checkpoint()                 # connected: both sounding
@@ -24,7 +26,7 @@ def test_repair_closes_what_ended_while_unplugged_not_what_still_sounds() -> Non
 
 
 def test_notes_started_since_the_last_check_count_as_heard() -> None:
-    track = NoteTrack()
+    track = Ledger()
     track.checkpoint()
     track.sent((0x90, 70, 100))        # may have reached the receiver before the break
     track.sent((0x80, 70, 0))
@@ -33,7 +35,7 @@ def test_notes_started_since_the_last_check_count_as_heard() -> None:
 
 
 def test_a_quiet_break_needs_no_repair() -> None:
-    track = NoteTrack()
+    track = Ledger()
     track.sent((0x90, 60, 100))
     track.sent((0x80, 60, 0))
     track.checkpoint()

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import pytest
 
 from liveduet.errors import ConfigError
-from liveduet.settings import FIELDS, Action, Settings, coerce
+from liveduet.harmony import Context
+from liveduet.oscmap import ADDRESSES, PREFIX
+from liveduet.settings import (
+    ACTIONS,
+    FIELDS,
+    NOT_TABLE,
+    TABLE_DERIVED,
+    TABLE_SETTINGS,
+    Action,
+    Settings,
+    coerce,
+)
 
 
 def test_defaults_match_the_table() -> None:
     s = Settings()
     for f in FIELDS:
         assert getattr(s, f.name) == f.default, f.name
-    assert set(s.as_dict()) == {f.name for f in FIELDS}
+    assert list(s.as_dict()) == [f.name for f in FIELDS]
 
 
 @pytest.mark.parametrize(("name", "raw", "value"), [
@@ -74,3 +86,16 @@ def test_mode_defaults_fill_only_what_is_not_given() -> None:
     given = with_mode_defaults({"mode": "harmonize", "temperature": 1.1})
     assert given["temperature"] == 1.1
     assert with_mode_defaults({"mode": "call"}) == {"mode": "call"}
+
+
+def test_every_action_is_reachable_over_osc() -> None:
+    assert ACTIONS == ("end_call", "reset", "panic", "play", "stop", "state", "learn", "model")
+    assert [a for a in ACTIONS if f"{PREFIX}/{a}" not in ADDRESSES] == []
+
+
+def test_every_setting_is_placed_for_the_harmony_table_key() -> None:
+    """A new setting fails here until it is put in the table key, derived into it, or declared
+    unread by tables: a setting the sampler reads but the key lacks would reuse stale tables."""
+    placed = [*TABLE_SETTINGS, *TABLE_DERIVED, *NOT_TABLE]
+    assert sorted(placed) == sorted(f.name for f in fields(Settings))
+    assert [n for n in TABLE_SETTINGS if n not in Context._fields] == []
