@@ -30,17 +30,17 @@ from liveduet.events import Control, Event, Loaded, Midi
 from liveduet.feedback import Feedback, Publisher, p99
 from liveduet.hotswap import Swaps
 from liveduet.sender import Sender, SendMany, is_note_on
-from liveduet.settings import Action, Command, Set
+from liveduet.settings import Act, Action, Command, Set
 from liveduet.transport import Transport
 
 log = logging.getLogger("liveduet.runtime")
 RELEASING_SETS = frozenset(("mode", "channel"))
-RELEASING_ACTIONS = frozenset(("panic", "reset", "stop", "play"))
+RELEASING_ACTIONS = frozenset((Act.PANIC, Act.RESET, Act.STOP, Act.PLAY))
 POLL_WAKE = 0.01  # a clock source with its own transport (Link, JACK) is polled this often
 PREFETCH_MAX_WAIT = 0.02  # seconds a stream of sends may put the next table's start off
 STALE_STEPS = 1.0     # a note due this many steps ago is stale: skipped, not played late
-NOTICES = {"end_call": "end_call: answering now", "reset": "reset: model state starts afresh",
-           "panic": "panic: all notes off", "play": "play", "stop": "stop"}
+NOTICES = {Act.END_CALL: "end_call: answering now", Act.RESET: "reset: model state starts afresh",
+           Act.PANIC: "panic: all notes off", Act.PLAY: "play", Act.STOP: "stop"}
 
 
 @dataclass
@@ -94,7 +94,7 @@ class Conductor:
         """Before the first event: a clock liveduet leads and nothing else starts is started a
         moment from now (``now`` should leave time to plan the first step), and play begins."""
         if self.transport.starts_itself and not self.clock.running:
-            self._apply(Action("play"), now)
+            self._apply(Action(Act.PLAY), now)
         self.update_status(now, force=True)
 
     def handle(self, now: float, events: Sequence[Event]) -> float:
@@ -181,26 +181,26 @@ class Conductor:
             self._stop_now(self.clock.position(now))
         else:  # play / locate: the DAW (re)anchors the grid at the clock's position
             self.out.drop_pending()
-            self.out.send_now(self.engine.apply(Action("play"), self.transport.play_pos(t)))
+            self.out.send_now(self.engine.apply(Action(Act.PLAY), self.transport.play_pos(t)))
         self.update_status(now, force=True)
 
     def _stop_now(self, pos: float) -> None:
-        outs = list(self.engine.apply(Action("stop"), pos)) + list(self.engine.release_all(pos))
+        outs = list(self.engine.apply(Action(Act.STOP), pos)) + list(self.engine.release_all(pos))
         self.out.send_now(outs)
         self.out.drop_pending()
         self.out.flush_all()
 
     def _command(self, cmd: Command, t: float) -> None:
         self.counters["commands"] += 1
-        if isinstance(cmd, Action) and cmd.name == "state":
+        if isinstance(cmd, Action) and cmd.name == Act.STATE:
             self.feedback.publish_state(self.engine.settings, full=True)
             return
-        if isinstance(cmd, Action) and cmd.name == "learn":
+        if isinstance(cmd, Action) and cmd.name == Act.LEARN:
             if self.ccmap is not None:
                 self.ccmap.learn(cmd.arg)
             self.update_status(self.timer(), force=True)  # echoes learn
             return
-        if isinstance(cmd, Action) and cmd.name == "model":
+        if isinstance(cmd, Action) and cmd.name == Act.MODEL:
             self.feedback.publish({"message": self.swaps.request(str(cmd.arg))})
             return
         if isinstance(cmd, Set) and cmd.name == "mode" and self._mode_needs_model(cmd):
@@ -210,8 +210,9 @@ class Conductor:
         except Exception as err:
             if isinstance(cmd, Set):  # the client's fader/label snaps back to what is in force
                 self.message = f"{cmd.name} not changed: {err}"
-                self.feedback.publish({cmd.name: getattr(self.engine.settings, cmd.name, None),
-                                       "message": self.message})
+                now_in_force = (self.clock.bpm if cmd.name == "bpm" else
+                                 getattr(self.engine.settings, cmd.name, None))
+                self.feedback.publish({cmd.name: now_in_force, "message": self.message})
             raise
         if isinstance(cmd, Action) and cmd.name in NOTICES:
             self.message = NOTICES[cmd.name]
@@ -222,8 +223,10 @@ class Conductor:
         self.feedback.next_due = 0.0
 
     def _apply(self, cmd: Command, t: float) -> None:
+        if isinstance(cmd, Set) and cmd.name == "bpm" and not self.transport.leads:
+            raise ConfigError("the tempo follows the MIDI clock: change it in the DAW")
         pos = self.transport.command(cmd, t)
-        if isinstance(cmd, Action) and cmd.name == "stop":
+        if isinstance(cmd, Action) and cmd.name == Act.STOP:
             self._stop_now(pos)
             return
         releasing = (isinstance(cmd, Set) and cmd.name in RELEASING_SETS) or (
@@ -232,7 +235,7 @@ class Conductor:
         if releasing:
             self.out.send_now(outs)
             self.out.drop_pending()
-            if isinstance(cmd, Action) and cmd.name == "panic":
+            if isinstance(cmd, Action) and cmd.name == Act.PANIC:
                 self.out.flush_all(all_notes_off=True)
         else:
             self.out.emit(outs, pos)

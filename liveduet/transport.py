@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from liveduet.clock import Clock
-from liveduet.settings import Action, Command, Set
+from liveduet.settings import Act, Action, Command, Set
 
 
 class Transport:
@@ -47,12 +47,12 @@ class Transport:
         if isinstance(cmd, Set) and cmd.name == "bpm" and self.leads:
             clock.set_bpm(float(cmd.value), t)  # the schedule is keyed by position: still right
         if isinstance(cmd, Action) and self.leads:
-            if cmd.name == "stop" and clock.running:
+            if cmd.name == Act.STOP and clock.running:
                 clock.stop(t)
-            elif cmd.name == "play" and not clock.running:
+            elif cmd.name == Act.PLAY and not clock.running:
                 # resume from the start of the step it stopped in: the grid stays on whole
                 # steps (the 16ths of MIDI clock out and of a Link session)
                 clock.start(t, float(math.floor(clock.position(t))))
-        if isinstance(cmd, Action) and cmd.name == "play":
+        if isinstance(cmd, Action) and cmd.name == Act.PLAY:
             return self.play_pos(t)
         return float(clock.position(t))
