@@ -83,7 +83,7 @@ def test_grid_notes_leave_at_their_steps_time_and_the_engine_is_asked_only_then(
 
 
 def test_a_bpm_change_under_midi_clock_is_refused_in_one_line_and_snaps_back() -> None:
-    conductor, engine, timer, _ = make(MidiClockFollower())
+    conductor, engine, _timer, _ = make(MidiClockFollower())
     conductor.handle(0.0, [Control(Set("bpm", 90.0))])
     assert "the tempo follows the MIDI clock: change it in the DAW" in conductor.message
     assert engine.settings.bpm == 120.0
@@ -92,7 +92,7 @@ def test_a_bpm_change_under_midi_clock_is_refused_in_one_line_and_snaps_back() -
 
 def test_a_bpm_change_on_the_internal_clock_moves_the_clock() -> None:
     clock = InternalClock(120.0)
-    conductor, engine, timer, _ = make(clock)
+    conductor, engine, _timer, _ = make(clock)
     conductor.handle(0.0, [Control(Set("bpm", 90.0))])
     assert clock.bpm == 90.0 and engine.settings.bpm == 90.0
 
@@ -114,7 +114,7 @@ def test_transport_bytes_go_to_the_followed_clock_and_start_and_stop_the_engine(
 
 
 def test_panic_releases_what_sounds_and_sends_all_notes_off() -> None:
-    conductor, engine, timer, sent = make(InternalClock(120.0))
+    conductor, _engine, timer, sent = make(InternalClock(120.0))
     run_until(conductor, timer, 0.01)
     assert (0.0, (0x91, 60, 90)) in sent
     conductor.handle(timer.now, [Control(Action(Act.PANIC))])
