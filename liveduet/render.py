@@ -29,6 +29,8 @@ from liveduet.midifile import Part
 from liveduet.sender import SendMany
 
 Event = tuple[float, tuple[int, ...]]
+SAME_INSTANT = 1e-6   # a wake-up this close before a human message is at its instant: the
+# message goes first (the conductor may wake a rounding error before a step it then emits)
 
 
 def note_events(notes: Sequence[TimedNote], steps_per_beat: int, channel: int = 0) -> list[Event]:
@@ -68,8 +70,7 @@ def virtual_conductor(engine: Any, clock: Clock | None = None,
     at one grid step per second from time 0 (positions and times are the same numbers), and a
     sink that drops what is sent."""
     if clock is None:
-        spb = engine.codec.steps_per_beat
-        clock = InternalClock(60.0 / spb, spb)
+        clock = InternalClock(60.0, steps_per_beat=1)   # a "beat" per grid step: 1 s each
         clock.start(0.0)
     timer = VirtualTime()
     return Conductor(engine, clock, sink or (lambda msgs, stamps: None), VIRTUAL, timer), timer
@@ -87,7 +88,7 @@ def drive(engine: Engine, events: Sequence[Event], end: float) -> list[Out]:
     i = 0
     while True:
         wake = max(timer.now, conductor.wake(timer.now))
-        if i < len(events) and events[i][0] <= wake:
+        if i < len(events) and events[i][0] <= wake + SAME_INSTANT:
             timer.now = max(timer.now, events[i][0])
             conductor.handle(timer.now, [Midi(timer.now, events[i][1])])
             i += 1
