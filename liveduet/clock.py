@@ -16,14 +16,18 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 PPQN = 24
 CLOCK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 TRANSPORT = frozenset((CLOCK, START, CONTINUE, STOP, SPP))
-MAX_LOST = 4   # at most this many ticks in a row are taken as lost in transport
-CONFIRM = 6    # ticks in a row that confirm lost ticks or a new tempo/phase (a loaded sender
-# can run a period late for a few ticks; a wrong guess would shift the grid by a tick for good)
+CONFIRM = 6       # ticks in a row off the line that say the tempo, phase or count moved (a
+# loaded sender can run a period late for a few ticks; a wrong guess shifts the grid for good)
+MAX_LOST = 4      # at most this many ticks in a row are taken as lost in transport
+JITTER = 0.25     # a tick within this many periods (or min_jitter) of the line is on it
+BURST = 0.25      # a tick this many periods or less after the last one ends a late burst
+LOST_SPREAD = 0.35   # lost ticks: each of the run within this many periods of n periods late
+HISTORY = 4 * PPQN   # pieces of the position map kept for queries of the past
 
 
 class Clock(Protocol):
@@ -106,25 +110,44 @@ class InternalClock:
         return self._t0 + (pos - self._pos0) * self.step_seconds
 
 
+class _Segment(NamedTuple):
+    """The position map from the tick at ``since`` on: the fitted line through (``t0``,
+    ``base``) at ``step_s`` seconds per step, held within [``floor``, ``cap``]."""
+
+    since: float
+    t0: float
+    base: float
+    step_s: float
+    floor: float   # the position the previous map gave at ``since``: never backwards
+    cap: float     # 1.5 ticks past the last tick: a stalled DAW does not run on
+
+    def at(self, now: float) -> float:
+        return max(self.floor, min(self.base + (now - self.t0) / self.step_s, self.cap))
+
+
 class MidiClockFollower:
-    """Position and tempo from MIDI clock bytes stamped with their arrival time."""
+    """Position and tempo from MIDI clock bytes stamped with their arrival time.
+
+    Only :meth:`on_message` changes state; the queries are pure. Each tick adds one to the
+    count and starts a new piece of the position map at its arrival time (the pieces since
+    ``HISTORY`` ticks are kept), so a query for an earlier time (``now - latency_offset``)
+    reads the map as it stood then and a later query never reads a smaller position.
+    """
 
     def __init__(self, steps_per_beat: int = 4, bpm: float = 120.0, window: int = PPQN,
                  min_jitter: float = 0.0015) -> None:
         self.ticks_per_step = PPQN / steps_per_beat
-        self.window = window
         self.min_jitter = min_jitter
         self.running = False
         self._armed = False
+        self._frozen = 0.0                 # the position while stopped, or to start from
         self._base = 0.0                   # position of tick 0 since the last (re)start
-        self._ticks: deque[tuple[int, float]] = deque(maxlen=window)
-        self._count = -1                   # index of the last tick since the anchor
+        self._count = 0                    # index of the last tick since then
+        self._last_t = 0.0                 # arrival time of the last tick
         self._fit = (0.0, 60.0 / (bpm * PPQN))   # (t at k=0, seconds per tick)
-        self._outliers: list[tuple[int, float, float]] = []   # recent run off the line
-        self._pending: list[tuple[int, float]] = []   # ticks that may follow lost ones
-        self._pending_n = 0
-        self._frozen = 0.0
-        self._last = 0.0
+        self._window: deque[tuple[int, float]] = deque(maxlen=window)   # ticks on the line
+        self._run: list[tuple[int, float, float]] = []   # ticks off it, same side: (k, t, err)
+        self._map: deque[_Segment] = deque(maxlen=HISTORY)
 
     # -- input ----------------------------------------------------------------------------
     def on_message(self, msg: Sequence[int], t: float) -> str | None:
@@ -154,112 +177,103 @@ class MidiClockFollower:
         return None
 
     def _tick(self, t: float) -> str | None:
-        if self._armed:
+        if self._armed:   # Start/Continue/SPP: this tick is the frozen position
             self._armed, self.running = False, True
-            self._base, self._count, self._last = self._frozen, 0, self._frozen
-            self._ticks.clear()
-            self._ticks.append((0, t))
+            self._base, self._count, self._last_t = self._frozen, 0, t
             self._fit = (t, self._fit[1])
-            self._outliers.clear()
-            self._pending.clear()
+            self._window.clear()
+            self._window.append((0, t))
+            self._run.clear()
+            self._map.clear()
+            self._map.append(self._segment(t, self._frozen))
             return "play"
         if not self.running:
             return None
+        before = self.position(t)
+        if t - self._last_t < BURST * self._fit[1]:
+            self._drop_last()
         self._count += 1
-        if not self._held_as_loss(self._count, t):
-            self._accept(self._count, t)
+        self._last_t = t
+        self._place(self._count, t)
+        self._map.append(self._segment(t, before))
         return None
 
-    def _err(self, k: int, t: float) -> tuple[float, float]:
+    def _drop_last(self) -> None:
+        """The last tick came late (this one followed it within ``BURST`` periods: a burst after
+        a stall or a preempted sender): take it out of the fit, the count keeps it."""
+        k = self._count
+        if self._run and self._run[-1][0] == k:
+            self._run.pop()
+        elif len(self._window) > 2 and self._window[-1][0] == k:
+            self._window.pop()
+            self._refit()
+
+    def _place(self, k: int, t: float) -> None:
+        """Fit a tick on the line; hold ticks off it until ``CONFIRM`` in a row on one side say
+        what moved: ticks lost in transport (a steady whole number of periods late) or the
+        tempo or phase (anything else)."""
         t0, per = self._fit
-        return t - (t0 + per * k), per
-
-    def _held_as_loss(self, k: int, t: float) -> bool:
-        """Hold a tick that came a whole number of periods late; ``CONFIRM`` in a row mean ticks
-        were lost in transport (a stalled sender catches up in a burst instead, and a long stall
-        is not a loss)."""
-        err, per = self._err(k, t)
-        n = round(err / per)
-        whole = (len(self._ticks) >= 4 and 1 <= n <= MAX_LOST
-                 and abs(err - n * per) <= 0.25 * per)
-        if self._pending and (not whole or n != self._pending_n):
-            held, self._pending = self._pending, []
-            for hk, ht in held:
-                self._accept(hk, ht)
-        if not whole:
-            return False
-        self._pending.append((k, t))
-        self._pending_n = n
-        if len(self._pending) < CONFIRM:
-            return True
-        self._count += n
-        held, self._pending = self._pending, []
-        for hk, ht in held:
-            self._accept(hk + n, ht)
-        return True
-
-    def _accept(self, k: int, t: float) -> None:
-        """Fit a tick within the jitter; keep others out unless a run says tempo or phase moved."""
-        err, per = self._err(k, t)
-        bound = max(self.min_jitter, 0.1 * per)
-        if len(self._ticks) < 3 or abs(err) <= bound:
-            self._outliers.clear()
-            self._ticks.append((k, t))
+        err = t - (t0 + per * k)
+        if len(self._window) < 3 or abs(err) <= max(self.min_jitter, JITTER * per):
+            self._run.clear()
+            self._window.append((k, t))
             self._refit()
             return
-        # A burst catching up after a stall shrinks towards the line: those stay outliers.
-        # A tempo change grows away from it and a resumed stall stays off it: re-anchor.
-        prev = self._outliers[-1][2] if self._outliers else None
-        if prev is None or (prev > 0) != (err > 0) or abs(err) < abs(prev) - bound:
-            self._outliers.clear()
-        self._outliers.append((k, t, err))
-        if len(self._outliers) < CONFIRM:
+        if self._run and (self._run[-1][2] > 0) != (err > 0):
+            self._run.clear()
+        self._run.append((k, t, err))
+        if len(self._run) < CONFIRM:
             return
-        run, self._outliers = self._outliers, []
-        errs = sorted(e for _, _, e in run)
-        n = round(errs[len(errs) // 2] / per)
-        if (1 <= n <= MAX_LOST and errs[-1] - errs[0] <= 0.75 * per
-                and abs(errs[len(errs) // 2] - n * per) <= 0.35 * per):
-            # steadily n periods late, with more jitter than the strict check allows: ticks
-            # were lost (JACK drops events in cycles a busy client misses); count them
+        run, self._run = self._run, []
+        n = round(sorted(e for _, _, e in run)[len(run) // 2] / per)
+        if 1 <= n <= MAX_LOST and all(abs(e - n * per) <= LOST_SPREAD * per for _, _, e in run):
             self._count += n
-            self._ticks.extend((ok + n, ot) for ok, ot, _ in run)
+            self._window.extend((rk + n, rt) for rk, rt, _ in run)
         else:
-            self._ticks.clear()
-            self._ticks.extend((ok, ot) for ok, ot, _ in run)
+            self._window.clear()
+            self._window.extend((rk, rt) for rk, rt, _ in run)
         self._refit()
 
     def _refit(self) -> None:
-        n = len(self._ticks)
+        """Least-squares line of tick time against tick count over the window."""
+        n = len(self._window)
         if n < 2:
             return
-        ks = [k for k, _ in self._ticks]
-        ts = [t for _, t in self._ticks]
-        mk, mt = sum(ks) / n, sum(ts) / n
-        var = sum((k - mk) ** 2 for k in ks)
-        per = sum((k - mk) * (t - mt) for k, t in zip(ks, ts, strict=True)) / var
-        if per <= 0:
-            return
-        self._fit = (mt - per * mk, per)
+        mk = sum(k for k, _ in self._window) / n
+        mt = sum(t for _, t in self._window) / n
+        var = sum((k - mk) ** 2 for k, _ in self._window)
+        per = sum((k - mk) * (t - mt) for k, t in self._window) / var
+        if per > 0:
+            self._fit = (mt - per * mk, per)
 
-    # -- queries --------------------------------------------------------------------------
+    def _segment(self, since: float, floor: float) -> _Segment:
+        """The map from the tick at ``since``: the fitted line, moved up to half a tick behind
+        the count where it is further behind (the count is trusted: while a faster tempo is
+        being confirmed its ticks are held off the line, yet they are counted)."""
+        t0, per = self._fit
+        tps = self.ticks_per_step
+        behind = (self._count - 0.5) - (since - t0) / per
+        return _Segment(since, t0, self._base + max(behind, 0.0) / tps, per * tps, floor,
+                        self._base + (self._count + 1.5) / tps)
+
+    # -- queries (pure) -------------------------------------------------------------------
     @property
     def bpm(self) -> float:
         """The smoothed tempo."""
         return 60.0 / (self._fit[1] * PPQN)
 
     def position(self, now: float) -> float:
-        """Grid position at ``now``: never backwards, never more than 1.5 ticks past the last."""
+        """Grid position at ``now``, as the ticks received so far place it: never backwards
+        between later queries, never more than 1.5 ticks past the last tick."""
         if not self.running:
             return self._frozen
-        t0, per = self._fit
-        k = min((now - t0) / per, self._count + 1.5)
-        pos = max(self._base + k / self.ticks_per_step, self._last)
-        self._last = pos
-        return pos
+        for seg in reversed(self._map):
+            if seg.since <= now:
+                return seg.at(now)
+        return self._map[0].at(now)
 
     def time_of(self, pos: float) -> float | None:
-        """Predicted wall time of position ``pos``; None while stopped."""
+        """Predicted wall time of position ``pos`` on the fitted line; None while stopped."""
         if not self.running:
             return None
         t0, per = self._fit
