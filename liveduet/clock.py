@@ -3,12 +3,14 @@
 Grid positions are float grid steps (16ths at 4 steps per beat) since transport start.
 :class:`InternalClock` runs at a set tempo; a tempo change keeps the position continuous.
 :class:`MidiClockFollower` follows a DAW's MIDI clock (24 ppqn, Start/Stop/Continue/Song
-Position Pointer): it fits a line through the recent tick times (robust to the period jitter of
-an audio driver). Ticks off the line stay out of the fit: a late burst after a stall catches up
-by itself; ``CONFIRM`` (6, a quarter of a beat) in a row that do not shrink (a tempo change, a
-resumed stall) re-anchor the fit; ``CONFIRM`` the same whole number of periods late count as ticks
-lost in transport. Both predict the wall time of future positions (:meth:`time_of`) so the
-runtime can send on time.
+Position Pointer): it trusts the tick count and fits a least-squares line of tick time against
+count over the last beat of ticks; Start, Continue and Song Position re-anchor it. Its other
+rules are each needed by a replayed trace (tests/test_clock_traces.py, tests/test_clock.py): a
+tick that follows the last within a quarter period ends a late burst and the late tick leaves
+the fit; ``CONFIRM`` ticks in a row off the line on one side are either ticks lost in transport
+(near whole numbers of periods late: counted back) or a new tempo or phase (the fit restarts
+from them); a shorter run off the line was jitter and joins the fit. Both clocks predict the
+wall time of future positions (:meth:`time_of`) so the runtime can send on time.
 :class:`VirtualTime` is a settable time source for tests and offline runs.
 """
 
@@ -26,8 +28,10 @@ CONFIRM = 6       # ticks in a row off the line that say the tempo, phase or cou
 MAX_LOST = 4      # at most this many ticks in a row are taken as lost in transport
 JITTER = 0.25     # a tick within this many periods (or min_jitter) of the line is on it
 BURST = 0.25      # a tick this many periods or less after the last one ends a late burst
-LOST_SPREAD = 0.35   # lost ticks: each of the run within this many periods of n periods late
-HISTORY = 4 * PPQN   # pieces of the position map kept for queries of the past
+LOST_EARLY = 0.35    # lost ticks: no tick of the run more than this many periods early for
+# its count of lost ticks (a late one can be a lost tick and a delay: up to half a period)
+HISTORY = 8 * PPQN   # pieces of the position map kept for queries of the past (8 beats: over a
+# second at 300 bpm, more than a latency offset asks for)
 
 
 class Clock(Protocol):
@@ -128,6 +132,8 @@ class _Segment(NamedTuple):
 class MidiClockFollower:
     """Position and tempo from MIDI clock bytes stamped with their arrival time.
 
+    ``min_jitter`` (s): a tick this close to the line is on it, however fast the tempo; the
+    default takes in the quantisation of a 256-frame audio period at 48 kHz (5.3 ms).
     Only :meth:`on_message` changes state; the queries are pure. Each tick adds one to the
     count and starts a new piece of the position map at its arrival time (the pieces since
     ``HISTORY`` ticks are kept), so a query for an earlier time (``now - latency_offset``)
@@ -135,7 +141,7 @@ class MidiClockFollower:
     """
 
     def __init__(self, steps_per_beat: int = 4, bpm: float = 120.0, window: int = PPQN,
-                 min_jitter: float = 0.0015) -> None:
+                 min_jitter: float = 0.006) -> None:
         self.ticks_per_step = PPQN / steps_per_beat
         self.min_jitter = min_jitter
         self.running = False
@@ -210,29 +216,38 @@ class MidiClockFollower:
 
     def _place(self, k: int, t: float) -> None:
         """Fit a tick on the line; hold ticks off it until ``CONFIRM`` in a row on one side say
-        what moved: ticks lost in transport (a steady whole number of periods late) or the
-        tempo or phase (anything else)."""
+        what moved: ticks lost in transport (each near a whole number of periods late, the
+        number never falling: a loss or two) or the tempo or phase (anything else)."""
         t0, per = self._fit
         err = t - (t0 + per * k)
         if len(self._window) < 3 or abs(err) <= max(self.min_jitter, JITTER * per):
-            self._run.clear()
+            self._end_run()
             self._window.append((k, t))
             self._refit()
             return
         if self._run and (self._run[-1][2] > 0) != (err > 0):
-            self._run.clear()
+            self._end_run()
         self._run.append((k, t, err))
         if len(self._run) < CONFIRM:
             return
         run, self._run = self._run, []
-        n = round(sorted(e for _, _, e in run)[len(run) // 2] / per)
-        if 1 <= n <= MAX_LOST and all(abs(e - n * per) <= LOST_SPREAD * per for _, _, e in run):
-            self._count += n
-            self._window.extend((rk + n, rt) for rk, rt, _ in run)
+        lost = [round(e / per) for _, _, e in run]   # before each tick of the run
+        if (lost[0] >= 1 and lost[-1] <= MAX_LOST and lost == sorted(lost)
+                and all(e - n * per >= -LOST_EARLY * per
+                        for (_, _, e), n in zip(run, lost, strict=True))):
+            self._count += lost[-1]
+            self._window.extend((rk + n, rt) for (rk, rt, _), n in zip(run, lost, strict=True))
         else:
             self._window.clear()
             self._window.extend((rk, rt) for rk, rt, _ in run)
         self._refit()
+
+    def _end_run(self) -> None:
+        """A run too short to say anything moved ends: its ticks within half a period of the
+        line were jitter and join the fit (held out, one side of a jitter as wide as the bound
+        would pull the line away from the other)."""
+        self._window.extend((k, t) for k, t, e in self._run if abs(e) < 0.5 * self._fit[1])
+        self._run.clear()
 
     def _refit(self) -> None:
         """Least-squares line of tick time against tick count over the window."""

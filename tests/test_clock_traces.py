@@ -112,32 +112,39 @@ def assert_monotonic(r: Replay) -> None:
 
 
 @pytest.mark.parametrize("frames", [64, 256])
-@pytest.mark.parametrize("bpm", [90.0, 120.0, 175.0])
+@pytest.mark.parametrize("bpm", [90.0, 120.0, 159.0, 175.0])
 def test_jack_period_jitter(bpm: float, frames: int) -> None:
-    """Ticks quantised to 1.33 / 5.33 ms periods: within 0.25 tick of the grid after a beat (the
-    mean wait for a period end, half a period, is a steady lag), tempo within 0.5 %."""
+    """Ticks quantised to 1.33 / 5.33 ms periods: after a beat the position at the true tick
+    times is behind by at most a period + 1 ms (a tick waits up to a period to be delivered)
+    and ahead by at most half a period + 1 ms; tempo within 0.4 % per 64 frames of period.
+    At 159 bpm the stamps make a staircase (19 gaps of 16 ms, one of 10.7 ms) slower than the
+    window: ``min_jitter`` (6 ms) takes a whole 256-frame step on the line, where a bound of a
+    quarter period (3.9 ms) held each step out, restarted the fit on one stair and followed
+    156.4 bpm, 7 ms late at the end of each stair."""
+    q = frames / RATE
     true = steady(bpm, 8 * PPQN)
     r = replay(true, jack(true, frames, seed=frames + int(bpm)))
-    err = tick_errors(r, range(PPQN, len(true)))
-    assert np.abs(err).max() <= 0.25, err
-    assert r.follower.bpm == pytest.approx(bpm, rel=0.005)
+    err = tick_errors(r, range(PPQN, len(true))) * period(bpm)
+    assert err.min() >= -(q + 0.001) and err.max() <= q / 2 + 0.001, err
+    assert r.follower.bpm == pytest.approx(bpm, rel=0.004 * frames / 64)
     assert_monotonic(r)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_preempted_client(seed: int) -> None:
-    """Four times the receiver is held 10-30 ms and then takes the ticks in a burst with their
-    real count: the grid stays within 0.25 tick, except that at the true times of held ticks
-    the position waits 1.5 ticks past the last tick it got (at most half a tick behind: a
-    hold is under two ticks); tempo within 0.5 %."""
+    """Four times the receiver is held 10-30 ms, then takes the ticks in a burst with their
+    real count: the grid stays within 0.25 tick, except at a tick's true time when the tick
+    before it is still held: then the position waits 1.5 ticks past the last tick it got, at
+    most half a tick behind (a hold is under two ticks); tempo within 0.5 %."""
     rng = np.random.default_rng(seed)
     true = steady(120.0, 8 * PPQN)
     stamps = jack(true, 64, seed)
-    for k in (40, 80, 120, 160):
+    for k in (40, 80, 120):
         start = true[k] + float(rng.uniform(-0.005, 0.005))
         stamps = held(stamps, start, float(rng.uniform(0.010, 0.030)))
+    stamps = held(stamps, true[160] - 0.001, 0.030)   # held over the next tick's time
     r = replay(true, stamps)
-    waits = {k for k in range(len(true)) if stamps[k] - true[k] > 0.002}
+    waits = {k for k in range(1, len(true)) if stamps[k - 1] > true[k]}   # tick k-1 not in yet
     err = tick_errors(r, range(PPQN, len(true)))
     held_err = np.array([e for k, e in enumerate(err, PPQN) if k in waits])
     free_err = np.array([e for k, e in enumerate(err, PPQN) if k not in waits])
@@ -324,3 +331,32 @@ def replay_is_deterministic(make: Callable[[], Replay]) -> None:
 def test_replays_are_deterministic() -> None:
     true = steady(120.0, 2 * PPQN)
     replay_is_deterministic(lambda: replay(true, held(jack(true, 256, 1), true[20], 0.05)))
+
+
+def test_two_ticks_lost_three_apart_are_both_counted_back() -> None:
+    """A live run on a loaded 2-core box lost tick 24 and tick 27 (JACK drops the events of
+    a cycle a busy client misses): the run of late ticks is one period late, then two; both
+    losses are counted back, so the grid does not end up two ticks late."""
+    true = steady(120.0, 6 * PPQN)
+    stamps: list[float | None] = list(jack(true, 64, 24))
+    stamps[24] = stamps[27] = None
+    r = replay(true, stamps)
+    settled = 27 + CONFIRM
+    assert np.abs(tick_errors(r, range(settled, len(true)))).max() <= 0.25
+    assert tick_errors(r, range(24, settled)).min() >= -2.25
+    assert_monotonic(r)
+
+
+def test_a_lost_tick_then_a_late_one_is_counted_back() -> None:
+    """A live run lost tick 44, and the DAW sent tick 50 9 ms late (a loaded sender): the run
+    of ticks a period late holds one 1.4 periods late; the loss is still counted back (a tick
+    can be both after a loss and delayed), so the grid does not end up a tick late."""
+    true = steady(120.0, 6 * PPQN)
+    stamps: list[float | None] = list(jack(true, 64, 44))
+    stamps[44] = None
+    stamps[50] = true[50] + 0.009
+    r = replay(true, stamps)
+    settled = 44 + CONFIRM + 1
+    assert np.abs(tick_errors(r, range(settled, len(true)))).max() <= 0.25
+    assert tick_errors(r, range(44, settled)).min() >= -1.25
+    assert_monotonic(r)
