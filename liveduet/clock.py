@@ -16,8 +16,9 @@ wall time of future positions (:meth:`time_of`) so the runtime can send on time.
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple, Protocol
 
 PPQN = 24
@@ -28,8 +29,8 @@ CONFIRM = 6       # ticks in a row off the line that say the tempo, phase or cou
 MAX_LOST = 4      # at most this many ticks in a row are taken as lost in transport
 JITTER = 0.25     # a tick within this many periods (or min_jitter) of the line is on it
 BURST = 0.25      # a tick this many periods or less after the last one ends a late burst
-LOST_EARLY = 0.35    # lost ticks: no tick of the run more than this many periods early for
-# its count of lost ticks (a late one can be a lost tick and a delay: up to half a period)
+LOST_EARLY = 0.35    # a tick n periods late, less up to this many periods of jitter, or more
+# by a delay short of the next period, follows n lost ticks
 HISTORY = 8 * PPQN   # pieces of the position map kept for queries of the past (8 beats: over a
 # second at 300 bpm, more than a latency offset asks for)
 
@@ -112,6 +113,15 @@ class InternalClock:
         if not self.running:
             return None
         return self._t0 + (pos - self._pos0) * self.step_seconds
+
+
+def _slope(points: Iterable[tuple[int, float]]) -> float:
+    """Least-squares seconds per tick of (tick count, time) points (at least two counts)."""
+    pts = list(points)
+    mk = sum(k for k, _ in pts) / len(pts)
+    mt = sum(t for _, t in pts) / len(pts)
+    var = sum((k - mk) ** 2 for k, _ in pts)
+    return sum((k - mk) * (t - mt) for k, t in pts) / var
 
 
 class _Segment(NamedTuple):
@@ -197,6 +207,10 @@ class MidiClockFollower:
             return None
         before = self.position(t)
         if t - self._last_t < BURST * self._fit[1]:
+            if self._window[-1][0] == self._count:
+                # right after a tick on the line: the same tick again (a loaded JACK client was
+                # seen to deliver one twice), not one a period early
+                return None
             self._drop_last()
         self._count += 1
         self._last_t = t
@@ -216,8 +230,10 @@ class MidiClockFollower:
 
     def _place(self, k: int, t: float) -> None:
         """Fit a tick on the line; hold ticks off it until ``CONFIRM`` in a row on one side say
-        what moved: ticks lost in transport (each near a whole number of periods late, the
-        number never falling: a loss or two) or the tempo or phase (anything else)."""
+        what moved: ticks lost in transport or the tempo or phase. Lost ticks: the run's
+        first tick follows a loss, at most one more loss comes in the run (a gap of two
+        periods or more), and with the losses taken out its ticks come a period apart; a
+        slower tempo instead falls behind by a fraction of a period more at every tick."""
         t0, per = self._fit
         err = t - (t0 + per * k)
         if len(self._window) < 3 or abs(err) <= max(self.min_jitter, JITTER * per):
@@ -231,10 +247,12 @@ class MidiClockFollower:
         if len(self._run) < CONFIRM:
             return
         run, self._run = self._run, []
-        lost = [round(e / per) for _, _, e in run]   # before each tick of the run
-        if (lost[0] >= 1 and lost[-1] <= MAX_LOST and lost == sorted(lost)
-                and all(e - n * per >= -LOST_EARLY * per
-                        for (_, _, e), n in zip(run, lost, strict=True))):
+        lost = [math.floor(e / per + LOST_EARLY) for _, _, e in run]   # before each tick
+        steps = [(b - a, tb - ta) for (_, ta, _), (_, tb, _), a, b   # where the count changes
+                 in zip(run, run[1:], lost, lost[1:], strict=False) if b != a]
+        spacing = _slope([(rk, rt - n * per) for (rk, rt, _), n in zip(run, lost, strict=True)])
+        if (lost[0] >= 1 and lost[-1] <= MAX_LOST and abs(spacing - per) <= 0.1 * per
+                and len(steps) <= 1 and all(d == 1 and gap >= 1.5 * per for d, gap in steps)):
             self._count += lost[-1]
             self._window.extend((rk + n, rt) for (rk, rt, _), n in zip(run, lost, strict=True))
         else:
@@ -251,14 +269,12 @@ class MidiClockFollower:
 
     def _refit(self) -> None:
         """Least-squares line of tick time against tick count over the window."""
-        n = len(self._window)
-        if n < 2:
+        if len(self._window) < 2:
             return
-        mk = sum(k for k, _ in self._window) / n
-        mt = sum(t for _, t in self._window) / n
-        var = sum((k - mk) ** 2 for k, _ in self._window)
-        per = sum((k - mk) * (t - mt) for k, t in self._window) / var
+        per = _slope(self._window)
         if per > 0:
+            mk = sum(k for k, _ in self._window) / len(self._window)
+            mt = sum(t for _, t in self._window) / len(self._window)
             self._fit = (mt - per * mk, per)
 
     def _segment(self, since: float, floor: float) -> _Segment:
