@@ -136,6 +136,7 @@ class _Segment(NamedTuple):
     cap: float     # 1.5 ticks past the last tick: a stalled DAW does not run on
 
     def at(self, now: float) -> float:
+        """The position at ``now``."""
         return max(self.floor, min(self.base + (now - self.t0) / self.step_s, self.cap))
 
 
@@ -144,10 +145,13 @@ class MidiClockFollower:
 
     ``min_jitter`` (s): a tick this close to the line is on it, however fast the tempo; the
     default takes in the quantisation of a 256-frame audio period at 48 kHz (5.3 ms).
-    Only :meth:`on_message` changes state; the queries are pure. Each tick adds one to the
-    count and starts a new piece of the position map at its arrival time (the pieces since
-    ``HISTORY`` ticks are kept), so a query for an earlier time (``now - latency_offset``)
-    reads the map as it stood then and a later query never reads a smaller position.
+    Only :meth:`on_message` changes state; the queries are pure. Each tick counted starts a
+    new piece of the position map at its arrival time (the last ``HISTORY`` pieces are kept),
+    so a query for an earlier time (``now - latency_offset``) reads the map as it stood then,
+    and a later query never reads a smaller position.
+    Ticks lost where the follower cannot see it (more than ``MAX_LOST`` in a row, or among the
+    first three after Start/Continue, before there is a line) leave the position that many
+    ticks behind until the DAW's next Song Position Pointer, Continue or Start.
     """
 
     def __init__(self, steps_per_beat: int = 4, bpm: float = 120.0, window: int = PPQN,
