@@ -158,7 +158,9 @@ def test_preempted_client(seed: int) -> None:
 def test_stall_then_burst(stall: float) -> None:
     """The receiver stalls ``stall`` seconds, then takes every tick of it in a burst: while
     stalled the position waits (1.5 ticks past the last tick, behind the grid by at most the
-    stalled ticks); from the burst on it is back within 0.25 tick, tempo within 0.5 %."""
+    stalled ticks); from the burst on it is back within 0.25 tick, tempo within 0.5 %.
+    Needs the burst rule (a tick within a quarter period of the last one ends a late burst, the
+    late tick leaves the fit): without it the burst's late ticks restart the fit on themselves."""
     true = steady(120.0, 8 * PPQN)
     k0 = 3 * PPQN + 5
     stamps = held(jack(true, 64, 7), true[k0] + 0.001, stall)
@@ -178,7 +180,8 @@ def test_stall_then_burst(stall: float) -> None:
 def test_a_few_lost_ticks_are_counted_back(lost: int) -> None:
     """Up to ``MAX_LOST`` ticks in a row lost in transport: the position is behind by at most
     the lost ticks for at most ``CONFIRM`` ticks (until a steady run of ticks a whole number of
-    periods late says they were lost), then within 0.25 tick again."""
+    periods late says they were lost), then within 0.25 tick again. Needs the lost-tick rule:
+    trusting the count alone leaves the grid behind by the lost ticks."""
     true = steady(120.0, 8 * PPQN)
     stamps: list[float | None] = list(jack(true, 64, lost))
     k0 = 100
@@ -234,7 +237,10 @@ def test_tempo_jump_at_a_bar(before: float, after: float, frames: int) -> None:
     (a slowdown waits at 1.5 ticks past the last tick) while ``CONFIRM`` ticks confirm it, is
     back within 0.25 tick after that, and the tempo is within 0.5 % a beat after the jump.
     140 -> 105 over 256-frame periods: the run of late ticks grows into one, then two periods
-    late, like ticks lost; its ticks coming 1.33 periods apart tell it from a loss (or two)."""
+    late, like ticks lost; its ticks coming 1.33 periods apart tell it from a loss (or two).
+    Needs the restart (a beat-long least-squares window alone lags the new tempo by over a
+    tick) and, for 90 -> 140, the line kept within half a tick of the count (ticks held off
+    the line while the new tempo is confirmed are still counted)."""
     jump = 2 * 4 * PPQN
     bpms = [before] * jump + [after] * (4 * PPQN)
     true = tempo_map(bpms)
