@@ -145,9 +145,9 @@ class MidiClockFollower:
 
     ``min_jitter`` (s): a tick this close to the line is on it, however fast the tempo; the
     default takes in the quantisation of a 256-frame audio period at 48 kHz (5.3 ms). Longer
-    audio periods are outside what it follows well: from a period as long as a tick on (512
-    frames at 230 bpm, 1024 at 110), two ticks delivered together look like one delivered
-    twice, and their stamps like a tempo of one tick per period.
+    audio periods are outside what it follows well; from a period as long as a tick on (512
+    frames from 234 bpm, 1024 from 117 bpm), two ticks delivered together look like one
+    delivered twice, and their stamps like a tempo of one tick per period.
     Only :meth:`on_message` changes state; the queries are pure. Each tick counted starts a
     new piece of the position map at its arrival time (the last ``HISTORY`` pieces are kept),
     so a query for an earlier time (``now - latency_offset``) reads the map as it stood then,
