@@ -3,12 +3,14 @@
 Grid positions are float grid steps (16ths at 4 steps per beat) since transport start.
 :class:`InternalClock` runs at a set tempo; a tempo change keeps the position continuous.
 :class:`MidiClockFollower` follows a DAW's MIDI clock (24 ppqn, Start/Stop/Continue/Song
-Position Pointer): it fits a line through the recent tick times (robust to the period jitter of
-an audio driver). Ticks off the line stay out of the fit: a late burst after a stall catches up
-by itself; ``CONFIRM`` (6, a quarter of a beat) in a row that do not shrink (a tempo change, a
-resumed stall) re-anchor the fit; ``CONFIRM`` the same whole number of periods late count as ticks
-lost in transport. Both predict the wall time of future positions (:meth:`time_of`) so the
-runtime can send on time.
+Position Pointer): it trusts the tick count and fits a least-squares line of tick time against
+count over the last beat of ticks; Start, Continue and Song Position re-anchor it. Its other
+rules are each needed by a replayed trace (tests/test_clock_traces.py, tests/test_clock.py): a
+tick that follows the last within a quarter period ends a late burst and the late tick leaves
+the fit; ``CONFIRM`` ticks in a row off the line on one side are either ticks lost in transport
+(near whole numbers of periods late: counted back) or a new tempo or phase (the fit restarts
+from them); a shorter run off the line was jitter and joins the fit. Both clocks predict the
+wall time of future positions (:meth:`time_of`) so the runtime can send on time.
 :class:`VirtualTime` is a settable time source for tests and offline runs.
 
 The tempo's home is here: :data:`BPM_RANGE` and :data:`DEFAULT_BPM` are the tempo liveduet
@@ -18,16 +20,23 @@ runs at itself (the internal clock, the JACK transport's own tempo), and the ``b
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple, Protocol
 
 PPQN = 24
 CLOCK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 TRANSPORT = frozenset((CLOCK, START, CONTINUE, STOP, SPP))
-MAX_LOST = 4   # at most this many ticks in a row are taken as lost in transport
-CONFIRM = 6    # ticks in a row that confirm lost ticks or a new tempo/phase (a loaded sender
-# can run a period late for a few ticks; a wrong guess would shift the grid by a tick for good)
+CONFIRM = 6       # ticks in a row off the line that say the tempo, phase or count moved (a
+# loaded sender can run a period late for a few ticks; a wrong guess shifts the grid for good)
+MAX_LOST = 4      # at most this many ticks in a row are taken as lost in transport
+JITTER = 0.25     # a tick within this many periods (or min_jitter) of the line is on it
+BURST = 0.25      # a tick this many periods or less after the last one ends a late burst
+LOST_EARLY = 0.35    # a tick n periods late, less up to this many periods of jitter, or more
+# by a delay short of the next period, follows n lost ticks
+HISTORY = 8 * PPQN   # pieces of the position map kept for queries of the past (8 beats: over a
+# second at 300 bpm, more than a latency offset asks for)
 BPM_RANGE = (20.0, 300.0)
 """Lowest and highest tempo (quarter notes per minute) liveduet runs at itself."""
 DEFAULT_BPM = 120.0
@@ -118,25 +127,62 @@ class InternalClock:
         return self._t0 + (pos - self._pos0) * self.step_seconds
 
 
+def _slope(points: Iterable[tuple[int, float]]) -> float:
+    """Least-squares seconds per tick of (tick count, time) points (at least two counts)."""
+    pts = list(points)
+    mk = sum(k for k, _ in pts) / len(pts)
+    mt = sum(t for _, t in pts) / len(pts)
+    var = sum((k - mk) ** 2 for k, _ in pts)
+    return sum((k - mk) * (t - mt) for k, t in pts) / var
+
+
+class _Segment(NamedTuple):
+    """The position map from the tick at ``since`` on: the fitted line through (``t0``,
+    ``base``) at ``step_s`` seconds per step, held within [``floor``, ``cap``]."""
+
+    since: float
+    t0: float
+    base: float
+    step_s: float
+    floor: float   # the position the previous map gave at ``since``: never backwards
+    cap: float     # 1.5 ticks past the last tick: a stalled DAW does not run on
+
+    def at(self, now: float) -> float:
+        """The position at ``now``."""
+        return max(self.floor, min(self.base + (now - self.t0) / self.step_s, self.cap))
+
+
 class MidiClockFollower:
-    """Position and tempo from MIDI clock bytes stamped with their arrival time."""
+    """Position and tempo from MIDI clock bytes stamped with their arrival time.
+
+    ``min_jitter`` (s): a tick this close to the line is on it, however fast the tempo; the
+    default takes in the quantisation of a 256-frame audio period at 48 kHz (5.3 ms). Longer
+    audio periods are outside what it follows well; from a period as long as a tick on (512
+    frames from 234 bpm, 1024 from 117 bpm), two ticks delivered together look like one
+    delivered twice, and their stamps like a tempo of one tick per period.
+    Only :meth:`on_message` changes state; the queries are pure. Each tick counted starts a
+    new piece of the position map at its arrival time (the last ``HISTORY`` pieces are kept),
+    so a query for an earlier time (``now - latency_offset``) reads the map as it stood then,
+    and a later query never reads a smaller position.
+    Ticks lost where the follower cannot see it (more than ``MAX_LOST`` in a row, or among the
+    first three after Start/Continue, before there is a line) leave the position that many
+    ticks behind until the DAW's next Song Position Pointer, Continue or Start.
+    """
 
     def __init__(self, steps_per_beat: int = 4, bpm: float = DEFAULT_BPM, window: int = PPQN,
-                 min_jitter: float = 0.0015) -> None:
+                 min_jitter: float = 0.006) -> None:
         self.ticks_per_step = PPQN / steps_per_beat
-        self.window = window
         self.min_jitter = min_jitter
         self.running = False
         self._armed = False
+        self._frozen = 0.0                 # the position while stopped, or to start from
         self._base = 0.0                   # position of tick 0 since the last (re)start
-        self._ticks: deque[tuple[int, float]] = deque(maxlen=window)
-        self._count = -1                   # index of the last tick since the anchor
+        self._count = 0                    # index of the last tick since then
+        self._last_t = 0.0                 # arrival time of the last tick
         self._fit = (0.0, 60.0 / (bpm * PPQN))   # (t at k=0, seconds per tick)
-        self._outliers: list[tuple[int, float, float]] = []   # recent run off the line
-        self._pending: list[tuple[int, float]] = []   # ticks that may follow lost ones
-        self._pending_n = 0
-        self._frozen = 0.0
-        self._last = 0.0
+        self._window: deque[tuple[int, float]] = deque(maxlen=window)   # ticks on the line
+        self._run: list[tuple[int, float, float]] = []   # ticks off it, same side: (k, t, err)
+        self._map: deque[_Segment] = deque(maxlen=HISTORY)
 
     # -- input ----------------------------------------------------------------------------
     def on_message(self, msg: Sequence[int], t: float) -> str | None:
@@ -166,112 +212,118 @@ class MidiClockFollower:
         return None
 
     def _tick(self, t: float) -> str | None:
-        if self._armed:
+        if self._armed:   # Start/Continue/SPP: this tick is the frozen position
             self._armed, self.running = False, True
-            self._base, self._count, self._last = self._frozen, 0, self._frozen
-            self._ticks.clear()
-            self._ticks.append((0, t))
+            self._base, self._count, self._last_t = self._frozen, 0, t
             self._fit = (t, self._fit[1])
-            self._outliers.clear()
-            self._pending.clear()
+            self._window.clear()
+            self._window.append((0, t))
+            self._run.clear()
+            self._map.clear()
+            self._map.append(self._segment(t, self._frozen))
             return "play"
         if not self.running:
             return None
+        before = self.position(t)
+        if t - self._last_t < BURST * self._fit[1]:
+            if self._window[-1][0] == self._count:
+                # right after a tick on the line: the same tick again (a loaded JACK client was
+                # seen to deliver one twice), not one a period early
+                return None
+            self._drop_last()
         self._count += 1
-        if not self._held_as_loss(self._count, t):
-            self._accept(self._count, t)
+        self._last_t = t
+        self._place(self._count, t)
+        self._map.append(self._segment(t, before))
         return None
 
-    def _err(self, k: int, t: float) -> tuple[float, float]:
+    def _drop_last(self) -> None:
+        """The last tick came late (this one followed it within ``BURST`` periods: a burst after
+        a stall or a preempted sender): take it out of the fit, the count keeps it."""
+        k = self._count
+        if self._run and self._run[-1][0] == k:
+            self._run.pop()
+        elif len(self._window) > 2 and self._window[-1][0] == k:
+            self._window.pop()
+            self._refit()
+
+    def _place(self, k: int, t: float) -> None:
+        """Fit a tick on the line; hold ticks off it until ``CONFIRM`` in a row on one side say
+        what moved: ticks lost in transport or the tempo or phase. Lost ticks: the run's
+        first tick follows a loss, at most one more loss comes in the run (a gap of two
+        periods or more), and with the losses taken out its ticks come a period apart; a
+        slower tempo instead falls behind by a fraction of a period more at every tick."""
         t0, per = self._fit
-        return t - (t0 + per * k), per
-
-    def _held_as_loss(self, k: int, t: float) -> bool:
-        """Hold a tick that came a whole number of periods late; ``CONFIRM`` in a row mean ticks
-        were lost in transport (a stalled sender catches up in a burst instead, and a long stall
-        is not a loss)."""
-        err, per = self._err(k, t)
-        n = round(err / per)
-        whole = (len(self._ticks) >= 4 and 1 <= n <= MAX_LOST
-                 and abs(err - n * per) <= 0.25 * per)
-        if self._pending and (not whole or n != self._pending_n):
-            held, self._pending = self._pending, []
-            for hk, ht in held:
-                self._accept(hk, ht)
-        if not whole:
-            return False
-        self._pending.append((k, t))
-        self._pending_n = n
-        if len(self._pending) < CONFIRM:
-            return True
-        self._count += n
-        held, self._pending = self._pending, []
-        for hk, ht in held:
-            self._accept(hk + n, ht)
-        return True
-
-    def _accept(self, k: int, t: float) -> None:
-        """Fit a tick within the jitter; keep others out unless a run says tempo or phase moved."""
-        err, per = self._err(k, t)
-        bound = max(self.min_jitter, 0.1 * per)
-        if len(self._ticks) < 3 or abs(err) <= bound:
-            self._outliers.clear()
-            self._ticks.append((k, t))
+        err = t - (t0 + per * k)
+        if len(self._window) < 3 or abs(err) <= max(self.min_jitter, JITTER * per):
+            self._end_run()
+            self._window.append((k, t))
             self._refit()
             return
-        # A burst catching up after a stall shrinks towards the line: those stay outliers.
-        # A tempo change grows away from it and a resumed stall stays off it: re-anchor.
-        prev = self._outliers[-1][2] if self._outliers else None
-        if prev is None or (prev > 0) != (err > 0) or abs(err) < abs(prev) - bound:
-            self._outliers.clear()
-        self._outliers.append((k, t, err))
-        if len(self._outliers) < CONFIRM:
+        if self._run and (self._run[-1][2] > 0) != (err > 0):
+            self._end_run()
+        self._run.append((k, t, err))
+        if len(self._run) < CONFIRM:
             return
-        run, self._outliers = self._outliers, []
-        errs = sorted(e for _, _, e in run)
-        n = round(errs[len(errs) // 2] / per)
-        if (1 <= n <= MAX_LOST and errs[-1] - errs[0] <= 0.75 * per
-                and abs(errs[len(errs) // 2] - n * per) <= 0.35 * per):
-            # steadily n periods late, with more jitter than the strict check allows: ticks
-            # were lost (JACK drops events in cycles a busy client misses); count them
-            self._count += n
-            self._ticks.extend((ok + n, ot) for ok, ot, _ in run)
+        run, self._run = self._run, []
+        lost = [math.floor(e / per + LOST_EARLY) for _, _, e in run]   # before each tick
+        steps = [(b - a, tb - ta) for (_, ta, _), (_, tb, _), a, b   # where the count changes
+                 in zip(run, run[1:], lost, lost[1:], strict=False) if b != a]
+        spacing = _slope([(rk, rt - n * per) for (rk, rt, _), n in zip(run, lost, strict=True)])
+        if (lost[0] >= 1 and lost[-1] <= MAX_LOST and abs(spacing - per) <= 0.1 * per
+                and len(steps) <= 1 and all(d == 1 and gap >= 1.5 * per for d, gap in steps)):
+            self._count += lost[-1]
+            self._window.extend((rk + n, rt) for (rk, rt, _), n in zip(run, lost, strict=True))
         else:
-            self._ticks.clear()
-            self._ticks.extend((ok, ot) for ok, ot, _ in run)
+            self._window.clear()
+            self._window.extend((rk, rt) for rk, rt, _ in run)
         self._refit()
 
-    def _refit(self) -> None:
-        n = len(self._ticks)
-        if n < 2:
-            return
-        ks = [k for k, _ in self._ticks]
-        ts = [t for _, t in self._ticks]
-        mk, mt = sum(ks) / n, sum(ts) / n
-        var = sum((k - mk) ** 2 for k in ks)
-        per = sum((k - mk) * (t - mt) for k, t in zip(ks, ts, strict=True)) / var
-        if per <= 0:
-            return
-        self._fit = (mt - per * mk, per)
+    def _end_run(self) -> None:
+        """A run too short to say anything moved ends: its ticks within half a period of the
+        line were jitter and join the fit (held out, one side of a jitter as wide as the bound
+        would pull the line away from the other)."""
+        self._window.extend((k, t) for k, t, e in self._run if abs(e) < 0.5 * self._fit[1])
+        self._run.clear()
 
-    # -- queries --------------------------------------------------------------------------
+    def _refit(self) -> None:
+        """Least-squares line of tick time against tick count over the window."""
+        if len(self._window) < 2:
+            return
+        per = _slope(self._window)
+        if per > 0:
+            mk = sum(k for k, _ in self._window) / len(self._window)
+            mt = sum(t for _, t in self._window) / len(self._window)
+            self._fit = (mt - per * mk, per)
+
+    def _segment(self, since: float, floor: float) -> _Segment:
+        """The map from the tick at ``since``: the fitted line, moved up to half a tick behind
+        the count where it is further behind (the count is trusted: while a faster tempo is
+        being confirmed its ticks are held off the line, yet they are counted)."""
+        t0, per = self._fit
+        tps = self.ticks_per_step
+        behind = (self._count - 0.5) - (since - t0) / per
+        return _Segment(since, t0, self._base + max(behind, 0.0) / tps, per * tps, floor,
+                        self._base + (self._count + 1.5) / tps)
+
+    # -- queries (pure) -------------------------------------------------------------------
     @property
     def bpm(self) -> float:
         """The smoothed tempo."""
         return 60.0 / (self._fit[1] * PPQN)
 
     def position(self, now: float) -> float:
-        """Grid position at ``now``: never backwards, never more than 1.5 ticks past the last."""
+        """Grid position at ``now``, as the ticks received so far place it: never backwards
+        between later queries, never more than 1.5 ticks past the last tick."""
         if not self.running:
             return self._frozen
-        t0, per = self._fit
-        k = min((now - t0) / per, self._count + 1.5)
-        pos = max(self._base + k / self.ticks_per_step, self._last)
-        self._last = pos
-        return pos
+        for seg in reversed(self._map):
+            if seg.since <= now:
+                return seg.at(now)
+        return self._map[0].at(now)
 
     def time_of(self, pos: float) -> float | None:
-        """Predicted wall time of position ``pos``; None while stopped."""
+        """Predicted wall time of position ``pos`` on the fitted line; None while stopped."""
         if not self.running:
             return None
         t0, per = self._fit
