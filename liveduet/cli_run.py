@@ -75,6 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="input port by name or unique substring (repeat for several)")
     p.add_argument("--out", dest="output", metavar="PORT", help="output port name/substring")
     p.add_argument("--api", choices=("auto", *ports.APIS), help=API_HELP)
+    p.add_argument("--midi-backend", choices=ports.BACKENDS, help="on JACK: 'jack' (needs "
+                   "liveduet[jack]) puts every port on one client, stamps input with its frame "
+                   "and places grid notes at their frame; 'rtmidi' uses python-rtmidi; 'auto' "
+                   "(default) is 'jack' when JACK-Client is installed")
     p.add_argument("--in-channel", type=int, metavar="CH", help="only listen to MIDI channel CH "
                    "(1-16; default: every channel); CCs the CC map uses pass on any channel")
     p.add_argument("--octave-names", choices=OCTAVE_NAMES, help="middle C (MIDI 60) shows as "
@@ -248,12 +252,14 @@ def _run(args: argparse.Namespace) -> int:
     clock = make_clock(opts["clock"], settings, spb, engine)
     engine.clock_bpm = lambda: clock.bpm  # a search's deadline follows the clock's tempo
     holder: list[ports.PortSet] = []
-    tick_port = (ports.open_output(api, opts["clock_out"]) if opts["clock_out"]
+    native = api == ports.APIS["jack"] and opts["midi_backend"] != "rtmidi" and \
+        ports.jack_native(opts["midi_backend"]) is not None
+    tick_port = (ports.open_output(api, opts["clock_out"]) if opts["clock_out"] and not native
                  else None)
     clock_out = None
     if opts["clock_out"] is not None:
         clock_out = ClockOutput(clock, tick_port.send_many if tick_port is not None
-                                else lambda msgs: holder[0].send_many(msgs, []), spb,
+                                else lambda msgs: holder[0].send_clock(msgs), spb,
                                 keep=STATS_SAMPLES if opts["stats"] else 2000)
     rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
                  Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
@@ -263,7 +269,8 @@ def _run(args: argparse.Namespace) -> int:
                  ccmap=build_ccmap(opts, cc),
                  loader=lambda name: load_model(name, "call", dirs),
                  send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps),
-                 clock_out=clock_out)
+                 clock_out=clock_out,
+                 send_at=lambda msgs, at: holder[0].send_at(msgs, at))
     poll = opts["input_poll"]
     sink = channel_filter(rt.on_midi, opts["in_channel"], rt.ccmap)
     with contextlib.ExitStack() as stack:
@@ -273,8 +280,13 @@ def _run(args: argparse.Namespace) -> int:
         if isinstance(clock, (LinkClock, JackTransportClock)):
             stack.callback(clock.close)
         holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=sink,
-                                       poll=float(poll) / 1000.0 if poll else None))
+                                       poll=float(poll) / 1000.0 if poll else None,
+                                       backend="jack" if native else "rtmidi",
+                                       clock_out=opts["clock_out"] or None))
         stack.callback(holder[0].close)
+        if holder[0].schedules:  # grid notes go to the port a lead ahead, placed at the frame
+            rt.opt.lead = holder[0].lead
+            rt.opt.early += holder[0].lead   # the engine computes them before that
         signals.check()
         rt.publisher = start_osc(opts, rt, stack)
         stack.callback(rt.stop)

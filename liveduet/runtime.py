@@ -39,7 +39,7 @@ from liveduet.feedback import Feedback, Publisher, p99
 from liveduet.hotswap import HotSwap
 from liveduet.mailbox import ControlBox
 from liveduet.planner import check_mode
-from liveduet.sender import Sender, SendMany, is_note_on
+from liveduet.sender import SendAt, Sender, SendMany, is_note_on
 from liveduet.settings import Action, Command, Set
 
 log = logging.getLogger("liveduet.runtime")
@@ -101,6 +101,8 @@ class Options:
     prefetch_after: float = 0.004      # the next harmony table is started this long after a
     # send: building it at once took a core while JACK delivered the notes (they came later)
     keep_samples: int = 2000           # timing samples kept per kind (the latest; --stats: more)
+    lead: float = 0.0                  # > 0: scheduled sends go this early to ``send_at``,
+    # which places them at their due time (a JACK-native port: at the frame)
     steps_per_beat: int = 4
 
 
@@ -112,7 +114,8 @@ class Runtime:
                  publisher: Publisher | None = None, ccmap: Any = None,
                  loader: Callable[[str], Any] | None = None,
                  send_many: SendMany | None = None,
-                 clock_out: ClockOutput | None = None) -> None:
+                 clock_out: ClockOutput | None = None,
+                 send_at: SendAt | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.clock_out = clock_out   # MIDI clock out of this transport (conductor only)
@@ -138,7 +141,7 @@ class Runtime:
         self.counters = {"in": 0, "out": 0, "commands": 0, "late": 0, "skipped": 0}
         self.out = Sender(send, clock, self.opt, self.counters,  # type: ignore[arg-type]
                           self.errors, send_many,
-                          metres=lambda: self.engine.grid.metres)
+                          metres=lambda: self.engine.grid.metres, send_at=send_at)
         self.spin = rtthread.SpinBudget(self.opt.spin, adaptive=self.opt.adaptive_spin)
         self.message = ""
         self._echo_due = False   # a command changed something: echo at the next tick
