@@ -9,12 +9,13 @@ next period (up to a period off: 5.3 ms at 256 frames), and opens one JACK clien
   offset) converted to ``time.perf_counter()`` seconds and handed to the sink like the rtmidi
   backend's callback does. The conversion reads JACK's frame clock and ``perf_counter`` at the
   same moment (callback entry: ``frames_since_cycle_start``), so the two clocks need no offset;
-- output: :meth:`JackPortSet.send_at` turns each due ``perf_counter`` time into a frame the same
-  way and hands (frame, bytes) to the process callback through a preallocated lock-free
-  ``jack.RingBuffer``; the callback writes each message at its frame's offset in the cycle it
-  falls in (one due in the past goes at offset 0 and counts as late). The runtime hands grid
-  messages over :attr:`JackPortSet.lead` seconds ahead (``schedules``), so they are in the ring
-  before their cycle starts. Messages sent "now" go at offset 0 of the next cycle.
+- output: :meth:`JackPortSet.send_at` turns each due ``perf_counter`` time into a frame by the
+  latest cycle's (first frame, time it started) and hands (frame, bytes) to the process
+  callback through a preallocated lock-free ``jack.RingBuffer``; the callback writes each
+  message at its frame's offset in the cycle it falls in (one due in the past goes at offset 0
+  and counts as late). The runtime hands grid messages over :attr:`JackPortSet.lead` seconds
+  ahead (``schedules``), so they are in the ring before their cycle starts. Messages sent
+  "now" go at offset 0 of the next cycle.
 
 The process callback is Python (cffi) and takes the GIL each cycle; it reads the ring only when
 there is something in it and keeps how late it started in each cycle (:attr:`JackHost.waits`,
@@ -26,7 +27,6 @@ The same client watches the server (shutdown) and the connections of its ports, 
 from __future__ import annotations
 
 import contextlib
-import math
 import struct
 import threading
 import time
@@ -153,6 +153,7 @@ class JackHost:
         self.cycles = 0
         self.lost = threading.Event()
         self.on_connect: Any = None
+        self.anchor = (self.client.frame_time, time.perf_counter())  # until the first cycle
         self.client.set_process_callback(self._process)
         self.client.set_shutdown_callback(lambda *_: self.lost.set())
         self.client.set_port_connect_callback(self._connected)
@@ -170,9 +171,10 @@ class JackHost:
         self.waits[self.cycles % WAITS] = since
         self.cycles += 1
         start = client.last_frame_time
+        base, rate = now - since / self.rate, self.rate
+        self.anchor = (start, base)
         sink = self.sink
         if sink is not None and self.inports:
-            base, rate = now - since / self.rate, self.rate
             for idx, port in enumerate(self.inports):
                 for offset, data in port.incoming_midi_events():
                     sink(base + offset / rate, tuple(bytes(data)), idx)
@@ -185,19 +187,13 @@ class JackHost:
                 self.on_connect(a.name, b.name, bool(connect))
 
     def frames_at(self, times: Sequence[float]) -> list[int]:
-        """JACK frame times of ``perf_counter`` times (JACK's frame clock read next to
-        ``perf_counter``)."""
-        perf, client = time.perf_counter, self.client
-        best = (math.inf, 0.0, 0)
-        for _ in range(3):   # the read least likely to have been preempted half-way
-            before = perf()
-            frame = client.frame_time
-            after = perf()
-            if after - before < best[0]:
-                best = (after - before, (before + after) / 2, frame)
-        _, now, frame = best
+        """JACK frame times of ``perf_counter`` times, by the latest cycle's start (its first
+        frame and the time it ran): where the server really is. JACK's ``frame_time`` runs
+        on a filtered clock that a dummy server falling behind on a loaded machine left tens
+        of milliseconds ahead of the cycles actually run."""
+        start, begun = self.anchor
         rate = self.rate
-        return [(frame + round((t - now) * rate)) & (WRAP - 1) for t in times]
+        return [(start + round((t - begun) * rate)) & (WRAP - 1) for t in times]
 
     def recent_waits(self) -> list[int]:
         """Frames between cycle start and process callback entry, for the kept cycles."""
