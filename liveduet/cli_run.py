@@ -291,7 +291,7 @@ def _run(args: argparse.Namespace) -> int:
         rt.publisher = start_osc(opts, rt, stack)
         stack.callback(rt.stop)
         if opts["stats"]:
-            stack.callback(write_stats, rt, Path(opts["stats"]))
+            stack.callback(write_stats, rt, Path(opts["stats"]), holder[0])
         return play(rt, holder[0], model, opts, settings)
 
 
@@ -502,9 +502,12 @@ def _warn_once(status: dict[str, Any], warned: set[str]) -> None:
             say(f"liveduet: warning: {text}; playing on")
 
 
-def write_stats(rt: Runtime, path: Path) -> None:
-    """Dump :meth:`Runtime.stats` as JSON."""
+def write_stats(rt: Runtime, path: Path, portset: Any = None) -> None:
+    """Dump :meth:`Runtime.stats` (and the ports' own, when they keep any) as JSON."""
+    stats = rt.stats()
+    if portset is not None and hasattr(portset, "stats"):
+        stats["ports"] = portset.stats()
     try:
-        outfile.write_bytes(path, json.dumps(rt.stats()).encode())
+        outfile.write_bytes(path, json.dumps(stats).encode())
     except LiveduetError as err:  # the notes are already released: say it, exit as planned
         say(f"liveduet: error: {err}")

@@ -256,6 +256,16 @@ class JackPortSet(PortSet):
         """Scheduled messages that came after their frame (sent at the cycle's start)."""
         return sum(q.late for q in self._queues())
 
+    def stats(self) -> dict[str, Any]:
+        """For --stats: the period, how late the process callback started in each kept cycle
+        (frames since the cycle start: wake-up plus the wait for the GIL), late and refused
+        messages."""
+        host = self.host
+        return {"backend": "jack", "period_frames": host.client.blocksize if host else 0,
+                "rate": host.rate if host else 0.0,
+                "callback_start_frames": host.recent_waits() if host else [],
+                "late": self.late, "overflow": sum(q.overflow for q in self._queues())}
+
     def _queues(self) -> list[OutQueue]:
         return [q for q in (self._queue, self.clock_port) if q is not None]
 
