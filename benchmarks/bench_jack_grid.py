@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from liveduet.codec import melody_codec
 from tests.factory import scripted_model
 from tests.jack import JackServer, stop_process, wait_for
-from tests.jackrec import FrameClient, grid_offsets
+from tests.jackrec import FrameClient, frame_grid_offsets, grid_offsets
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE, BPM, ANSWER = 48000, 120.0, 72
@@ -52,8 +53,9 @@ def eighths_model(path: Path) -> Path:
 
 
 def one_run(server: JackServer, rec: FrameClient, model: Path, backend: str, notes: int,
-            stats: Path) -> tuple[np.ndarray, dict[str, object]]:
-    """Offsets (frames) of ``notes`` note-ons of one ``liveduet run``; its --stats ports part."""
+            stats: Path) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """Offsets (frames) of ``notes`` note-ons of one ``liveduet run`` from the grid in frames
+    and from the wall-clock grid; its --stats ports part."""
     rec.got.clear()
     rec.times.clear()
     cmd = [sys.executable, "-m", "liveduet", "run", "--api", "jack", "--midi-backend", backend,
@@ -70,9 +72,11 @@ def one_run(server: JackServer, rec: FrameClient, model: Path, backend: str, not
     if proc.returncode != 0:
         raise RuntimeError(f"liveduet run ({backend}) exited {proc.returncode}: "
                            f"{proc.stderr.read()[-1500:] if proc.stderr else ''}")
-    offsets = grid_offsets(rec.note_on_times()[2:notes + 2], 60.0 / BPM / 4, RATE)
+    step = 60.0 / BPM / 4
+    in_frames = frame_grid_offsets(rec.note_on_frames()[2:notes + 2], step * RATE)
+    in_time = grid_offsets(rec.note_on_times()[2:notes + 2], step, RATE)
     ports = json.loads(stats.read_text()).get("ports", {})
-    return offsets, ports
+    return in_frames, in_time, ports
 
 
 def pct(values: np.ndarray | list[float], q: float) -> float:
@@ -80,19 +84,22 @@ def pct(values: np.ndarray | list[float], q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else 0.0
 
 
-def bench_period(period: int, rounds: int, notes: int, model: Path, tmp: Path) -> None:
+def bench_period(period: int, rounds: int, notes: int, model: Path, tmp: Path,
+                 backends: Sequence[str] = BACKENDS) -> None:
     """Interleaved rounds of both backends on one server with ``period`` frames."""
-    offsets: dict[str, list[float]] = {b: [] for b in BACKENDS}
+    offsets: dict[str, list[float]] = {b: [] for b in backends}
+    walls: dict[str, list[float]] = {b: [] for b in backends}
     waits: list[int] = []
     late = 0
     with JackServer(rate=RATE, period=period) as server:
         rec = FrameClient("gridrec")
         try:
             for r in range(rounds):
-                for backend in BACKENDS if r % 2 == 0 else BACKENDS[::-1]:
-                    got, ports = one_run(server, rec, model, backend, notes,
-                                         tmp / f"stats-{period}-{backend}-{r}.json")
+                for backend in backends if r % 2 == 0 else backends[::-1]:
+                    got, wall, ports = one_run(server, rec, model, backend, notes,
+                                               tmp / f"stats-{period}-{backend}-{r}.json")
                     offsets[backend] += list(np.abs(got))
+                    walls[backend] += list(np.abs(wall))
                     if backend == "jack":
                         waits += list(ports.get("callback_start_frames", []))  # type: ignore[call-overload]
                         late += int(ports.get("late", 0))  # type: ignore[call-overload]
@@ -102,11 +109,13 @@ def bench_period(period: int, rounds: int, notes: int, model: Path, tmp: Path) -
     print(f"\nperiod {period} frames ({period / RATE * 1e3:.2f} ms) at {RATE} Hz, {rounds} "
           f"interleaved rounds x {notes} note-ons a backend; dummy-server cycles run late: "
           f"{late_cycles}")
-    print("  |offset| from the 16th grid, frames:")
-    for backend in BACKENDS:
-        values = offsets[backend]
-        print(f"    {backend:7s} n={len(values):4d}  p50 {pct(values, 50):7.2f}  "
-              f"p99 {pct(values, 99):7.2f}  max {max(values, default=0.0):7.2f}")
+    for title, table in (("|offset| from the 16th grid in frames (local fit)", offsets),
+                         ("|offset| from the 16th grid in wall time, in frames", walls)):
+        print(f"  {title}:")
+        for backend in backends:
+            values = table[backend]
+            print(f"    {backend:7s} n={len(values):4d}  p50 {pct(values, 50):7.2f}  "
+                  f"p99 {pct(values, 99):7.2f}  max {max(values, default=0.0):7.2f}")
     print(f"  JACK-native process callback start (frames since cycle start): p50 "
           f"{pct(waits, 50):.0f}  p99 {pct(waits, 99):.0f}  max {max(waits, default=0)} "
           f"over {len(waits)} cycles; messages placed late: {late}")
@@ -117,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--notes", type=int, default=24, help="note-ons measured per run")
     ap.add_argument("--periods", type=int, nargs="+", default=[256, 64])
+    ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     args = ap.parse_args(argv)
     if not JackServer.available():
         print("jackd2 is not installed: run 'bash scripts/test.sh' (it installs jackd2)")
@@ -126,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         model = eighths_model(tmp / "eighths.onnx")
         started = time.perf_counter()
         for period in args.periods:
-            bench_period(period, args.rounds, args.notes, model, tmp)
+            bench_period(period, args.rounds, args.notes, model, tmp, args.backends)
         print(f"\n({time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -249,11 +249,11 @@ def _run(args: argparse.Namespace) -> int:
     signals.check()
     engine = Engine(model, settings, table_source=TableBuilder.for_model,
                     search_margin=SEARCH_MARGIN, search_worker=SearchWorker.for_model)
-    clock = make_clock(opts["clock"], settings, spb, engine)
-    engine.clock_bpm = lambda: clock.bpm  # a search's deadline follows the clock's tempo
-    holder: list[ports.PortSet] = []
     native = api == ports.APIS["jack"] and opts["midi_backend"] != "rtmidi" and \
         ports.jack_native(opts["midi_backend"]) is not None
+    clock = make_clock(opts["clock"], settings, spb, engine, native)
+    engine.clock_bpm = lambda: clock.bpm  # a search's deadline follows the clock's tempo
+    holder: list[ports.PortSet] = []
     tick_port = (ports.open_output(api, opts["clock_out"]) if opts["clock_out"] and not native
                  else None)
     clock_out = None
@@ -295,13 +295,18 @@ def _run(args: argparse.Namespace) -> int:
         return play(rt, holder[0], model, opts, settings)
 
 
-def make_clock(kind: str, settings: Settings, spb: int, engine: Any) -> Any:
-    """The clock source ``kind`` (internal, midi, link, jack) on a grid of ``spb`` steps a beat."""
+def make_clock(kind: str, settings: Settings, spb: int, engine: Any,
+               native: bool = False) -> Any:
+    """The clock source ``kind`` (internal, midi, link, jack) on a grid of ``spb`` steps a beat;
+    with ``native`` (the JACK MIDI backend) the JACK transport is read on its client."""
     if kind == "internal":
         return InternalClock(settings.bpm, spb)
     if kind == "midi":
         return MidiClockFollower(spb, settings.bpm)
     if kind == "jack":
+        if native:
+            from liveduet import jackmidi
+            return JackTransportClock(settings.bpm, spb, client=jackmidi.shared_host().client)
         return JackTransportClock(settings.bpm, spb)
     grid = engine.grid   # the Link quantum is the bar of the metre being played
     return LinkClock(settings.bpm, spb,

@@ -7,15 +7,20 @@ next period (up to a period off: 5.3 ms at 256 frames), and opens one JACK clien
 
 - input: each event is stamped with its frame (the cycle's ``last_frame_time`` plus the event's
   offset) converted to ``time.perf_counter()`` seconds and handed to the sink like the rtmidi
-  backend's callback does. The conversion reads JACK's frame clock and ``perf_counter`` at the
-  same moment (callback entry: ``frames_since_cycle_start``), so the two clocks need no offset;
-- output: :meth:`JackPortSet.send_at` turns each due ``perf_counter`` time into a frame by the
-  latest cycle's (first frame, time it started) and hands (frame, bytes) to the process
-  callback through a preallocated lock-free ``jack.RingBuffer``; the callback writes each
-  message at its frame's offset in the cycle it falls in (one due in the past goes at offset 0
-  and counts as late). The runtime hands grid messages over :attr:`JackPortSet.lead` seconds
-  ahead (``schedules``), so they are in the ring before their cycle starts. Messages sent
-  "now" go at offset 0 of the next cycle.
+  backend's callback does;
+- output: :meth:`JackPortSet.send_at` turns each due ``perf_counter`` time into a frame and
+  hands (frame, bytes) to the process callback through a preallocated lock-free
+  ``jack.RingBuffer``; the callback writes each message at its frame's offset in the cycle it
+  falls in (one due in the past goes at offset 0 and counts as late). The runtime hands grid
+  messages over :attr:`JackPortSet.lead` seconds ahead (``schedules``), so they are in the
+  ring before their cycle starts. Messages sent "now" go at offset 0 of the next cycle.
+
+Frames and ``perf_counter`` time are mapped both ways by where the server really is: each cycle
+reads the frames since its start and ``perf_counter`` (so the two clocks need no calibrated
+offset), and the median start of the last ``ANCHOR_CYCLES`` cycles anchors the mapping (one
+cycle run late, a wake-up or a GIL wait, does not move it). JACK's own ``frame_time`` runs on a
+filtered clock that a dummy server falling behind on a loaded machine left tens of
+milliseconds ahead of the cycles it really ran.
 
 The process callback is Python (cffi) and takes the GIL each cycle; it reads the ring only when
 there is something in it and keeps how late it started in each cycle (:attr:`JackHost.waits`,
@@ -46,6 +51,7 @@ RECORD = struct.Struct("<IB3s")    # due frame, length (NOW: send at offset 0), 
 NOW = 0x80                         # length flag: no due frame, the next cycle's start
 RING_RECORDS = 8192                # ~1.5 s of a dense 1000-event/s flood per output port
 WAITS = 8192                       # callback start delays kept (frames since cycle start)
+ANCHOR_CYCLES = 7                  # cycles whose median start maps wall time to frames
 LEAD_MARGIN = 0.002                # handed over this long before the due cycle starts
 WRAP = 1 << 32                     # JACK frame times are unsigned 32-bit
 
@@ -152,8 +158,12 @@ class JackHost:
         self.waits = array("l", bytes(8 * WAITS))   # frames since cycle start at entry
         self.cycles = 0
         self.lost = threading.Event()
+        self.taken = False   # a JackPortSet has its ports on this client
         self.on_connect: Any = None
         self.anchor = (self.client.frame_time, time.perf_counter())  # until the first cycle
+        self._offsets = array("d", bytes(8 * ANCHOR_CYCLES))
+        self._pos = 0
+        self._last_start = WRAP
         self.client.set_process_callback(self._process)
         self.client.set_shutdown_callback(lambda *_: self.lost.set())
         self.client.set_port_connect_callback(self._connected)
@@ -166,20 +176,34 @@ class JackHost:
 
     def _process(self, frames: int) -> None:
         client = self.client
-        now = time.perf_counter()
         since = client.frames_since_cycle_start
+        now = time.perf_counter()
         self.waits[self.cycles % WAITS] = since
         self.cycles += 1
         start = client.last_frame_time
         base, rate = now - since / self.rate, self.rate
-        self.anchor = (start, base)
+        self._anchor(start, base)
         sink = self.sink
         if sink is not None and self.inports:
+            base = self.anchor[1]
             for idx, port in enumerate(self.inports):
                 for offset, data in port.incoming_midi_events():
                     sink(base + offset / rate, tuple(bytes(data)), idx)
         for out in self.outs:
             out.process(start, frames)
+
+    def _anchor(self, start: int, begun: float) -> None:
+        """Keep the wall time of frame 0 as the median of the last ``ANCHOR_CYCLES`` cycles':
+        one cycle run late (a wake-up, a GIL wait) does not move the notes placed by it, a
+        server that fell behind for good (a dummy server losing time) is followed at once."""
+        offs, pos = self._offsets, self._pos
+        offset = begun - start / self.rate
+        if start < self._last_start:   # the first cycle, or the 32-bit frame counter wrapped
+            offs[:] = array("d", [offset] * ANCHOR_CYCLES)
+        self._last_start = start
+        offs[pos] = offset
+        self._pos = (pos + 1) % ANCHOR_CYCLES
+        self.anchor = (start, sorted(offs)[ANCHOR_CYCLES // 2] + start / self.rate)
 
     def _connected(self, a: Any, b: Any, connect: bool) -> None:
         with contextlib.suppress(Exception):  # nothing may raise into libjack
@@ -187,10 +211,7 @@ class JackHost:
                 self.on_connect(a.name, b.name, bool(connect))
 
     def frames_at(self, times: Sequence[float]) -> list[int]:
-        """JACK frame times of ``perf_counter`` times, by the latest cycle's start (its first
-        frame and the time it ran): where the server really is. JACK's ``frame_time`` runs
-        on a filtered clock that a dummy server falling behind on a loaded machine left tens
-        of milliseconds ahead of the cycles actually run."""
+        """JACK frame times of ``perf_counter`` times (by the anchor, see the module text)."""
         start, begun = self.anchor
         rate = self.rate
         return [(start + round((t - begun) * rate)) & (WRAP - 1) for t in times]
@@ -202,10 +223,25 @@ class JackHost:
 
     def close(self) -> None:
         """Leave the server (a dead server's client is only dropped)."""
+        global _shared
+        if _shared is self:
+            _shared = None
         with contextlib.suppress(Exception):
             if not self.lost.is_set():
                 self.client.deactivate()
             self.client.close()
+
+
+_shared: JackHost | None = None
+
+
+def shared_host() -> JackHost:
+    """This process's JACK client ``liveduet`` (opened on first use): the MIDI ports and the
+    JACK transport clock share it, so liveduet is one client in the JACK graph."""
+    global _shared
+    if _shared is None:
+        _shared = JackHost()
+    return _shared
 
 
 class HostWatch:
@@ -374,7 +410,10 @@ def open_jack_ports(inputs: Sequence[str] = (), output: str | None = None,
     """Open liveduet's ports on one JACK client: named inputs (each on a port of ours wired
     from it) or one ``liveduet in``; a named or virtual output; with ``clock_out`` (a port
     name) a ``liveduet clock`` port wired to it."""
-    host = JackHost()
+    host = shared_host()
+    if host.taken:   # a second set of ports in this process (tests): a client of its own
+        host = JackHost()
+    host.taken = True
     ports = JackPortSet(APIS["jack"], sink=sink, host=host)
     try:
         client = host.client

@@ -104,3 +104,20 @@ def grid_offsets(times: Sequence[float], step: float, rate: float) -> np.ndarray
     centre = np.median(phase)
     dev = (phase - centre + step / 2) % step - step / 2
     return dev * rate
+
+
+def frame_grid_offsets(frames: Sequence[int], step: float, window: int = 4) -> np.ndarray:
+    """Offsets (frames) of note-on ``frames`` from a grid of ``step`` frames: each note is put
+    on its nearest grid line and compared with the line fitted (least squares) through its
+    ``window`` neighbours on either side, so the frame clock drifting slowly against the wall
+    clock (a dummy server on a loaded machine) is not counted."""
+    f = np.asarray(frames, dtype=float)
+    if len(f) < 3:
+        return np.zeros(0)
+    k = np.round((f - f[0]) / step)
+    out = np.zeros(len(f))
+    for i in range(len(f)):
+        near = [j for j in range(max(0, i - window), min(len(f), i + window + 1)) if j != i]
+        slope, icept = np.polyfit(k[near], f[near], 1)
+        out[i] = f[i] - (icept + slope * k[i])
+    return out
