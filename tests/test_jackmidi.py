@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from liveduet import jackmidi, ports
-from liveduet.errors import PortError
+from liveduet.errors import ConfigError, PortError
 from tests.jack import JackServer, stop_process, wait_for
 from tests.jackrec import FrameClient, grid_offsets
 from tests.test_run import answer_model
@@ -162,3 +162,20 @@ def test_continue_mode_notes_lie_on_the_tempo_grid(server: JackServer, tester: F
     # most notes: a cycle the loaded dummy server runs late throws JACK's frame clock off
     # for a few notes (both clients see the same frames, each maps them to time later)
     assert np.mean(offsets <= 16) >= 0.75, offsets
+
+
+def test_without_jack_client_auto_falls_back_to_rtmidi_with_one_notice(
+        server: JackServer, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def missing() -> None:
+        raise ConfigError("--clock jack needs JACK-Client: pip install 'liveduet[jack]'")
+    monkeypatch.setattr(jackmidi, "load_jack", missing)
+    ps = ports.open_ports(ports.APIS["jack"])
+    try:
+        assert type(ps) is ports.PortSet and not ps.schedules
+        assert [r.getMessage() for r in caplog.records] == [jackmidi.MISSING]
+        assert "pip install 'liveduet[jack]'" in jackmidi.MISSING
+    finally:
+        ps.close()
+    with pytest.raises(PortError, match=r"--midi-backend jack needs JACK-Client: pip install"):
+        ports.open_ports(ports.APIS["jack"], backend="jack")
