@@ -309,7 +309,7 @@ class JackPortSet(PortSet):
         """Send now (the next cycle's start), appending ``perf_counter`` to ``stamps``."""
         with self._send_lock:
             stamps += [time.perf_counter()] * len(msgs)
-            if self._queue is None or self.output is None or not self.output.alive:
+            if self._queue is None:
                 return
             self._queue.put([None] * len(msgs), msgs)
             for msg in msgs:
@@ -319,7 +319,7 @@ class JackPortSet(PortSet):
         """Hand messages over to leave at the frames of their ``perf_counter`` times ``at``."""
         host = self.host
         with self._send_lock:
-            if host is None or self._queue is None or self.output is None:
+            if host is None or self._queue is None:
                 return
             self._queue.put(host.frames_at(at), msgs)
             for msg in msgs:
@@ -389,7 +389,7 @@ class JackPortSet(PortSet):
             else:
                 self.host.client.connect(port.name, own)  # type: ignore[union-attr]
         port.alive = True
-        reports = [f"{kind} port {port.name!r} is back; reconnected"]
+        reports = [f"{kind} port {port.name!r} is back; reopened"]
         if is_out and (n := self._repair()):
             reports.append(f"sent {n} note-off(s) for notes the receiver missed")
         return reports
