@@ -177,12 +177,15 @@ class Sender:
             return
         stamps: list[float] = []
         if batch.at and self._send_at is not None:
-            try:  # the port places each at its time and counts its own late ones
+            # the port places each at its time and counts its own late ones; the wake-up error
+            # recorded is the hand-over's, against its planned time (``lead`` before due)
+            handed = time.perf_counter() + self._lead()
+            try:
                 self._send_at(msgs, batch.at)
-                stamps = list(batch.at)
             except Exception as err:  # a vanished port must not stop the conductor
                 self._failed(err)
                 return
+            stamps = [handed] * len(msgs)
         failed: set[int] = set()
         while len(stamps) < len(msgs):
             before = len(stamps)
