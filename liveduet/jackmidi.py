@@ -32,6 +32,8 @@ The same client watches the server (shutdown) and the connections of its ports, 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import struct
 import threading
 import time
@@ -54,6 +56,39 @@ WAITS = 8192                       # callback start delays kept (frames since cy
 ANCHOR_CYCLES = 7                  # cycles whose median start maps wall time to frames
 LEAD_MARGIN = 0.002                # handed over this long before the due cycle starts
 WRAP = 1 << 32                     # JACK frame times are unsigned 32-bit
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [("time", ctypes.c_uint32), ("size", ctypes.c_size_t),
+                ("buffer", ctypes.c_void_p)]
+
+
+def _cycle_lib() -> Any:
+    """libjack for the process callback, through ``ctypes.PyDLL``: its calls keep the GIL.
+    JACK-Client's cffi calls give it up and take it back, each one (a port's buffer, the
+    block size, an event: a dozen a cycle), and every take could wait a switch interval for
+    a busy thread; these calls are short and never block, so the callback takes the GIL
+    once, when it starts."""
+    lib = ctypes.PyDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+    vp, u32 = ctypes.c_void_p, ctypes.c_uint32
+    for name, res, args in (
+            ("jack_frames_since_cycle_start", u32, [vp]),
+            ("jack_last_frame_time", u32, [vp]),
+            ("jack_port_get_buffer", vp, [vp, u32]),
+            ("jack_midi_get_event_count", u32, [vp]),
+            ("jack_midi_event_get", ctypes.c_int, [ctypes.POINTER(_Event), vp, u32]),
+            ("jack_midi_clear_buffer", None, [vp]),
+            ("jack_midi_event_write", ctypes.c_int, [vp, u32, ctypes.c_char_p, ctypes.c_size_t]),
+            ("jack_ringbuffer_read_space", ctypes.c_size_t, [vp]),
+            ("jack_ringbuffer_read", ctypes.c_size_t, [vp, vp, ctypes.c_size_t])):
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = res, args
+    return lib
+
+
+def _address(ffi: Any, ptr: Any) -> int:
+    """A cffi pointer of JACK-Client (its client, a port, a ring buffer) as an address."""
+    return int(ffi.cast("uintptr_t", ptr))
 
 
 def _signed(diff: int) -> int:
@@ -84,11 +119,16 @@ class OutQueue:
     """One output port's hand-off: a lock-free ring (writers serialised by a lock, never the
     reader) and the messages the process callback holds until their cycle."""
 
-    def __init__(self, jack: Any, port: Any) -> None:
+    def __init__(self, jack: Any, port: Any, lib: Any) -> None:
         self.port = port
         self.ring = jack.RingBuffer(RING_RECORDS * RECORD.size)
         with contextlib.suppress(Exception):  # mlock may be refused (no memlock limit)
             self.ring.mlock()
+        self._lib = lib   # _cycle_lib(): the process callback's calls keep the GIL
+        self._port = _address(jack._ffi, port._ptr)
+        self._ring = _address(jack._ffi, self.ring._ptr)
+        self._scratch = ctypes.create_string_buffer(RING_RECORDS * RECORD.size)
+        self._view = memoryview(self._scratch).cast("B")
         self.lock = threading.Lock()
         self.pending: list[tuple[int, int, bytes]] = []   # (frame, order, bytes) not yet due
         self.order = 0
@@ -112,12 +152,15 @@ class OutQueue:
 
     def process(self, start: int, frames: int) -> None:
         """Write the messages due in the cycle [start, start + frames) at their offsets."""
-        port = self.port
-        port.clear_buffer()
-        ring, pending = self.ring, self.pending
-        space = ring.read_space
+        lib = self._lib
+        buf = lib.jack_port_get_buffer(self._port, frames)
+        lib.jack_midi_clear_buffer(buf)
+        pending = self.pending
+        space = lib.jack_ringbuffer_read_space(self._ring)
         if space >= RECORD.size:
-            for frame, n, body in RECORD.iter_unpack(ring.read(space - space % RECORD.size)):
+            got = lib.jack_ringbuffer_read(self._ring, self._scratch,
+                                           space - space % RECORD.size)
+            for frame, n, body in RECORD.iter_unpack(self._view[:got]):
                 self.order += 1
                 msg = body[:n & 0x7F]
                 if n & NOW:   # after any note-on it ends that was handed over ahead
@@ -130,14 +173,14 @@ class OutQueue:
             return
         self.pending = [p for p in pending if _signed(p[0] - start) >= frames]
         due.sort(key=lambda p: (_signed(p[0] - start), p[1]))
-        last = 0
+        last, write = 0, lib.jack_midi_event_write
         for frame, _order, body in due:
             off = _signed(frame - start)
             if off < 0:
                 self.late += 1
                 off = 0
             last = max(off, last)   # JACK wants event times in order
-            port.write_midi_event(last, body)
+            write(buf, last, body, len(body))
 
 
 class JackHost:
@@ -164,6 +207,10 @@ class JackHost:
         self._offsets = array("d", bytes(8 * ANCHOR_CYCLES))
         self._pos = 0
         self._last_start = WRAP
+        self.lib = _cycle_lib()
+        self._cptr = _address(jack._ffi, self.client._ptr)
+        self._event = _Event()
+        self._in_ptrs: list[int] = []
         self.client.set_process_callback(self._process)
         self.client.set_shutdown_callback(lambda *_: self.lost.set())
         self.client.set_port_connect_callback(self._connected)
@@ -175,20 +222,24 @@ class JackHost:
         return float(self.client.blocksize) / self.rate
 
     def _process(self, frames: int) -> None:
-        client = self.client
-        since = client.frames_since_cycle_start
+        lib, client = self.lib, self._cptr
+        since = lib.jack_frames_since_cycle_start(client)
         now = time.perf_counter()
         self.waits[self.cycles % WAITS] = since
         self.cycles += 1
-        start = client.last_frame_time
-        base, rate = now - since / self.rate, self.rate
-        self._anchor(start, base)
+        start = lib.jack_last_frame_time(client)
+        self._anchor(start, now - since / self.rate)
         sink = self.sink
-        if sink is not None and self.inports:
-            base = self.anchor[1]
-            for idx, port in enumerate(self.inports):
-                for offset, data in port.incoming_midi_events():
-                    sink(base + offset / rate, tuple(bytes(data)), idx)
+        if sink is not None and self._in_ptrs:
+            base, rate, event = self.anchor[1], self.rate, self._event
+            get, ref, string_at = lib.jack_midi_event_get, ctypes.byref(event), ctypes.string_at
+            for idx, ptr in enumerate(self._in_ptrs):
+                buf = lib.jack_port_get_buffer(ptr, frames)
+                for i in range(lib.jack_midi_get_event_count(buf)):
+                    if get(ref, buf, i):
+                        break
+                    sink(base + event.time / rate, tuple(string_at(event.buffer, event.size)),
+                         idx)
         for out in self.outs:
             out.process(start, frames)
 
@@ -418,7 +469,7 @@ def open_jack_ports(inputs: Sequence[str] = (), output: str | None = None,
     try:
         client = host.client
         out_port = client.midi_outports.register(VIRTUAL_OUT)
-        ports._queue = OutQueue(host.jack, out_port)
+        ports._queue = OutQueue(host.jack, out_port, host.lib)
         if output is None:
             ports.output = _Port(out_port, None, out_port.name)
         else:
@@ -429,6 +480,7 @@ def open_jack_ports(inputs: Sequence[str] = (), output: str | None = None,
             name = VIRTUAL_IN if idx == 0 else f"{VIRTUAL_IN} {idx + 1}"
             in_port = client.midi_inports.register(name)
             host.inports.append(in_port)
+            host._in_ptrs.append(_address(host.jack._ffi, in_port._ptr))
             if wanted is None:
                 ports.inputs.append(_Port(in_port, None, in_port.name))
             else:
@@ -438,7 +490,7 @@ def open_jack_ports(inputs: Sequence[str] = (), output: str | None = None,
         if clock_out:
             clock_port = client.midi_outports.register("liveduet clock")
             client.connect(clock_port, _match(host, clock_out, "output", []))
-            ports.clock_port = OutQueue(host.jack, clock_port)
+            ports.clock_port = OutQueue(host.jack, clock_port, host.lib)
         host.outs = ports._queues()
         ports.watch = HostWatch(host)  # type: ignore[assignment]
         host.on_connect = ports._on_connect
