@@ -287,6 +287,8 @@ def _run(args: argparse.Namespace) -> int:
         if holder[0].schedules:  # grid notes go to the port a lead ahead, placed at the frame
             rt.opt.lead = holder[0].lead
             rt.opt.early += holder[0].lead   # the engine computes them before that
+            if clock_out is not None and tick_port is None:   # and the clock ticks
+                clock_out.lead, clock_out.send_at = holder[0].lead, holder[0].send_clock_at
         signals.check()
         rt.publisher = start_osc(opts, rt, stack)
         stack.callback(rt.stop)

@@ -376,6 +376,12 @@ class JackPortSet(PortSet):
             for msg in msgs:
                 self.track.sent(msg)
 
+    def send_clock_at(self, msgs: Sequence[Sequence[int]], at: Sequence[float]) -> None:
+        """MIDI clock ticks to leave at the frames of their ``perf_counter`` times ``at``."""
+        host, queue = self.host, self.clock_port or self._queue
+        if host is not None and queue is not None:
+            queue.put(host.frames_at(at), msgs)
+
     def send_clock(self, msgs: Sequence[Sequence[int]]) -> None:
         """MIDI clock out bytes now: on the ``liveduet clock`` port if open, else the output."""
         if self.clock_port is None:
