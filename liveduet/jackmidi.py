@@ -39,7 +39,7 @@ import threading
 import time
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from liveduet.errors import PortError
@@ -195,7 +195,7 @@ class JackHost:
             raise PortError(f"no JACK server reachable ({err}). Fix: start one ({JACKD_CMD}); "
                             "the server named by JACK_DEFAULT_SERVER is used if set") from err
         self.rate = float(self.client.samplerate)
-        self.inports: list[Any] = []
+        self.inports: list[Any] = []   # the input ports (their addresses: _in_ptrs)
         self.outs: list[OutQueue] = []
         self.sink: Sink | None = None
         self.waits = array("l", bytes(8 * WAITS))   # frames since cycle start at entry
@@ -328,7 +328,6 @@ class JackPortSet(PortSet):
     host: JackHost | None = None
     clock_port: OutQueue | None = None
     _queue: OutQueue | None = None
-    _names: dict[int, str] = field(default_factory=dict)   # input index -> our port's name
 
     schedules = True   # grid messages may be handed over ahead with their due time
 
