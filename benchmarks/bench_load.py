@@ -15,6 +15,7 @@ harmonize mode with thru on as a subprocess, and plays note-on/note-off pairs in
 
     python benchmarks/bench_load.py                 # 60 s at 1000 events/s
     python benchmarks/bench_load.py --seconds 20    # shorter
+    python benchmarks/bench_load.py --backend rtmidi --period 256   # python-rtmidi, 256 frames
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                     "threads) instead of --no-realtime")
     ap.add_argument("--run-args", default="", help="extra 'liveduet run' arguments, e.g. "
                     "'--input-poll 0' (callback input)")
+    ap.add_argument("--backend", choices=("auto", "jack", "rtmidi"), default="auto",
+                    help="liveduet's MIDI backend on JACK (--midi-backend)")
     ap.add_argument("--send-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.send_only:
@@ -109,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     with server(period=args.period) as jack:
         cmd = [sys.executable, "-m", "liveduet", "run", "--api", "jack", "--mode", "harmonize",
                "--model", args.model or _model(tmp), "--thru", "--quiet", "--no-osc",
-               "--stats", str(stats_path), "--bpm", "120", *args.run_args.split()]
+               "--stats", str(stats_path), "--bpm", "120", "--midi-backend", args.backend,
+               *args.run_args.split()]
         proc = subprocess.Popen(cmd, env=jack.env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
@@ -244,7 +248,7 @@ def _report(result: dict[str, object], counters: dict[str, int], args: argparse.
     thru_back = sum(1 for _, m in recv if m[0] == 0x90 and m[2] > 0)  # type: ignore[union-attr,index]
     mode = "-R (real-time)" if args.realtime else "--no-realtime"
     print(f"JACK dummy server: 48 kHz, {args.period} frames per period, {mode}; "
-          f"liveduet run extra args: {args.run_args or 'none'}")
+          f"MIDI backend {args.backend}; liveduet run extra args: {args.run_args or 'none'}")
     print(f"load: {len(sent)} events in {args.seconds:.0f} s ({len(sent) / args.seconds:.0f}/s)")  # type: ignore[arg-type]
     tapped, counted = int(result["tapped"]), int(counters.get("in", 0))  # type: ignore[call-overload]
     print(f"delivered by JACK to a bare receiver: {tapped} (lost before liveduet: "

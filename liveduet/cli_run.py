@@ -77,6 +77,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="input port by name or unique substring (repeat for several)")
     p.add_argument("--out", dest="output", metavar="PORT", help="output port name/substring")
     p.add_argument("--api", choices=("auto", *ports.APIS), help=API_HELP)
+    p.add_argument("--midi-backend", choices=ports.BACKENDS, help="on JACK: 'jack' (needs "
+                   "liveduet[jack]) puts every port on one client, stamps input with its frame "
+                   "and places grid notes at their frame, but loses more input under a flood; "
+                   "'rtmidi' (default) uses python-rtmidi; 'auto' is 'jack' when JACK-Client is "
+                   "installed")
     p.add_argument("--in-channel", type=int, metavar="CH", help="only listen to MIDI channel CH "
                    "(1-16; default: every channel); CCs the CC map uses pass on any channel")
     p.add_argument("--octave-names", choices=OCTAVE_NAMES, help="middle C (MIDI 60) shows as "
@@ -248,15 +253,17 @@ def _run(args: argparse.Namespace) -> int:
     workers = Workers()
     engine = Engine(model, settings, table_source=workers.tables,
                     search_margin=SEARCH_MARGIN, search_worker=workers.search)
-    clock = make_clock(opts["clock"], settings, spb, engine)
+    native = api == ports.APIS["jack"] and opts["midi_backend"] != "rtmidi" and \
+        ports.jack_native(opts["midi_backend"]) is not None
+    clock = make_clock(opts["clock"], settings, spb, engine, native)
     engine.clock_bpm = lambda: clock.bpm  # a search's deadline follows the clock's tempo
     holder: list[ports.PortSet] = []
-    tick_port = (ports.open_output(api, opts["clock_out"]) if opts["clock_out"]
+    tick_port = (ports.open_output(api, opts["clock_out"]) if opts["clock_out"] and not native
                  else None)
     clock_out = None
     if opts["clock_out"] is not None:
         clock_out = ClockOutput(clock, tick_port.send_many if tick_port is not None
-                                else lambda msgs: holder[0].send_many(msgs, []), spb,
+                                else lambda msgs: holder[0].send_clock(msgs), spb,
                                 keep=STATS_SAMPLES if opts["stats"] else 2000)
     rt = Runtime(engine, clock, lambda msg: holder[0].send(msg),
                  Options(latency_offset=float(opts["latency_offset"]) / 1000.0,
@@ -266,7 +273,8 @@ def _run(args: argparse.Namespace) -> int:
                  ccmap=build_ccmap(opts, cc),
                  loader=lambda name: load_model(name, "call", dirs),
                  send_many=lambda msgs, stamps: holder[0].send_many(msgs, stamps),
-                 clock_out=clock_out)
+                 clock_out=clock_out,
+                 send_at=lambda msgs, at: holder[0].send_at(msgs, at))
     poll = opts["input_poll"]
     sink = channel_filter(rt.on_midi, opts["in_channel"], rt.ccmap)
     with contextlib.ExitStack() as stack:
@@ -276,23 +284,35 @@ def _run(args: argparse.Namespace) -> int:
         if isinstance(clock, (LinkClock, JackTransportClock)):
             stack.callback(clock.close)
         holder.append(ports.open_ports(api, opts["inputs"], opts["output"], sink=sink,
-                                       poll=float(poll) / 1000.0 if poll else None))
+                                       poll=float(poll) / 1000.0 if poll else None,
+                                       backend="jack" if native else "rtmidi",
+                                       clock_out=opts["clock_out"] or None))
         stack.callback(holder[0].close)
+        if holder[0].schedules:  # grid notes go to the port a lead ahead, placed at the frame
+            rt.opt.lead = holder[0].lead
+            rt.opt.early += holder[0].lead   # the engine computes them before that
+            if clock_out is not None and tick_port is None:   # and the clock ticks
+                clock_out.lead, clock_out.send_at = holder[0].lead, holder[0].send_clock_at
         signals.check()
         rt.publisher = start_osc(opts, rt, stack)
         stack.callback(rt.stop)
         if opts["stats"]:
-            stack.callback(write_stats, rt, Path(opts["stats"]))
+            stack.callback(write_stats, rt, Path(opts["stats"]), holder[0])
         return play(rt, holder[0], model, opts, settings)
 
 
-def make_clock(kind: str, settings: Settings, spb: int, engine: Any) -> Any:
-    """The clock source ``kind`` (internal, midi, link, jack) on a grid of ``spb`` steps a beat."""
+def make_clock(kind: str, settings: Settings, spb: int, engine: Any,
+               native: bool = False) -> Any:
+    """The clock source ``kind`` (internal, midi, link, jack) on a grid of ``spb`` steps a beat;
+    with ``native`` (the JACK MIDI backend) the JACK transport is read on its client."""
     if kind == "internal":
         return InternalClock(settings.bpm, spb)
     if kind == "midi":
         return MidiClockFollower(spb, settings.bpm)
     if kind == "jack":
+        if native:
+            from liveduet import jackmidi
+            return JackTransportClock(settings.bpm, spb, client=jackmidi.shared_host().client)
         return JackTransportClock(settings.bpm, spb)
     grid = engine.grid   # the Link quantum is the bar of the metre being played
     return LinkClock(settings.bpm, spb,
@@ -476,9 +496,12 @@ def _warn_once(status: dict[str, Any], warned: set[str]) -> None:
             say(f"liveduet: warning: {text}; playing on")
 
 
-def write_stats(rt: Runtime, path: Path) -> None:
-    """Dump :meth:`Runtime.stats` as JSON."""
+def write_stats(rt: Runtime, path: Path, portset: Any = None) -> None:
+    """Dump :meth:`Runtime.stats` (and the ports' own, when they keep any) as JSON."""
+    stats = rt.stats()
+    if portset is not None and hasattr(portset, "stats"):
+        stats["ports"] = portset.stats()
     try:
-        outfile.write_bytes(path, json.dumps(rt.stats()).encode())
+        outfile.write_bytes(path, json.dumps(stats).encode())
     except LiveduetError as err:  # the notes are already released: say it, exit as planned
         say(f"liveduet: error: {err}")

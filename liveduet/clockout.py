@@ -118,13 +118,22 @@ class ClockOutput:
         self.sent = 0       # clock ticks sent
         self.errors: deque[float] = deque(maxlen=keep)   # send time minus due time, per send
         self._last = (0.0, 0.0)    # (now, position) at the last call while running
+        # > 0 with ``send_at`` (a port that places messages at their time, JACK-native):
+        # ticks are handed over this long ahead with their due times
+        self.lead = 0.0
+        self.send_at: Callable[[Sequence[Msg], Sequence[float]], None] | None = None
 
     def due_time(self) -> float | None:
-        """Wall time of the next tick (None when stopped or nothing is due)."""
+        """Wall time of the next tick, or of its hand-over ``lead`` ahead (None when stopped
+        or nothing is due)."""
         if self.clock.running != self.out.running:
             return -math.inf  # a transport change is due now
         pos = self.out.next_pos
-        return None if pos is None else self.clock.time_of(pos)
+        t = None if pos is None else self.clock.time_of(pos)
+        return None if t is None else t - self._lead()
+
+    def _lead(self) -> float:
+        return self.lead if self.send_at is not None else 0.0
 
     def send_due(self, now: float) -> None:
         """Send transport changes and every tick due by ``now``."""
@@ -135,6 +144,8 @@ class ClockOutput:
             msgs += out.start(self._last[1])
         elif not clock.running and out.running:
             msgs += out.stop()
+        ahead: list[Msg] = []
+        at: list[float] = []
         if out.running:
             pos = clock.position(now)
             if self._jumped(pos):
@@ -142,13 +153,21 @@ class ClockOutput:
             self._last = (now, pos)
             due = out.next_pos
             t = clock.time_of(due) if due is not None else None
-            if t is not None and due is not None and t <= now:
-                ticks = out.take(max(pos, due))
-                msgs += ticks
+            lead = self._lead()
+            if t is not None and due is not None and t <= now + lead:
+                first = out.next_tick
+                ticks = out.take(max(clock.position(now + lead) if lead else pos, due))
                 self.sent += len(ticks)
-                self.errors.append(now - t)
+                self.errors.append(now + lead - t)
+                if lead:
+                    ahead = ticks
+                    at = [clock.time_of(out.tick_pos(first + i)) or t for i in range(len(ticks))]
+                else:
+                    msgs += ticks
         if msgs:
             self._send(msgs)
+        if ahead and self.send_at is not None:
+            self.send_at(ahead, at)
 
     def _jumped(self, pos: float) -> bool:
         """True when the transport moved (a locate, a Link peer re-mapping the beat) rather

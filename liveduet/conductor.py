@@ -29,7 +29,7 @@ from liveduet.errors import ConfigError, LiveduetError
 from liveduet.events import Control, Event, Loaded, Midi
 from liveduet.feedback import Feedback, Publisher, p99
 from liveduet.hotswap import Swaps
-from liveduet.sender import Sender, SendMany, is_note_on
+from liveduet.sender import SendAt, Sender, SendMany, is_note_on
 from liveduet.settings import Act, Action, Command, Set
 from liveduet.transport import Transport
 
@@ -53,6 +53,7 @@ class Options:
     prefetch_after: float = 0.004      # the next harmony table is started this long after a
     # send, once JACK has delivered it: a table build takes a core for a few ms
     keep_samples: int = 2000           # timing samples kept per kind (the latest; --stats: more)
+    lead: float = 0.0   # > 0: grid sends go this early to ``send_at`` (a port placing them)
 
 
 VIRTUAL = Options(early=0.0, prefetch_after=0.0)  # offline: nothing asked ahead or put off
@@ -65,7 +66,7 @@ class Conductor:
                  timer: Callable[[], float], *, publisher: Publisher | None = None,
                  ccmap: Any = None, defer: Callable[[Command], None] | None = None,
                  load: Callable[[str], None] | None = None,
-                 clock_out: ClockOutput | None = None,
+                 clock_out: ClockOutput | None = None, send_at: SendAt | None = None,
                  input_counts: Callable[[], dict[str, int]] = dict) -> None:
         self.engine, self.clock, self.opt, self.timer = engine, clock, options, timer
         self.ccmap, self.clock_out = ccmap, clock_out
@@ -86,7 +87,7 @@ class Conductor:
         self.step_times: deque[float] = deque(maxlen=2000)
         self.counters = {"in": 0, "out": 0, "commands": 0, "late": 0, "skipped": 0}
         self.out = Sender(clock, options, self.counters, self.errors, send_many, timer,
-                          metres=lambda: self.engine.grid.metres)
+                          metres=lambda: self.engine.grid.metres, send_at=send_at)
         self.message = ""
         self._echo_due = False   # a command changed something: echo at the next tick
 
@@ -357,9 +358,8 @@ class Conductor:
         self.out.emit(outs, pos, timed=True)
         self._prefetch(bool(outs))
 
-    def _skipped(self, n: int) -> None:
-        if n:  # a stall made them stale: skipped, not played late
-            self.message = f"conductor was stalled: skipped {n} stale note(s)"
+    def _skipped(self, n: int) -> None:  # a stall made them stale: skipped, not played late
+        self.message = f"conductor was stalled: skipped {n} stale note(s)" if n else self.message
 
     def _prefetch(self, sent: bool) -> None:
         """Let the engine's workers start on what comes next: ``prefetch_after`` after a send

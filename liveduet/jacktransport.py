@@ -49,16 +49,22 @@ class JackTransportClock:
     """Follows (and drives) the JACK transport; see the module text."""
 
     def __init__(self, bpm: float, steps_per_beat: int = 4, lib: Any = None,
-                 name: str = "liveduet-transport") -> None:
+                 name: str = "liveduet-transport", client: Any = None) -> None:
+        """``client``: an active JACK-Client client to query (liveduet's own, which the JACK
+        MIDI backend closes); without one, a client ``name`` of its own."""
         check_bpm(bpm)
         jack = lib if lib is not None else load_jack()
         self._rolling, self._starting = jack.ROLLING, jack.STARTING
-        try:
-            self._client = jack.Client(name, no_start_server=True)
-        except jack.JackError as err:
-            raise ConfigError(f"--clock jack: no JACK server reachable ({err}); start one, "
-                              "e.g. jackd -d alsa") from err
-        self._client.activate()
+        self._owned = client is None
+        if client is not None:
+            self._client = client
+        else:
+            try:
+                self._client = jack.Client(name, no_start_server=True)
+            except jack.JackError as err:
+                raise ConfigError(f"--clock jack: no JACK server reachable ({err}); start one, "
+                                  "e.g. jackd -d alsa") from err
+            self._client.activate()
         self.steps_per_beat = steps_per_beat
         self._own_bpm = float(bpm)
         self._bpm = float(bpm)
@@ -137,7 +143,9 @@ class JackTransportClock:
         self._own_bpm = bpm
 
     def close(self) -> None:
-        """Leave the JACK server."""
+        """Leave the JACK server (a shared client is left to its owner)."""
+        if not self._owned:
+            return
         with contextlib.suppress(Exception):  # a server that went away: nothing to close
             self._client.deactivate()
             self._client.close()

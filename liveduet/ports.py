@@ -18,11 +18,13 @@ message says what is missing and what to do.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import rtmidi
 
@@ -76,6 +78,8 @@ __all__ = [
     "quiet_stderr",
 ]
 FLUSH_S = 0.05
+BACKENDS = ("auto", "jack", "rtmidi")
+log = logging.getLogger("liveduet.ports")
 
 Sink = Callable[[float, tuple[int, ...], int], None]
 """Receives (perf_counter time, raw MIDI bytes, input index) from an input callback."""
@@ -114,6 +118,8 @@ class PortSet:
     # (our port, other port, connected, note-offs sent) from JACK's notification thread
     _events: deque[tuple[str, str, bool, int]] = field(
         default_factory=lambda: deque(maxlen=1000))
+    schedules: ClassVar[bool] = False   # True: send_at places messages at their due time
+    lead: ClassVar[float] = 0.0         # seconds ahead such a port needs them
 
     @property
     def input_names(self) -> list[str]:
@@ -148,6 +154,14 @@ class PortSet:
             finally:
                 for msg in msgs[:done]:
                     self.track.sent(msg)
+
+    def send_at(self, msgs: Sequence[Sequence[int]], at: Sequence[float]) -> None:
+        """Send now: rtmidi cannot place messages at a time (``schedules`` is False)."""
+        self.send_many(msgs, [])
+
+    def send_clock(self, msgs: Sequence[Sequence[int]]) -> None:
+        """Send MIDI clock out bytes now, on the output (or the clock port of ``clock_out``)."""
+        self.send_many(msgs, [])
 
     def close(self) -> None:
         """Close every port (after the last sends had time to leave); ports stay closed."""
@@ -357,12 +371,20 @@ def _local_name(kind: str) -> str:
 
 
 def open_ports(api: int, inputs: Sequence[str] = (), output: str | None = None,
-               sink: Sink | None = None, poll: float | None = None) -> PortSet:
+               sink: Sink | None = None, poll: float | None = None,
+               backend: str = "auto", clock_out: str | None = None) -> PortSet:
     """Open named inputs (or one virtual input) and a named (or virtual) output.
 
-    With ``poll`` (seconds), input is read by a thread polling rtmidi's queue instead of a
-    callback on the MIDI system's thread (see docs/reliability.md, load).
+    On JACK the ``backend`` ``auto`` or ``jack`` is :mod:`liveduet.jackmidi` (one client,
+    frame-accurate; with ``clock_out``, a port name, also the MIDI clock out port); ``auto``
+    falls back to python-rtmidi with a one-line notice when JACK-Client is not installed.
+    With ``poll`` (seconds), rtmidi input is read by a thread polling rtmidi's queue instead of
+    a callback on the MIDI system's thread (see docs/reliability.md, load).
     """
+    if backend not in BACKENDS:
+        raise PortError(f"MIDI backend {backend!r} is unknown; choose {', '.join(BACKENDS)}")
+    if api == APIS["jack"] and backend != "rtmidi" and (native := jack_native(backend)):
+        return native.open_jack_ports(inputs, output, sink, clock_out)
     if api == APIS["winmm"] and (not inputs or output is None):
         inputs = inputs or [VIRTUAL_IN]
         output = output or VIRTUAL_OUT  # loopMIDI ports named like ours
@@ -381,6 +403,21 @@ def open_ports(api: int, inputs: Sequence[str] = (), output: str | None = None,
         ports.watch = JackWatch.open(on_connect=ports._on_connect)
         ports.check()  # first look at the connections
     return ports
+
+
+def jack_native(backend: str) -> Any:
+    """:mod:`liveduet.jackmidi` when JACK-Client imports; for ``auto`` None with a notice."""
+    from liveduet.errors import ConfigError
+    try:
+        from liveduet import jackmidi
+        jackmidi.load_jack()
+    except ConfigError as err:
+        if backend == "jack":
+            raise PortError(str(err).replace("--clock jack", "--midi-backend jack")) from err
+        from liveduet.jackmidi import MISSING
+        log.warning("%s", MISSING)
+        return None
+    return jackmidi
 
 
 @dataclass

@@ -33,7 +33,7 @@ from liveduet.feedback import Publisher
 from liveduet.hotswap import load_in_thread
 from liveduet.mailbox import ControlBox
 from liveduet.rtthread import Tuning
-from liveduet.sender import SendMany, one_by_one
+from liveduet.sender import SendAt, SendMany, one_by_one
 from liveduet.settings import Command
 from liveduet.workers import Workers
 
@@ -62,7 +62,8 @@ class Runtime:
                  loader: Callable[[str], Any] | None = None,
                  send_many: SendMany | None = None,
                  clock_out: ClockOutput | None = None,
-                 tuning: Tuning | None = None, workers: Workers | None = None) -> None:
+                 tuning: Tuning | None = None, workers: Workers | None = None,
+                 send_at: SendAt | None = None) -> None:
         self.engine = engine
         self.workers = workers   # the engine's helper threads, ended with the conductor
         self.tuning = tuning or Tuning()
@@ -74,7 +75,7 @@ class Runtime:
         self.conductor = Conductor(
             engine, clock, send_many or one_by_one(send, time.perf_counter),
             options or Options(), time.perf_counter, publisher=publisher, ccmap=ccmap,
-            defer=self.controls.put, load=load, clock_out=clock_out,
+            defer=self.controls.put, load=load, clock_out=clock_out, send_at=send_at,
             input_counts=lambda: {"dropped": self.dropped(),
                                   "coalesced": self.controls.coalesced})
         self.spin = rtthread.SpinBudget(self.tuning.spin, adaptive=self.tuning.adaptive_spin)

@@ -28,6 +28,9 @@ SendMany = Callable[[Sequence[Msg], list[float]], None]
 """Sends messages in order, appending the send time (the conductor's timer) to the list just
 before each one;
 raises on the first that fails (its stamp is already appended)."""
+SendAt = Callable[[Sequence[Msg], Sequence[float]], None]
+"""Hands messages to a port that places each at its due time on the conductor's timer (JACK:
+at the frame); used for scheduled messages when ``Options.lead`` > 0, that long ahead."""
 
 
 def is_note_on(msg: Sequence[int]) -> bool:
@@ -39,11 +42,12 @@ class Batch:
     """Messages to send back to back: (position, message, timed) items and the bare messages,
     built as they are taken (nothing left to build between the due time and the send)."""
 
-    __slots__ = ("items", "msgs")
+    __slots__ = ("at", "items", "msgs")
 
     def __init__(self, items: Sequence[tuple[float, Msg, bool]] = ()) -> None:
         self.items: list[tuple[float, Msg, bool]] = list(items)
         self.msgs: list[Msg] = [msg for _, msg, _ in self.items]
+        self.at: list[float] = []   # due times, when handed to a scheduling port ahead
 
     def add(self, item: tuple[float, Msg, bool]) -> None:
         """Append one (position, message, timed)."""
@@ -68,8 +72,10 @@ class Sender:
 
     def __init__(self, clock: Clock, opt: Any, counters: dict[str, int],
                  errors: dict[str, int], send_many: SendMany, timer: Callable[[], float],
-                 metres: Callable[[], MetreMap] = MetreMap) -> None:
+                 metres: Callable[[], MetreMap] = MetreMap,
+                 send_at: SendAt | None = None) -> None:
         self._send_many = send_many
+        self._send_at = send_at
         self.timer = timer
         self.clock = clock
         self.opt = opt
@@ -88,7 +94,12 @@ class Sender:
         if first is None:
             return None
         t = self.clock.time_of(first[0])
-        return None if t is None else t + self.opt.latency_offset
+        return None if t is None else t + self.opt.latency_offset - self._lead()
+
+    def _lead(self) -> float:
+        """How far ahead scheduled messages are handed over (0: sent at their time)."""
+        lead = getattr(self.opt, "lead", 0.0)
+        return float(lead) if lead > 0 and self._send_at is not None else 0.0
 
     def record_wake(self, pos: float, sent: float | None = None, first: bool = True) -> None:
         """Intended vs actual (``sent``, default now) send time of an event due at ``pos``;
@@ -130,12 +141,14 @@ class Sender:
         """Take every scheduled message due by ``until`` out of the schedule, in order, to send
         with :meth:`send_batch` then (or return with :meth:`put_back`); with ``timed_only``,
         stop at the first one that is not grid-timed."""
-        sched, batch = self.schedule, Batch()
+        sched, batch, lead = self.schedule, Batch(), self._lead()
         while (first := sched.first()) is not None and (first[1] or not timed_only):
             t = self.due_time()
             if t is None or t > until:
                 break
             batch.add(sched.pop())
+            if lead:
+                batch.at.append(t + lead)
         return batch
 
     def put_back(self, batch: Batch) -> None:
@@ -162,6 +175,16 @@ class Sender:
         if not msgs:
             return
         stamps: list[float] = []
+        if batch.at and self._send_at is not None:
+            # the port places each at its time and counts its own late ones; the wake-up error
+            # recorded is the hand-over's, against its planned time (``lead`` before due)
+            handed = self.timer() + self._lead()
+            try:
+                self._send_at(msgs, batch.at)
+            except Exception as err:  # a vanished port must not stop the conductor
+                self._failed(err)
+                return
+            stamps = [handed] * len(msgs)
         failed: set[int] = set()
         while len(stamps) < len(msgs):
             before = len(stamps)

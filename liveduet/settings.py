@@ -305,6 +305,8 @@ OPTION_FIELDS: tuple[Field, ...] = (
     Field("octave_names", "choice", "c4", choices=("c4", "c3"), help="middle C shows as"),
     Field("models_dir", "texts", (), help="folders searched for models by name"),
     Field("clock_out", "text", None, help="MIDI clock out: a port name ('' or true: the output)"),
+    Field("midi_backend", "choice", "rtmidi", choices=("rtmidi", "jack", "auto"),
+          help="MIDI on JACK: JACK-Client (frame-accurate) or python-rtmidi"),
 )
 """Options of ``liveduet run`` that are not musical settings (CLI and config file), checked by
 :func:`check_option` with the same rules as the settings."""

@@ -171,3 +171,20 @@ def test_clock_out_true_in_a_config_file_means_the_output_port(tmp_path) -> None
     cfg.write_text("clock_out = 3\n")
     with pytest.raises(ConfigError, match="--clock-out 3"):
         parse("--config", str(cfg))
+
+
+def test_driver_hands_ticks_a_lead_ahead_with_their_due_times_to_a_scheduling_port() -> None:
+    clock = InternalClock(120, 4)
+    rec = Recorder()
+    placed: list[tuple[float, float, tuple[int, ...]]] = []   # (handed at, due, message)
+    co = ClockOutput(clock, rec, 4)
+    co.lead = 0.007
+    co.send_at = lambda msgs, at: placed.extend(
+        (rec.now, t, m) for m, t in zip(msgs, at, strict=True))
+    clock.start(0.1)
+    drive(co, rec, 1.1)                      # two beats at 120 bpm, from 0.1 s
+    assert [m for _, m in rec.sent] == [FA]   # Start goes now
+    assert [m for _, _, m in placed] == [F8] * (2 * 24 + 1)
+    assert all(due == pytest.approx(0.1 + k * 0.5 / 24, abs=1e-9)
+               for k, (_, due, _) in enumerate(placed))
+    assert all(due - handed == pytest.approx(0.007, abs=1e-9) for handed, due, _ in placed[1:])

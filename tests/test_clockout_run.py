@@ -164,10 +164,11 @@ def test_a_follower_plays_on_the_leaders_grid(jack: JackServer, answer_model: Pa
     notes come on the leader's 16th steps (the leader's notes mark them) at its tempo."""
     lead_rec, follow_rec = Recorder("leadrec"), Recorder("followrec")
     probe = Probe(jack)
-    # --input-poll: the follower's JACK thread never waits for its conductor's GIL (with a
-    # callback, a follower playing continuously made its input client miss JACK cycles)
+    # python-rtmidi with --input-poll: the follower's JACK thread never waits for its
+    # conductor's GIL (with a callback, or the JACK-native backend's Python process callback,
+    # a follower playing continuously made its input client miss JACK cycles and ticks)
     follower = Live(jack, answer_model, "--clock", "midi", "--mode", "continue",
-                    "--input-poll", "0.5", "--out", "followrec:in")
+                    "--midi-backend", "rtmidi", "--input-poll", "0.5", "--out", "followrec:in")
     leader = None
     try:
         leader = Live(jack, answer_model, "--mode", "continue", "--bpm", "132", "--out",

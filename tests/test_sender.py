@@ -149,3 +149,30 @@ def test_messages_taken_early_and_put_back_keep_their_order() -> None:
     out.push(0.0, (0x90, 48, 90), True)    # scheduled after: leaves after them
     out.send_due(time.perf_counter())
     assert port.sent == [(0x80, 55, 0), *CHORD, (0x90, 48, 90), (0x80, 60, 0)]
+
+
+def test_a_scheduling_port_gets_scheduled_messages_a_lead_ahead_with_their_due_times() -> None:
+    clock = started_clock()
+    handed: list[tuple[list[Msg], list[float]]] = []
+    now: list[Msg] = []
+    out = Sender(now.append, clock, Options(lead=0.01), {"in": 0, "out": 0, "late": 0}, {},
+                 send_at=lambda msgs, at: handed.append((list(msgs), list(at))))
+    due = clock.time_of(20.0)
+    assert due is not None
+    out.push(20.0, (0x90, 60, 90), True)
+    out.push(20.0, (0x80, 60, 0), False)
+    assert out.due_time() == pytest.approx(due - 0.01)   # the conductor wakes a lead early
+    assert len(out.take_due(due - 0.011)) == 0
+    batch = out.take_due(due - 0.01)
+    out.send_batch(batch)
+    assert handed == [([(0x90, 60, 90), (0x80, 60, 0)], [pytest.approx(due)] * 2)]
+    out.send((0x80, 61, 0))   # not scheduled: sent now
+    assert now == [(0x80, 61, 0)] and out.counters["out"] == 3
+    assert out.ledger.offs() == []
+
+
+def test_without_send_at_the_lead_is_ignored() -> None:
+    clock = started_clock()
+    out = Sender(lambda msg: None, clock, Options(lead=0.01), {"in": 0, "out": 0, "late": 0}, {})
+    out.push(20.0, (0x90, 60, 90), True)
+    assert out.due_time() == pytest.approx(clock.time_of(20.0))
