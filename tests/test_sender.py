@@ -155,7 +155,8 @@ def test_a_scheduling_port_gets_scheduled_messages_a_lead_ahead_with_their_due_t
     clock = started_clock()
     handed: list[tuple[list[Msg], list[float]]] = []
     now: list[Msg] = []
-    out = Sender(now.append, clock, Options(lead=0.01), {"in": 0, "out": 0, "late": 0}, {},
+    out = Sender(clock, Options(lead=0.01), {"in": 0, "out": 0, "late": 0}, {},
+                 one_by_one(now.append, time.perf_counter), time.perf_counter,
                  send_at=lambda msgs, at: handed.append((list(msgs), list(at))))
     due = clock.time_of(20.0)
     assert due is not None
@@ -173,6 +174,7 @@ def test_a_scheduling_port_gets_scheduled_messages_a_lead_ahead_with_their_due_t
 
 def test_without_send_at_the_lead_is_ignored() -> None:
     clock = started_clock()
-    out = Sender(lambda msg: None, clock, Options(lead=0.01), {"in": 0, "out": 0, "late": 0}, {})
+    out = new_sender(clock, lambda msg: None)
+    out.opt = Options(lead=0.01)
     out.push(20.0, (0x90, 60, 90), True)
     assert out.due_time() == pytest.approx(clock.time_of(20.0))
