@@ -4,7 +4,7 @@ In a listen gap the conductor plans one step further ahead than its lookahead (1
 plans an answer's first step from the middle of the step two before it: the search has a
 step and a half, 93.75 ms at 240 bpm (16th-note steps; the default listen gap is one beat =
 250 ms). For each N and answer length this runs the real search
-(:meth:`liveduet.answers.Phrases.step`: fork, batch sampling, the critic with the copy index)
+(:meth:`liveduet.core.answers.Phrases.step`: fork, batch sampling, the critic with the copy index)
 after a random call, and prints p50/p99 and how many searches would have been late without a
 deadline (live, the deadline cuts them short and the best phrase so far plays).
 
@@ -23,13 +23,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liveduet import catalog
-from liveduet.answers import Phrases
-from liveduet.codec import BOS, REST
-from liveduet.model import StepModel
-from liveduet.sampling import Sampler
-from liveduet.settings import Settings
-from liveduet.turns import ANSWERING, LISTENING, HumanRecord, Turn
+from liveduet.core import catalog
+from liveduet.core.answers import Phrases
+from liveduet.core.codec import BOS, REST
+from liveduet.core.model import StepModel
+from liveduet.core.sampling import Sampler
+from liveduet.core.settings import Settings
+from liveduet.core.turns import ANSWERING, LISTENING, HumanRecord, Turn
 
 BPM = 240.0
 NS = (1, 4, 8, 16, 32)

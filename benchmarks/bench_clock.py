@@ -2,7 +2,7 @@
 
     python benchmarks/bench_clock.py [--seeds 10]
 
-For each trace of tests/test_clock_traces.py (over ``--seeds`` seeds) it prints the error of
+For each trace of tests/core/test_clock_traces.py (over ``--seeds`` seeds) it prints the error of
 ``position(T_k)`` at the true tick times after the first beat, in ms (negative: behind), as
 p1 / median / p99 and the worst, and the worst tempo error at the end. Then the cost of
 ``on_message`` per tick and of ``position`` for now and for now - 20 ms, as the median and p99
@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liveduet.clock import CLOCK, MAX_LOST, PPQN, START, MidiClockFollower
-from tests.test_clock_traces import held, jack, period, replay, steady, tempo_map
+from liveduet.core.clock import CLOCK, MAX_LOST, PPQN, START, MidiClockFollower
+from liveduet.testkit.clocktraces import held, jack, period, replay, steady, tempo_map
 
 Trace = tuple[list[float], list[float | None], Callable[[int], float]]
 

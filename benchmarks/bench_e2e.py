@@ -13,8 +13,8 @@ server, each with its own keyboard and recorder port):
    slices, the variants taking turns), without the latency stage's clients on the two cores;
 4. JACK cycles each client did not finish in time (jackd's "was not finished" reports).
 
-Variants patch the defaults of :class:`liveduet.rtthread.Tuning` (how the conductor thread
-waits) and :class:`liveduet.conductor.Options` before ``liveduet run`` starts;
+Variants patch the defaults of :class:`liveduet.live.rtthread.Tuning` (how the conductor thread
+waits) and :class:`liveduet.core.conductor.Options` before ``liveduet run`` starts;
 ``tuned`` is the shipped default, the others switch one tuning off each.
 
 Usage: python benchmarks/bench_e2e.py [--notes 200] [--idle 10] [--variants tuned,untuned]
@@ -43,7 +43,7 @@ import rtmidi
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.jack import JackServer, release, wait_for  # noqa: E402
+from liveduet.testkit.jack import JackServer, release, wait_for  # noqa: E402
 
 ECHO = """
 import sys, time, rtmidi
@@ -53,7 +53,7 @@ i.set_callback(lambda ev, _d: o.send_message(ev[0]))
 print("ready", flush=True)
 sys.stdin.read()
 """
-PRELUDE = ("import dataclasses, functools, sys; import liveduet.cli_run as c; "
+PRELUDE = ("import dataclasses, functools, sys; import liveduet.cli.run as c; "
            "kw = {kw!r}; own = {{f.name for f in dataclasses.fields(c.Tuning)}}; "
            "c.Tuning = functools.partial(c.Tuning, **{{k: v for k, v in kw.items() if k in own}}); "
            "c.Options = functools.partial(c.Options, "
@@ -84,8 +84,8 @@ def harmony_model(tmp: Path) -> tuple[Path, str]:
     bundled = ROOT / "models" / "chorale_satb.onnx"
     if bundled.exists():
         return bundled, "bundled chorale_satb"
-    from liveduet.codec import chorale_codec
-    from tests.factory import lstm_model
+    from liveduet.core.codec import chorale_codec
+    from liveduet.testkit.factory import lstm_model
 
     return lstm_model(tmp / "satb.onnx", chorale_codec(), hidden=64), "factory SATB LSTM (h=64)"
 
@@ -311,7 +311,7 @@ def melody_model(tmp: Path) -> Path:
     bundled = ROOT / "models" / "folk_melody.onnx"
     if bundled.exists():
         return bundled
-    from tests.factory import lstm_model
+    from liveduet.testkit.factory import lstm_model
 
     return lstm_model(tmp / "melody.onnx", hidden=64)
 

@@ -47,8 +47,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_load import _proc_stats
-from tests.jack import JackServer, release, wait_for
-from tests.midicheck import Sounding
+from liveduet.testkit.jack import JackServer, release, wait_for
+from liveduet.testkit.midicheck import Sounding
 
 KEYS_CH = 15          # the human plays on channel 16: its thru copies are told from the machine
 CALL = (60, 62, 64, 67)

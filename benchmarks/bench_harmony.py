@@ -35,9 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from liveduet.engine import Engine, Out  # noqa: E402
-from liveduet.model import StepModel  # noqa: E402
-from liveduet.settings import Settings  # noqa: E402
+from liveduet.core.engine import Engine, Out  # noqa: E402
+from liveduet.core.model import StepModel  # noqa: E402
+from liveduet.core.settings import Settings  # noqa: E402
 
 
 def model_path(arg: str | None, tmp: Path) -> tuple[Path, str]:
@@ -47,8 +47,8 @@ def model_path(arg: str | None, tmp: Path) -> tuple[Path, str]:
     bundled = ROOT / "models" / "chorale_satb.onnx"
     if bundled.exists():
         return bundled, "bundled chorale_satb"
-    from liveduet.codec import chorale_codec
-    from tests.factory import lstm_model
+    from liveduet.core.codec import chorale_codec
+    from liveduet.testkit.factory import lstm_model
 
     return lstm_model(tmp / "satb.onnx", chorale_codec(), hidden=256), "factory SATB LSTM h256"
 

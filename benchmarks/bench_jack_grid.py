@@ -31,10 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liveduet.codec import melody_codec
-from tests.factory import scripted_model
-from tests.jack import JackServer, stop_process, wait_for
-from tests.jackrec import FrameClient, frame_grid_offsets, grid_offsets
+from liveduet.core.codec import melody_codec
+from liveduet.testkit.factory import scripted_model
+from liveduet.testkit.jack import JackServer, stop_process, wait_for
+from liveduet.testkit.jackrec import FrameClient, frame_grid_offsets, grid_offsets
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE, BPM, ANSWER = 48000, 120.0, 72

@@ -39,16 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from export.copyindex import pieces
 from export.corpus import load
-from liveduet import answers, catalog
-from liveduet.cli_run import SEARCH_MARGIN
-from liveduet.codec import TimedNote
-from liveduet.copyindex import CopyIndex, load_for
-from liveduet.engine import Engine
-from liveduet.model import StepModel
-from liveduet.motifs import PNote, reuses_figure, self_reuse
-from liveduet.render import render
-from liveduet.sampling import estimate_key, scale_pcs
-from liveduet.settings import Settings
+from liveduet.cli.run import SEARCH_MARGIN
+from liveduet.core import answers, catalog
+from liveduet.core.codec import TimedNote
+from liveduet.core.copyindex import CopyIndex, load_for
+from liveduet.core.engine import Engine
+from liveduet.core.model import StepModel
+from liveduet.core.motifs import PNote, reuses_figure, self_reuse
+from liveduet.core.sampling import estimate_key, scale_pcs
+from liveduet.core.settings import Settings
+from liveduet.offline.render import render
 
 PHRASE = 32   # steps: 2 bars of 16ths
 SPB = 4

@@ -36,10 +36,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liveduet import catalog
-from liveduet.codec import chorale_codec
-from tests.factory import lstm_model
-from tests.jack import JackServer, release, wait_for
+from liveduet.core import catalog
+from liveduet.core.codec import chorale_codec
+from liveduet.testkit.factory import lstm_model
+from liveduet.testkit.jack import JackServer, release, wait_for
 
 
 def _model(tmp: Path) -> str:

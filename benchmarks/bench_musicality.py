@@ -40,12 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from valtunes import Tune, load_tunes  # noqa: E402
 
 from liveduet import catalog  # noqa: E402
-from liveduet.codec import TimedNote  # noqa: E402
-from liveduet.engine import Engine  # noqa: E402
-from liveduet.metre import Metre, MetreMap, parse_metre  # noqa: E402
-from liveduet.model import StepModel  # noqa: E402
-from liveduet.render import render  # noqa: E402
-from liveduet.settings import FIELD_BY_NAME, Settings  # noqa: E402
+from liveduet.core.codec import TimedNote  # noqa: E402
+from liveduet.core.engine import Engine  # noqa: E402
+from liveduet.core.metre import Metre, MetreMap, parse_metre  # noqa: E402
+from liveduet.core.model import StepModel  # noqa: E402
+from liveduet.core.settings import FIELD_BY_NAME, Settings  # noqa: E402
+from liveduet.offline.render import render  # noqa: E402
 
 PHRASE_BARS = 2
 CONTINUE_BARS = 4

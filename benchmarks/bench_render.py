@@ -27,13 +27,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liveduet import catalog
-from liveduet.codec import TimedNote, chorale_codec, melody_codec
-from liveduet.engine import Engine
-from liveduet.model import StepModel
-from liveduet.render import render
-from liveduet.settings import Settings
-from tests.factory import lstm_model
+from liveduet.core import catalog
+from liveduet.core.codec import TimedNote, chorale_codec, melody_codec
+from liveduet.core.engine import Engine
+from liveduet.core.model import StepModel
+from liveduet.core.settings import Settings
+from liveduet.offline.render import render
+from liveduet.testkit.factory import lstm_model
 
 BPM = 120.0
 SECONDS = 180.0

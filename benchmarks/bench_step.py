@@ -1,7 +1,7 @@
 """Per-step latency of StepModel against the alternatives, interleaved in one run.
 
 Variants (same weights, one token per step, batch 1):
-  stepmodel      liveduet.model.StepModel.step (IOBinding ping-pong, tuned session options)
+  stepmodel      liveduet.core.model.StepModel.step (IOBinding ping-pong, tuned session options)
   bare-iobind    the bare ``run_with_iobinding`` call on StepModel's own session and bindings,
                  so the wrapper's Python overhead is the difference to ``stepmodel``
   default-opts   the same IOBinding scheme on a session with default SessionOptions
@@ -32,9 +32,9 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liveduet import catalog
-from liveduet.codec import REST, melody_codec
-from liveduet.model import StepModel
+from liveduet.core import catalog
+from liveduet.core.codec import REST, melody_codec
+from liveduet.core.model import StepModel
 
 Step = Callable[[], object]
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         path = str(catalog.resolve(args.model))
     else:
-        from tests.factory import lstm_model
+        from liveduet.testkit.factory import lstm_model
 
         path = str(lstm_model(Path(tmp.name) / "bench.onnx", melody_codec(),
                               hidden=args.hidden, embed=embed))

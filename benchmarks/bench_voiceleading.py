@@ -1,11 +1,11 @@
 """Voice leading of ``harmonize`` against Bach on the validation-split chorales.
 
-Every validation-split Bach chorale of the music21 corpus (``export.corpus.is_valid_piece``,
-the pieces the shipped chorale model never trained on) gives its soprano to the real engine in
-virtual time (``liveduet.render``), in ``harmonize`` mode with the bundled ``chorale_satb``; the
-alto, tenor and bass it plays are measured with :mod:`liveduet.voiceleading` (DESIGN.md §7
-definitions), beside Bach's own parts. One column per ``--voice-leading`` setting; the same
-seed gives the same table.
+Every validation-split Bach chorale of the music21 corpus (``export.corpus.is_valid_piece``, the
+pieces the shipped chorale model never trained on) gives its soprano to the real engine in
+virtual time (``liveduet.offline.render``), in ``harmonize`` mode with the bundled
+``chorale_satb``; the alto, tenor and bass it plays are measured with
+:mod:`liveduet.core.voiceleading` (DESIGN.md §7 definitions), beside Bach's own parts. One
+column per ``--voice-leading`` setting; the same seed gives the same table.
 
     python benchmarks/bench_voiceleading.py [--seed 1] [--pieces N] [--modes off,guided,strict]
         [--json FILE]
@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from liveduet import catalog  # noqa: E402
-from liveduet.codec import TimedNote  # noqa: E402
-from liveduet.engine import Engine  # noqa: E402
-from liveduet.metre import Metre, parse_metre  # noqa: E402
-from liveduet.model import StepModel  # noqa: E402
-from liveduet.render import render  # noqa: E402
-from liveduet.settings import Settings, with_mode_defaults  # noqa: E402
-from liveduet.voiceleading import VOICES, Report, analyse  # noqa: E402
+from liveduet.core.codec import TimedNote  # noqa: E402
+from liveduet.core.engine import Engine  # noqa: E402
+from liveduet.core.metre import Metre, parse_metre  # noqa: E402
+from liveduet.core.model import StepModel  # noqa: E402
+from liveduet.core.settings import Settings, with_mode_defaults  # noqa: E402
+from liveduet.core.voiceleading import VOICES, Report, analyse  # noqa: E402
+from liveduet.offline.render import render  # noqa: E402
 
 Piece = tuple[str, Metre, list[list[TimedNote]]]
 ROWS = (

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from liveduet.codec import TimedNote
-from liveduet.metre import Metre, parse_metre
+from liveduet.core.codec import TimedNote
+from liveduet.core.metre import Metre, parse_metre
 
 CACHE = Path(__file__).resolve().parents[1] / "export" / "runs" / "bench"
 METRE_LINE = re.compile(r"^M:\s*(\S+)", re.MULTILINE)

@@ -6,7 +6,7 @@
 
 Every stage is resumable: a cached corpus, a finished run (``summary.json``) or a partly
 trained run (``last.pt``, continued with ``--resume``) is reused. Quality figures are measured
-on the validation split only, through the exported ONNX file and :mod:`liveduet.evaluate`
+on the validation split only, through the exported ONNX file and :mod:`liveduet.offline.evaluate`
 (the same code as ``liveduet eval``).
 """
 

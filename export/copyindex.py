@@ -2,7 +2,7 @@
 
 ``python -m export.copyindex folk_melody`` reads the tokenised corpus cache
 (``python -m export.corpus melody`` writes it), takes the training pieces (never the
-validation split) and writes ``models/folk_melody.copy.npz``; see :mod:`liveduet.copyindex`.
+validation split) and writes ``models/folk_melody.copy.npz``; see :mod:`liveduet.core.copyindex`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 
 from export.corpus import Corpus, load
 from export.presets import PRESETS
-from liveduet.codec import GridCodec
-from liveduet.copyindex import ORDER, CopyIndex
-from liveduet.motifs import PNote, phrase_of
+from liveduet.core.codec import GridCodec
+from liveduet.core.copyindex import ORDER, CopyIndex
+from liveduet.core.motifs import PNote, phrase_of
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

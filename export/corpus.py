@@ -1,11 +1,11 @@
 """Corpus loading: music21 collections or a MIDI folder -> tokenised frames, cached once.
 
 Only the allowed music21 collections are read: ``essenFolksong``, ``ryansMammoth``, ``airdsAirs``,
-``miscFolk`` (melody) and ``bach`` (chorales). Every piece goes through :mod:`liveduet.codec`
+``miscFolk`` (melody) and ``bach`` (chorales). Every piece goes through :mod:`liveduet.core.codec`
 (the same codec the runtime uses), is split train/valid by a stable hash of its id, and exact
 duplicate token streams are dropped (so a tune can never be both trained on and validated).
 
-Every grid step also gets its ``metre-v1`` position id (:mod:`liveduet.metre`) from the piece's
+Every grid step also gets its ``metre-v1`` position id (:mod:`liveduet.core.metre`) from the piece's
 own time signatures and music21's measures: a bar line is a measure's offset, except for a
 pickup (a short measure that opens the piece, or that follows a short measure which was not
 itself a pickup: a section ending mid-bar, then the next section's upbeat), whose steps are
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from liveduet.codec import (
+from liveduet.core.codec import (
     HOLD,
     N_SPECIAL,
     EncodeReport,
@@ -45,8 +45,8 @@ from liveduet.codec import (
     chorale_codec,
     melody_codec,
 )
+from liveduet.core.metre import MAX_SUB, Metre
 from liveduet.errors import ConfigError
-from liveduet.metre import MAX_SUB, Metre
 
 RUNS = Path(__file__).resolve().parent / "runs"
 MELODY_COLLECTIONS = ("essenFolksong", "ryansMammoth", "airdsAirs", "miscFolk")
@@ -283,7 +283,7 @@ def _score_notes(kind: str, task: Task) -> tuple[list[TimedNote], list[tuple[int
 
 
 def _midi_notes(codec: GridCodec, task: Task) -> tuple[np.ndarray, EncodeReport]:
-    from liveduet import midifile
+    from liveduet.offline import midifile
 
     return midifile.midi_to_frames(codec, midifile.load(task.path))
 

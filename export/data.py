@@ -2,7 +2,7 @@
 
 A piece is its frames ``[steps, voices]`` and, for models with a position input, the
 ``metre-v1`` position id of every step. Flat input ``i`` (BOS is 0) gets the position of the
-step of the token it predicts, ``i // n_voices`` (:func:`liveduet.metre.predicted_step`), the
+step of the token it predicts, ``i // n_voices`` (:func:`liveduet.core.metre.predicted_step`), the
 convention the engine uses live.
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from liveduet.codec import BOS, N_SPECIAL, GridCodec
-from liveduet.metre import predicted_step
+from liveduet.core.codec import BOS, N_SPECIAL, GridCodec
+from liveduet.core.metre import predicted_step
 
 ALL_SHIFTS = -1  # max_shift value meaning: every shift that keeps each voice in its range
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from liveduet import midifile
-from liveduet.codec import BOS, HOLD, N_SPECIAL, GridCodec
-from liveduet.metre import MetreMap, parse_metre, predicted_step
-from liveduet.model import StepModel
+from liveduet.core.codec import BOS, HOLD, N_SPECIAL, GridCodec
+from liveduet.core.metre import MetreMap, parse_metre, predicted_step
+from liveduet.core.model import StepModel
+from liveduet.offline import midifile
 
 OUT = Path(__file__).resolve().parent / "runs" / "listen"
 MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])

@@ -13,9 +13,9 @@ from export.corpus import load
 from export.onnx_export import export_onnx, quantize, verify
 from export.presets import Preset
 from export.train import load_checkpoint
-from liveduet.cli_model import step_latency_us
-from liveduet.evaluate import Score, score_tokens
-from liveduet.model import StepModel
+from liveduet.cli.model import step_latency_us
+from liveduet.core.model import StepModel
+from liveduet.offline.evaluate import Score, score_tokens
 
 DRAFT_CARD = {"title": "draft", "corpus": "", "licence": "", "metrics": {}, "rebuild": ""}
 ROUNDS = 9

@@ -1,7 +1,7 @@
 """The PyTorch model: embedding -> LSTM -> linear, with the recurrent state as explicit tensors.
 
 With ``position > 0`` a small embedding of the ``metre-v1`` position id of each input (the
-grid step of the token it predicts, :func:`liveduet.metre.predicted_step`) is concatenated with
+grid step of the token it predicts, :func:`liveduet.core.metre.predicted_step`) is concatenated with
 the token embedding before the LSTM, so the model knows where in the bar it is without
 counting steps since BOS.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from liveduet.metre import POSITION_SIZE
+from liveduet.core.metre import POSITION_SIZE
 
 
 @dataclass(frozen=True)

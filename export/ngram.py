@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from liveduet.codec import BOS, N_SPECIAL
+from liveduet.core.codec import BOS, N_SPECIAL
 
 
 @dataclass

@@ -4,7 +4,7 @@ Inputs ``tokens`` int64 ``[batch, time]``, ``h``/``c`` float32 ``[layers, batch,
 for a model with a position embedding ``position`` int64 ``[batch, time]`` (declared in the
 ``liveduet.position`` metadata, scheme ``metre-v1``); outputs ``logits``
 ``[batch, time, vocab]``, ``h_out``, ``c_out``; every batch/time dim is symbolic. The metadata
-comes from :func:`liveduet.contract.metadata_props`. :func:`verify` checks ONNX against PyTorch
+comes from :func:`liveduet.core.contract.metadata_props`. :func:`verify` checks ONNX against PyTorch
 over chained single steps; :func:`quantize` makes an int8 copy.
 """
 
@@ -21,9 +21,9 @@ import onnxruntime as ort
 import torch
 
 from export.model import LstmLM
-from liveduet.codec import BOS, GridCodec
-from liveduet.contract import metadata_props
-from liveduet.metre import POSITION_SIZE
+from liveduet.core.codec import BOS, GridCodec
+from liveduet.core.contract import metadata_props
+from liveduet.core.metre import POSITION_SIZE
 
 INPUTS = ["tokens", "h", "c"]
 POSITION = "position"

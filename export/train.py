@@ -29,7 +29,7 @@ from torch import nn
 from export.corpus import load
 from export.data import ALL_SHIFTS, Batcher, feasible_shifts, input_positions, pad, sequence
 from export.model import LstmLM, ModelConfig
-from liveduet.codec import N_SPECIAL, GridCodec
+from liveduet.core.codec import N_SPECIAL, GridCodec
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 
 import sys
 
-from liveduet import signals
+from liveduet.live import signals
 
 signals.install()  # first: a stop signal during the heavy imports below must not raise in them
 

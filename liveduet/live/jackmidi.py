@@ -1,0 +1,510 @@
+"""JACK-native MIDI: one JACK client ``liveduet`` with frame-stamped input and frame-placed output.
+
+python-rtmidi on JACK stamps input when its callback runs and sends output at the start of the
+next period (up to a period off: 5.3 ms at 256 frames), and opens one JACK client per port.
+:class:`JackPortSet` instead registers every port of liveduet on one client (JACK-Client, the
+``jack`` extra) and does its MIDI in that client's process callback:
+
+- input: each event is stamped with its frame (the cycle's ``last_frame_time`` plus the event's
+  offset) converted to ``time.perf_counter()`` seconds and handed to the sink like the rtmidi
+  backend's callback does;
+- output: :meth:`JackPortSet.send_at` turns each due ``perf_counter`` time into a frame and
+  hands (frame, bytes) to the process callback through a preallocated lock-free
+  ``jack.RingBuffer``; the callback writes each message at its frame's offset in the cycle it
+  falls in (one due in the past goes at offset 0 and counts as late). The runtime hands grid
+  messages over :attr:`JackPortSet.lead` seconds ahead (``schedules``), so they are in the
+  ring before their cycle starts. Messages sent "now" go at offset 0 of the next cycle.
+
+Frames and ``perf_counter`` time are mapped both ways by where the server really is: each cycle
+reads the frames since its start and ``perf_counter`` (so the two clocks need no calibrated
+offset), and the median start of the last ``ANCHOR_CYCLES`` cycles anchors the mapping (one
+cycle run late, a wake-up or a GIL wait, does not move it). JACK's own ``frame_time`` runs on a
+filtered clock that a dummy server falling behind on a loaded machine left tens of
+milliseconds ahead of the cycles it really ran.
+
+The process callback is Python (cffi) and takes the GIL each cycle; it reads the ring only when
+there is something in it and keeps how late it started in each cycle (:attr:`JackHost.waits`,
+frames since the cycle start: the wake-up and the wait for the GIL) for the benchmark.
+The same client watches the server (shutdown) and the connections of its ports, in place of
+:class:`~liveduet.live.jackwatch.JackWatch`'s extra client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import struct
+import threading
+import time
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from liveduet.errors import PortError
+from liveduet.live.jacktransport import load_jack
+from liveduet.live.midisys import APIS, CLIENT, JACK_LOST, JACKD_CMD, VIRTUAL_IN, VIRTUAL_OUT
+from liveduet.live.ports import FLUSH_S, PortSet, Sink, _Port
+
+MISSING = ("JACK-Client is not installed, so MIDI goes through python-rtmidi (output at period "
+           "boundaries, two JACK clients). Fix: pip install 'liveduet[jack]'")
+RECORD = struct.Struct("<IB3s")    # due frame, length (NOW: send at offset 0), up to 3 bytes
+NOW = 0x80                         # length flag: no due frame, the next cycle's start
+RING_RECORDS = 8192                # ~1.5 s of a dense 1000-event/s flood per output port
+WAITS = 8192                       # callback start delays kept (frames since cycle start)
+ANCHOR_CYCLES = 7                  # cycles whose median start maps wall time to frames
+LEAD_MARGIN = 0.002                # handed over this long before the due cycle starts
+WRAP = 1 << 32                     # JACK frame times are unsigned 32-bit
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [("time", ctypes.c_uint32), ("size", ctypes.c_size_t),
+                ("buffer", ctypes.c_void_p)]
+
+
+def _cycle_lib() -> Any:
+    """libjack for the process callback, through ``ctypes.PyDLL``: its calls keep the GIL.
+    JACK-Client's cffi calls give it up and take it back, each one (a port's buffer, the
+    block size, an event: a dozen a cycle), and every take could wait a switch interval for
+    a busy thread; these calls are short and never block, so the callback takes the GIL
+    once, when it starts."""
+    lib = ctypes.PyDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+    vp, u32 = ctypes.c_void_p, ctypes.c_uint32
+    for name, res, args in (
+            ("jack_frames_since_cycle_start", u32, [vp]),
+            ("jack_last_frame_time", u32, [vp]),
+            ("jack_port_get_buffer", vp, [vp, u32]),
+            ("jack_midi_get_event_count", u32, [vp]),
+            ("jack_midi_event_get", ctypes.c_int, [ctypes.POINTER(_Event), vp, u32]),
+            ("jack_midi_clear_buffer", None, [vp]),
+            ("jack_midi_event_write", ctypes.c_int, [vp, u32, ctypes.c_char_p, ctypes.c_size_t]),
+            ("jack_ringbuffer_read_space", ctypes.c_size_t, [vp]),
+            ("jack_ringbuffer_read", ctypes.c_size_t, [vp, vp, ctypes.c_size_t])):
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = res, args
+    return lib
+
+
+def _address(ffi: Any, ptr: Any) -> int:
+    """A cffi pointer of JACK-Client (its client, a port, a ring buffer) as an address."""
+    return int(ffi.cast("uintptr_t", ptr))
+
+
+def _signed(diff: int) -> int:
+    """A difference of two wrapping 32-bit frame times as a signed number of frames."""
+    return ((diff + (WRAP >> 1)) & (WRAP - 1)) - (WRAP >> 1)
+
+
+def _ends(msg: bytes) -> bool:
+    """A note-off, or All Notes Off / All Sound Off."""
+    if len(msg) < 3:
+        return False
+    kind = msg[0] & 0xF0
+    return kind == 0x80 or (kind == 0x90 and msg[2] == 0) or (kind == 0xB0 and msg[1] in (120, 123))
+
+
+def _after(pending: list[tuple[int, int, bytes]], end: bytes, start: int) -> int:
+    """The frame for ``end``, sent now: the cycle's start, or the latest pending note-on it
+    ends (handed over ahead, it would otherwise sound after the note-off meant to end it: a
+    stop, a panic, the exit), so the note-off follows it there."""
+    every = end[0] & 0xF0 == 0xB0
+    frames = [p[0] for p in pending
+              if len(p[2]) == 3 and p[2][0] & 0xF0 == 0x90 and p[2][2] > 0
+              and p[2][0] & 0x0F == end[0] & 0x0F and (every or p[2][1] == end[1])]
+    return max(frames, key=lambda f: _signed(f - start)) if frames else start
+
+
+class OutQueue:
+    """One output port's hand-off: a lock-free ring (writers serialised by a lock, never the
+    reader) and the messages the process callback holds until their cycle."""
+
+    def __init__(self, jack: Any, port: Any, lib: Any) -> None:
+        self.port = port
+        self.ring = jack.RingBuffer(RING_RECORDS * RECORD.size)
+        with contextlib.suppress(Exception):  # mlock may be refused (no memlock limit)
+            self.ring.mlock()
+        self._lib = lib   # _cycle_lib(): the process callback's calls keep the GIL
+        self._port = _address(jack._ffi, port._ptr)
+        self._ring = _address(jack._ffi, self.ring._ptr)
+        self._scratch = ctypes.create_string_buffer(RING_RECORDS * RECORD.size)
+        self._view = memoryview(self._scratch).cast("B")
+        self.lock = threading.Lock()
+        self.pending: list[tuple[int, int, bytes]] = []   # (frame, order, bytes) not yet due
+        self.order = 0
+        self.late = 0       # scheduled messages whose frame had passed (sent at offset 0)
+        self.overflow = 0   # messages the full ring refused (counted by the writer)
+
+    def put(self, frames: Sequence[int | None], msgs: Sequence[Sequence[int]]) -> None:
+        """Write records (frame None: now); a message longer than 3 bytes is refused."""
+        data = bytearray()
+        for frame, msg in zip(frames, msgs, strict=True):
+            if not 0 < len(msg) <= 3:
+                raise ValueError(f"JACK MIDI out sends 1-3 byte messages, got {len(msg)} bytes; "
+                                 "Fix: send channel or real-time messages only")
+            data += RECORD.pack(0 if frame is None else frame & (WRAP - 1),
+                                len(msg) | (NOW if frame is None else 0), bytes(msg))
+        with self.lock:
+            if self.ring.write_space < len(data):
+                self.overflow += len(msgs)
+                return
+            self.ring.write(data)
+
+    def process(self, start: int, frames: int) -> None:
+        """Write the messages due in the cycle [start, start + frames) at their offsets."""
+        lib = self._lib
+        buf = lib.jack_port_get_buffer(self._port, frames)
+        lib.jack_midi_clear_buffer(buf)
+        pending = self.pending
+        space = lib.jack_ringbuffer_read_space(self._ring)
+        if space >= RECORD.size:
+            got = lib.jack_ringbuffer_read(self._ring, self._scratch,
+                                           space - space % RECORD.size)
+            for frame, n, body in RECORD.iter_unpack(self._view[:got]):
+                self.order += 1
+                msg = body[:n & 0x7F]
+                if n & NOW:   # after any note-on it ends that was handed over ahead
+                    frame = _after(pending, msg, start) if pending and _ends(msg) else start
+                pending.append((frame, self.order, msg))
+        if not pending:
+            return
+        due = [p for p in pending if _signed(p[0] - start) < frames]
+        if not due:
+            return
+        self.pending = [p for p in pending if _signed(p[0] - start) >= frames]
+        due.sort(key=lambda p: (_signed(p[0] - start), p[1]))
+        last, write = 0, lib.jack_midi_event_write
+        for frame, _order, body in due:
+            off = _signed(frame - start)
+            if off < 0:
+                self.late += 1
+                off = 0
+            last = max(off, last)   # JACK wants event times in order
+            write(buf, last, body, len(body))
+
+
+class JackHost:
+    """The JACK client ``liveduet``: its ports, process callback, clock and watch."""
+
+    def __init__(self, name: str = CLIENT) -> None:
+        jack = load_jack()
+        self.jack = jack
+        try:
+            self.client = jack.Client(name, no_start_server=True)
+        except jack.JackError as err:
+            raise PortError(f"no JACK server reachable ({err}). Fix: start one ({JACKD_CMD}); "
+                            "the server named by JACK_DEFAULT_SERVER is used if set") from err
+        self.rate = float(self.client.samplerate)
+        self.inports: list[Any] = []   # the input ports (their addresses: _in_ptrs)
+        self.outs: list[OutQueue] = []
+        self.sink: Sink | None = None
+        self.waits = array("l", bytes(8 * WAITS))   # frames since cycle start at entry
+        self.cycles = 0
+        self.lost = threading.Event()
+        self.taken = False   # a JackPortSet has its ports on this client
+        self.on_connect: Any = None
+        self.anchor = (self.client.frame_time, time.perf_counter())  # until the first cycle
+        self._offsets = array("d", bytes(8 * ANCHOR_CYCLES))
+        self._pos = 0
+        self._last_start = WRAP
+        self.lib = _cycle_lib()
+        self._cptr = _address(jack._ffi, self.client._ptr)
+        self._event = _Event()
+        self._in_ptrs: list[int] = []
+        self.client.set_process_callback(self._process)
+        self.client.set_shutdown_callback(lambda *_: self.lost.set())
+        self.client.set_port_connect_callback(self._connected)
+        self.client.activate()
+
+    @property
+    def period_s(self) -> float:
+        """One JACK period in seconds."""
+        return float(self.client.blocksize) / self.rate
+
+    def _process(self, frames: int) -> None:
+        lib, client = self.lib, self._cptr
+        since = lib.jack_frames_since_cycle_start(client)
+        now = time.perf_counter()
+        self.waits[self.cycles % WAITS] = since
+        self.cycles += 1
+        start = lib.jack_last_frame_time(client)
+        self._anchor(start, now - since / self.rate)
+        sink = self.sink
+        if sink is not None and self._in_ptrs:
+            base, rate, event = self.anchor[1], self.rate, self._event
+            get, ref, string_at = lib.jack_midi_event_get, ctypes.byref(event), ctypes.string_at
+            for idx, ptr in enumerate(self._in_ptrs):
+                buf = lib.jack_port_get_buffer(ptr, frames)
+                for i in range(lib.jack_midi_get_event_count(buf)):
+                    if get(ref, buf, i):
+                        break
+                    sink(base + event.time / rate, tuple(string_at(event.buffer, event.size)),
+                         idx)
+        for out in self.outs:
+            out.process(start, frames)
+
+    def _anchor(self, start: int, begun: float) -> None:
+        """Keep the wall time of frame 0 as the median of the last ``ANCHOR_CYCLES`` cycles':
+        one cycle run late (a wake-up, a GIL wait) does not move the notes placed by it, a
+        server that fell behind for good (a dummy server losing time) is followed at once."""
+        offs, pos = self._offsets, self._pos
+        offset = begun - start / self.rate
+        if start < self._last_start:   # the first cycle, or the 32-bit frame counter wrapped
+            offs[:] = array("d", [offset] * ANCHOR_CYCLES)
+        self._last_start = start
+        offs[pos] = offset
+        self._pos = (pos + 1) % ANCHOR_CYCLES
+        self.anchor = (start, sorted(offs)[ANCHOR_CYCLES // 2] + start / self.rate)
+
+    def _connected(self, a: Any, b: Any, connect: bool) -> None:
+        with contextlib.suppress(Exception):  # nothing may raise into libjack
+            if self.on_connect is not None:
+                self.on_connect(a.name, b.name, bool(connect))
+
+    def frames_at(self, times: Sequence[float]) -> list[int]:
+        """JACK frame times of ``perf_counter`` times (by the anchor, see the module text)."""
+        start, begun = self.anchor
+        rate = self.rate
+        return [(start + round((t - begun) * rate)) & (WRAP - 1) for t in times]
+
+    def recent_waits(self) -> list[int]:
+        """Frames between cycle start and process callback entry, for the kept cycles."""
+        n = min(self.cycles, WAITS)
+        return list(self.waits[:n])
+
+    def close(self) -> None:
+        """Leave the server (a dead server's client is only dropped)."""
+        global _shared
+        if _shared is self:
+            _shared = None
+        with contextlib.suppress(Exception):
+            if not self.lost.is_set():
+                self.client.deactivate()
+            self.client.close()
+
+
+_shared: JackHost | None = None
+
+
+def shared_host() -> JackHost:
+    """This process's JACK client ``liveduet`` (opened on first use): the MIDI ports and the
+    JACK transport clock share it, so liveduet is one client in the JACK graph."""
+    global _shared
+    if _shared is None:
+        _shared = JackHost()
+    return _shared
+
+
+class HostWatch:
+    """:class:`~liveduet.live.jackwatch.JackWatch`'s interface on the host's own client."""
+
+    events = True
+
+    def __init__(self, host: JackHost) -> None:
+        self.host = host
+
+    @property
+    def lost(self) -> bool:
+        """True once the JACK server has shut down or thrown the client out."""
+        return self.host.lost.is_set()
+
+    def connections(self, port: str) -> list[str] | None:
+        """Ports wired to ``port``; None if it or the server is gone."""
+        if self.lost:
+            return None
+        try:
+            return [p.name for p in self.host.client.get_all_connections(port)]
+        except Exception:  # the port vanished
+            return None
+
+    def close(self) -> None:
+        """Nothing of its own to close: the host closes the client."""
+
+
+@dataclass
+class JackPortSet(PortSet):
+    """:class:`~liveduet.live.ports.PortSet` over the one JACK client (see the module text)."""
+
+    host: JackHost | None = None
+    clock_port: OutQueue | None = None
+    _queue: OutQueue | None = None
+
+    schedules = True   # grid messages may be handed over ahead with their due time
+
+    @property
+    def lead(self) -> float:
+        """How long before its due time a message must be handed over to be placed exactly:
+        one period (its cycle starts up to a period before it) and a margin."""
+        return (self.host.period_s if self.host else 0.0) + LEAD_MARGIN
+
+    @property
+    def late(self) -> int:
+        """Scheduled messages that came after their frame (sent at the cycle's start)."""
+        return sum(q.late for q in self._queues())
+
+    def stats(self) -> dict[str, Any]:
+        """For --stats: the period, how late the process callback started in each kept cycle
+        (frames since the cycle start: wake-up plus the wait for the GIL), late and refused
+        messages."""
+        host = self.host
+        return {"backend": "jack", "period_frames": host.client.blocksize if host else 0,
+                "rate": host.rate if host else 0.0,
+                "callback_start_frames": host.recent_waits() if host else [],
+                "late": self.late, "overflow": sum(q.overflow for q in self._queues())}
+
+    def _queues(self) -> list[OutQueue]:
+        return [q for q in (self._queue, self.clock_port) if q is not None]
+
+    def send_many(self, msgs: Sequence[Sequence[int]], stamps: list[float]) -> None:
+        """Send now (the next cycle's start), appending ``perf_counter`` to ``stamps``."""
+        with self._send_lock:
+            stamps += [time.perf_counter()] * len(msgs)
+            if self._queue is None:
+                return
+            self._queue.put([None] * len(msgs), msgs)
+            for msg in msgs:
+                self.track.sent(msg)
+
+    def send_at(self, msgs: Sequence[Sequence[int]], at: Sequence[float]) -> None:
+        """Hand messages over to leave at the frames of their ``perf_counter`` times ``at``."""
+        host = self.host
+        with self._send_lock:
+            if host is None or self._queue is None:
+                return
+            self._queue.put(host.frames_at(at), msgs)
+            for msg in msgs:
+                self.track.sent(msg)
+
+    def send_clock_at(self, msgs: Sequence[Sequence[int]], at: Sequence[float]) -> None:
+        """MIDI clock ticks to leave at the frames of their ``perf_counter`` times ``at``."""
+        host, queue = self.host, self.clock_port or self._queue
+        if host is not None and queue is not None:
+            queue.put(host.frames_at(at), msgs)
+
+    def send_clock(self, msgs: Sequence[Sequence[int]]) -> None:
+        """MIDI clock out bytes now: on the ``liveduet clock`` port if open, else the output."""
+        if self.clock_port is None:
+            self.send_many(msgs, [])
+        else:
+            self.clock_port.put([None] * len(msgs), msgs)
+
+    def _repair(self) -> int:
+        with self._send_lock:
+            offs = self.track.repair()
+            if offs and self._queue is not None:
+                self._queue.put([None] * len(offs), offs)
+        return len(offs)
+
+    def close(self) -> None:
+        """Let the last messages leave, then leave the server; safe to call twice."""
+        host, self.host = self.host, None
+        if host is None:
+            return
+        host.sink = None
+        if self._queue is not None:
+            time.sleep(max(FLUSH_S, 2 * host.period_s + self.lead))
+        host.close()
+        self.inputs, self.output, self.watch = [], None, None
+
+    def _check_named(self) -> list[str]:
+        host = self.host
+        if host is None:
+            return []
+        client = host.client
+        try:
+            sources = [p.name for p in client.get_ports(is_midi=True, is_output=True)]
+            dests = [p.name for p in client.get_ports(is_midi=True, is_input=True)]
+        except Exception as err:  # the server went away between two checks
+            return [f"MIDI system unreachable: {err}"]
+        reports = []
+        for idx, port in enumerate(self.inputs):
+            if port.wanted:
+                reports += self._recheck(port, sources, "input", idx)
+        if self.output is not None and self.output.wanted:
+            reports += self._recheck(self.output, dests, "output", -1)
+        return reports
+
+    def _recheck(self, port: _Port, names: list[str], kind: str, idx: int) -> list[str]:
+        present = port.name in names
+        is_out = port is self.output
+        if port.alive and not present:
+            port.alive = False
+            if is_out:
+                with self._send_lock:
+                    self.track.receiver_lost()
+            return [f"{kind} port {port.name!r} vanished; waiting for it to come back"]
+        if port.alive or not present:
+            if is_out and port.alive:
+                with self._send_lock:
+                    self.track.checkpoint()
+            return []
+        own = port.handle.name
+        with contextlib.suppress(Exception):  # connected already (JACK kept it)
+            if is_out:
+                self.host.client.connect(own, port.name)  # type: ignore[union-attr]
+            else:
+                self.host.client.connect(port.name, own)  # type: ignore[union-attr]
+        port.alive = True
+        reports = [f"{kind} port {port.name!r} is back; reopened"]
+        if is_out and (n := self._repair()):
+            reports.append(f"sent {n} note-off(s) for notes the receiver missed")
+        return reports
+
+
+def _match(host: JackHost, wanted: str, kind: str, exclude: Sequence[str]) -> str:
+    from liveduet.live.midisys import match_port
+    client = host.client
+    mine = client.name + ":"
+    ports = client.get_ports(is_midi=True, is_output=kind == "input",
+                             is_input=kind == "output")
+    names = [p.name for p in ports if not p.name.startswith(mine)]
+    return names[match_port(names, wanted, kind, exclude)]
+
+
+def open_jack_ports(inputs: Sequence[str] = (), output: str | None = None,
+                    sink: Sink | None = None, clock_out: str | None = None) -> JackPortSet:
+    """Open liveduet's ports on one JACK client: named inputs (each on a port of ours wired
+    from it) or one ``liveduet in``; a named or virtual output; with ``clock_out`` (a port
+    name) a ``liveduet clock`` port wired to it."""
+    host = shared_host()
+    if host.taken:   # a second set of ports in this process (tests): a client of its own
+        host = JackHost()
+    host.taken = True
+    ports = JackPortSet(APIS["jack"], sink=sink, host=host)
+    try:
+        client = host.client
+        out_port = client.midi_outports.register(VIRTUAL_OUT)
+        ports._queue = OutQueue(host.jack, out_port, host.lib)
+        if output is None:
+            ports.output = _Port(out_port, None, out_port.name)
+        else:
+            target = _match(host, output, "output", [])
+            client.connect(out_port, target)
+            ports.output = _Port(out_port, output, target)
+        for idx, wanted in enumerate(inputs or [None]):
+            name = VIRTUAL_IN if idx == 0 else f"{VIRTUAL_IN} {idx + 1}"
+            in_port = client.midi_inports.register(name)
+            host.inports.append(in_port)
+            host._in_ptrs.append(_address(host.jack._ffi, in_port._ptr))
+            if wanted is None:
+                ports.inputs.append(_Port(in_port, None, in_port.name))
+            else:
+                source = _match(host, wanted, "input", [])
+                client.connect(source, in_port)
+                ports.inputs.append(_Port(in_port, wanted, source))
+        if clock_out:
+            clock_port = client.midi_outports.register("liveduet clock")
+            client.connect(clock_port, _match(host, clock_out, "output", []))
+            ports.clock_port = OutQueue(host.jack, clock_port, host.lib)
+        host.outs = ports._queues()
+        ports.watch = HostWatch(host)  # type: ignore[assignment]
+        host.on_connect = ports._on_connect
+        host.sink = sink
+    except BaseException:
+        ports.close()
+        raise
+    if host.lost.is_set():
+        ports.close()
+        raise PortError(JACK_LOST)
+    ports.check()
+    return ports

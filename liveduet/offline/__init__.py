@@ -1,0 +1,1 @@
+"""Offline work in virtual time: render, MIDI files, piano rolls, evaluation."""

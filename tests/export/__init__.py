@@ -1,0 +1,1 @@
+"""Tests of training and export (the train extra)."""

@@ -1,0 +1,1 @@
+"""Tests of the live runtime over real JACK ports and real UDP."""

@@ -1,0 +1,1 @@
+"""Tests of offline rendering, MIDI files and evaluation."""
