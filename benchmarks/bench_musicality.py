@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from valtunes import Tune, load_tunes  # noqa: E402
 
-from liveduet import catalog  # noqa: E402
+from liveduet.core import catalog  # noqa: E402
 from liveduet.core.codec import TimedNote  # noqa: E402
 from liveduet.core.engine import Engine  # noqa: E402
 from liveduet.core.metre import Metre, MetreMap, parse_metre  # noqa: E402

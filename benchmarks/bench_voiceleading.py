@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from liveduet import catalog  # noqa: E402
+from liveduet.core import catalog  # noqa: E402
 from liveduet.core.codec import TimedNote  # noqa: E402
 from liveduet.core.engine import Engine  # noqa: E402
 from liveduet.core.metre import Metre, parse_metre  # noqa: E402

@@ -9,57 +9,42 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from liveduet.cli import learnstore
 from liveduet.cli.model import load_model
 from liveduet.cli.options import OldName, listen_gap_steps, setting_help
-from liveduet.cli.status import OCTAVE_NAMES, StatusLine
+from liveduet.cli.playing import play, write_stats
+from liveduet.cli.runconfig import resolve
+from liveduet.cli.status import OCTAVE_NAMES
 from liveduet.core import catalog
 from liveduet.core.clock import InternalClock, MidiClockFollower
+from liveduet.core.clockout import ClockOutput
 from liveduet.core.conductor import Options
 from liveduet.core.settings import (
     FIELDS,
-    OPTION_FIELDS,
     Settings,
-    check_option,
-    coerce,
-    did_you_mean,
-    with_mode_defaults,
 )
-from liveduet.core.turns import parse_steps
 from liveduet.errors import ConfigError, LiveduetError
 from liveduet.live import midisys, ports, signals
-from liveduet.live.clockout import ClockOutput
 from liveduet.live.jacktransport import JackTransportClock
 from liveduet.live.link import LinkClock
 from liveduet.live.rtthread import Tuning
 from liveduet.live.runtime import Runtime
 from liveduet.live.workers import Workers
-from liveduet.offline import outfile
 
 log = logging.getLogger("liveduet.run")
-RUN_OPTIONS: dict[str, Any] = {f.name: list(f.default) if f.kind == "texts" else f.default
-                               for f in OPTION_FIELDS}
 CLOCKS = ("internal", "midi", "link", "jack")
 DEFAULT_OSC_PORT = 8000
-CHECK_S = 0.25
 STATS_SAMPLES = 20_000   # per kind with --stats: the latest (a ring; memory stays flat)
-NAMED_CHECK_S = 1.0
-EXIT_LOST = 3
-"""Exit status when the MIDI system (the JACK server) went away during the run."""
 # A candidate search stops this many grid steps before its phrase is due (what is left of
 # the step plans and sends it); the best phrase so far plays.
 SEARCH_MARGIN = 0.25
 SHORT = {"top_p": "top-p", "listen_gap": "listen-gap", "channel": "out-channel"}
-CONFIG_ALIASES = {"in": "inputs", "out": "output", "out_channel": "channel"}
-"""Config keys that name a setting or run option another way (the command line's words)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -141,80 +126,6 @@ def ports_command(args: argparse.Namespace) -> int:
     """``liveduet ports``."""
     print(ports.describe(ports.list_ports(ports.choose_api(args.api))))
     return 0
-
-
-# -- configuration --------------------------------------------------------------------------
-def load_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(flat settings/run options, [cc] table or None) from a TOML file."""
-    if path is None:
-        return {}, None
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"cannot read config {path} ({err.strerror}); check the path") from err
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config {path} is not valid TOML ({err}); fix that line") from err
-    cc = data.pop("cc", None)
-    if cc is not None and not isinstance(cc, dict):
-        raise ConfigError(f"config {path}: 'cc' must be a [cc] table")
-    known = {f.name for f in FIELDS} | set(RUN_OPTIONS) | set(CONFIG_ALIASES)
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in known:
-            raise ConfigError(f"config {path}: unknown key {key!r}{did_you_mean(key, known)}; "
-                              f"known: {', '.join(sorted(known))}")
-        name = CONFIG_ALIASES.get(key, key)
-        listed = name in ("inputs", "models_dir") and isinstance(value, str)
-        value = [value] if listed else value
-        try:  # a config file has real booleans and numbers: "false" is a mistake there
-            if name == "clock_out":
-                pass  # a port name, or true for the output port: checked in resolve
-            elif name in RUN_OPTIONS:
-                value = check_option(name, value, strict=True)
-            elif name != "listen_gap" or not isinstance(value, str):
-                coerce(name, value, strict=True)
-        except ConfigError as err:
-            raise ConfigError(f"config {path}: {err}") from err
-        flat[name] = value
-    return flat, cc
-
-
-def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any], dict[str, Any] | None]:
-    """Settings and run options: defaults < config file < command line."""
-    flat, cc = load_config(args.config)
-    cli = {k: v for k, v in vars(args).items() if v is not None and k not in ("func", "command",
-                                                                             "config")}
-    merged = with_mode_defaults({**RUN_OPTIONS, **flat, **cli})
-    gap = merged.get("listen_gap")
-    if isinstance(gap, str):   # '1b', '2bar': checked now, counted in the model's steps later
-        parse_steps(gap)
-        merged["listen_gap_text"] = merged.pop("listen_gap")
-    settings = Settings()
-    for f in FIELDS:
-        if f.name in merged:
-            settings = settings.with_value(f.name, merged.pop(f.name))
-    opts = {k: merged[k] for k in (*RUN_OPTIONS, "listen_gap_text") if k in merged}
-    clock_out = opts.get("clock_out")
-    for name in RUN_OPTIONS:  # the one table: finite numbers in range, real booleans
-        if name == "clock_out":  # a port name, '' or true (the output port), checked below
-            continue
-        try:
-            opts[name] = check_option(name, opts[name])
-        except ConfigError as err:
-            raise ConfigError(f"--{name.replace('_', '-')}: {err}") from err
-    if clock_out is True:   # clock_out = true in a config file: on the output port
-        clock_out = ""
-    elif clock_out is False:
-        clock_out = None
-    elif clock_out is not None and not isinstance(clock_out, str):
-        raise ConfigError(f"--clock-out {clock_out!r}: give a port name, or true for the "
-                          "output port")
-    opts["clock_out"] = clock_out
-    return settings, opts, cc
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -411,101 +322,3 @@ def announce_osc(address: tuple[str, int], stack: contextlib.ExitStack) -> None:
         stack.callback(found.close)
         print(f"liveduet: OSC advertised on the network as '{found.name}' (port "
               f"{address[1]})", file=sys.stderr, flush=True)
-
-
-def play(rt: Runtime, portset: ports.PortSet, model: Any, opts: dict[str, Any],
-         settings: Settings) -> int:
-    """Run until a stop signal; show the status; watch the ports and the JACK server.
-
-    Returns 0 after SIGINT/SIGTERM/SIGHUP (a second one while stopping changes nothing), 1 when
-    the conductor crashed, EXIT_LOST when the MIDI system (the JACK server) went away.
-    """
-    stop = signals.STOP
-    line = None if opts["quiet"] else StatusLine(sys.stdout, octave_names=opts["octave_names"])
-    learnt = LearnSaver(rt.ccmap, opts.get("config_path"))
-    lost: ports.SystemLost | None = None
-    warned: set[str] = set()
-    next_named = time.monotonic() + NAMED_CHECK_S
-    rt.start()
-    say(f"liveduet: {settings.mode} with '{model.title}'; in {portset.input_names} -> out "
-        f"'{portset.output_name}'; clock {opts['clock']}{_clock_out_text(opts, portset)}. "
-        "Ctrl-C to stop.")
-    while not stop.wait(CHECK_S) and not rt.done.is_set():
-        if line is not None:
-            line.show(rt.snapshot)
-        _warn_once(rt.snapshot, warned)
-        learnt.check()
-        named = time.monotonic() >= next_named
-        next_named += NAMED_CHECK_S if named else 0.0
-        try:
-            reports = portset.check(named)
-        except ports.SystemLost as err:
-            lost = err
-            break
-        for report in reports:
-            say(f"liveduet: {report}")
-    rt.stop()
-    if line is not None:
-        line.close()
-    if lost is not None:
-        say(f"liveduet: error: {lost}")
-        return EXIT_LOST
-    if rt.failed is not None:
-        say(f"liveduet: error: the conductor stopped ({rt.failed}); all notes were released")
-        return 1
-    return 0
-
-
-class LearnSaver:
-    """Saves the CC map when a MIDI learn finished (checked from the status loop)."""
-
-    def __init__(self, ccmap: Any, config: Path | None) -> None:
-        self.ccmap = ccmap
-        self.path = learnstore.target(config)
-        self._seen = getattr(ccmap, "learned", None)
-
-    def check(self) -> None:
-        """Write the bindings if a new learn finished since the last check."""
-        learned = getattr(self.ccmap, "learned", None)
-        if learned is None or learned is self._seen:
-            return
-        self._seen = learned
-        channel, cc, target = learned
-        try:
-            learnstore.save(self.path, self.ccmap.to_toml_text())
-        except ConfigError as err:
-            say(f"liveduet: warning: {err}")
-            return
-        say(f"liveduet: learnt CC {cc} on channel {channel} -> {target}; saved to {self.path}")
-
-
-def say(text: str) -> None:
-    """One line on stderr; a terminal that went away (SIGHUP, ssh drop) is not an error."""
-    with contextlib.suppress(OSError, ValueError):
-        print(text, file=sys.stderr, flush=True)
-
-
-def _clock_out_text(opts: dict[str, Any], portset: ports.PortSet) -> str:
-    out = opts["clock_out"]
-    if out is None:
-        return ""
-    return f", MIDI clock out on '{out or portset.output_name}'"
-
-
-def _warn_once(status: dict[str, Any], warned: set[str]) -> None:
-    """Print each engine warning (e.g. NaN logits fell back to silence) the first time."""
-    for text in status.get("warnings", ()):
-        if text not in warned:
-            warned.add(text)
-            say(f"liveduet: warning: {text}; playing on")
-
-
-def write_stats(rt: Runtime, path: Path, portset: Any = None) -> None:
-    """Dump :meth:`Runtime.stats` (and the ports' own, when they keep any) as JSON."""
-    stats = rt.stats()
-    if portset is not None and hasattr(portset, "stats"):
-        stats["ports"] = portset.stats()
-    try:
-        outfile.write_bytes(path, json.dumps(stats).encode())
-    except LiveduetError as err:  # the notes are already released: say it, exit as planned
-        say(f"liveduet: error: {err}")

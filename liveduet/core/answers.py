@@ -24,6 +24,7 @@ from liveduet.core.metre import MetreMap, StepGrid
 from liveduet.core.model import Snapshot, StepModel
 from liveduet.core.motifs import Material, PNote
 from liveduet.core.sampling import Sampler, estimate_key, scale_pcs
+from liveduet.core.searchjob import Job, SearchSource
 from liveduet.core.settings import Settings
 from liveduet.core.turns import (
     ACCOMPANYING,
@@ -34,7 +35,6 @@ from liveduet.core.turns import (
     Turn,
     next_turn,
 )
-from liveduet.live.searchworker import Job, SearchWorker
 
 PHRASE_BARS = 2      # continue: a phrase every two bars
 HISTORY_BARS = 8     # continue: the critic develops what sounded this far back
@@ -59,7 +59,7 @@ class Phrases:
         self.chosen: dict[int, cand.Phrase] = {}
         self.cut: dict[int, int] = {}  # phrase start -> first step the human played in it
         self.index: CopyIndex | None = load_for(model.path)
-        self.worker: SearchWorker | None = None  # searches ahead, live only
+        self.worker: SearchSource | None = None  # searches ahead, live only
 
     def step(self, n: int, s: Settings, turn0: Turn, turn: Turn, human_sounds: bool,
              logits: np.ndarray, sounding: tuple[bool, ...],

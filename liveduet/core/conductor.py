@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from liveduet.core.clock import TRANSPORT, Clock
+from liveduet.core.clockout import ClockOutput
 from liveduet.core.events import Control, Event, Loaded, Midi
 from liveduet.core.feedback import Feedback, Publisher, p99
 from liveduet.core.hotswap import Swaps
@@ -31,7 +32,6 @@ from liveduet.core.sender import SendAt, Sender, SendMany, is_note_on
 from liveduet.core.settings import Act, Action, Command, Set
 from liveduet.core.transport import Transport
 from liveduet.errors import ConfigError, LiveduetError
-from liveduet.live.clockout import ClockOutput
 
 log = logging.getLogger("liveduet.live.runtime")
 RELEASING_SETS = frozenset(("mode", "channel"))

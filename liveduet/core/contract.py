@@ -153,7 +153,7 @@ def _check_position(path: str, inputs: dict[str, Any], meta: dict[str, str], bat
     name, scheme = str(decl.get("input", "position")), decl.get("scheme")
     if scheme != POSITION_SCHEME:
         raise ModelError(path, "position", f"position scheme {scheme!r} is unknown",
-                         f"declare {{\"scheme\": \"{POSITION_SCHEME}\"}} (liveduet.metre)")
+                         f"declare {{\"scheme\": \"{POSITION_SCHEME}\"}} (liveduet.core.metre)")
     arg = inputs.get(name)
     if arg is None:
         raise ModelError(path, "position", f"'{KEY_POSITION}' names input {name!r}, which the "
@@ -165,7 +165,7 @@ def _check_position(path: str, inputs: dict[str, Any], meta: dict[str, str], bat
     size = int(decl.get("size", POSITION_SIZE))
     if size != POSITION_SIZE:
         raise ModelError(path, "position", f"{name!r} declares {size} ids, {scheme} has "
-                         f"{POSITION_SIZE}", "train with the ids of liveduet.metre")
+                         f"{POSITION_SIZE}", "train with the ids of liveduet.core.metre")
     return PositionSpec(name, scheme, size)
 
 

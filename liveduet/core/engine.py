@@ -21,31 +21,30 @@ re-run step draws the same random numbers as its first decision.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from liveduet.core.codec import HOLD, REST, GridCodec
 from liveduet.core.harmony import TableSource
-from liveduet.core.ledger import ALL_NOTES_OFF, CONTROL, NOTE_OFF, NOTE_ON, Ledger, Out
+from liveduet.core.hearing import KEEP_EMITTED, Hearing
+from liveduet.core.ledger import ALL_NOTES_OFF, CONTROL, Ledger, Out
 from liveduet.core.metre import MetreMap, StepGrid, parse_metre
-from liveduet.core.midimsg import is_valid
 from liveduet.core.model import StepModel
 from liveduet.core.planner import PlannedStep, Planner, check_mode
 from liveduet.core.sampling import TONICS, estimate_key
+from liveduet.core.searchjob import SearchSource
 from liveduet.core.settings import Act, Action, Set, Settings
-from liveduet.core.sustain import SUSTAIN, Pedal
-from liveduet.core.turns import ACCOMPANYING, ANSWERING, LISTENING, HumanRecord
+from liveduet.core.sustain import Pedal
+from liveduet.core.turns import ANSWERING, LISTENING, HumanRecord
 from liveduet.errors import ConfigError
-from liveduet.live.searchworker import SearchWorker
 
 __all__ = ["Engine", "Out"]
-KEEP_EMITTED = 2  # emitted steps kept re-runnable for input that arrives late
 DEFAULT_VELOCITY = 80
 PLAN_QUIET = 0.1    # steps of no input before planning ahead again after a note
 PLAN_MARGIN = 0.2   # ... but plan at the latest this many steps before the next step is due
 
 
-class Engine:
+class Engine(Hearing):
     """The co-performer in virtual time; see the module docstring."""
 
     def __init__(self, model: StepModel, settings: Settings | None = None, *,
@@ -53,7 +52,7 @@ class Engine:
                  table_source: Callable[[StepModel], TableSource | None] | None = None,
                  metres: MetreMap | None = None,
                  search_margin: float | None = None,
-                 search_worker: Callable[[StepModel], SearchWorker | None] | None = None
+                 search_worker: Callable[[StepModel], SearchSource | None] | None = None
                  ) -> None:
         if lookahead < 0:
             raise ConfigError(f"lookahead={lookahead}; give 0 or more steps")
@@ -63,13 +62,13 @@ class Engine:
         check_mode(model.codec, self._settings.mode)
         self.lookahead = lookahead
         self.tolerance = tolerance
-        self.tables = tables  # harmonize through harmony tables (see liveduet.harmony)
+        self.tables = tables  # harmonize through harmony tables (see liveduet.core.harmony)
         # Live: a candidate search stops this many steps before its phrase is due (None: it
         # always finishes, as offline where time is virtual).
         self.search_margin = search_margin
         self._searchers = search_worker  # per model: who searches answers ahead (live)
         self.clock_bpm: Callable[[], float] | None = None  # the live clock's tempo, if known
-        self._searcher: SearchWorker | None = None
+        self._searcher: SearchSource | None = None
         self._sources = table_source  # per model: who builds tables ahead (the runtime's workers)
         self._source: TableSource | None = None
         self._ledger = Ledger()
@@ -216,100 +215,6 @@ class Engine:
         self._human.prune(keep - 1)
 
     # -- the interface ------------------------------------------------------------------------
-    def feed(self, pos: float, msg: Sequence[int]) -> list[Out]:
-        """One human MIDI message at ``pos``; returns what must go out now."""
-        return self.feed_many(((pos, msg),))
-
-    def feed_many(self, events: Sequence[tuple[float, Sequence[int]]]) -> list[Out]:
-        """Human messages that arrived together, in order: the state of feeding them one by one,
-        with one re-decision at the end instead of one per message.
-
-        A busy conductor drains its queue into one call, so a burst of notes costs one model
-        re-run; only the intermediate answers (superseded before they could sound) are skipped.
-        """
-        outs: list[Out] = []
-        changed: int | None = None     # first step whose human input changed
-        onset: int | None = None       # last step a note began (harmonize answers up to it)
-        at = self._last_pos
-        for pos, msg in events:
-            if not is_valid(msg):
-                self.counters["bad_input"] += 1  # a broken message is dropped, never passed on
-                continue
-            self._last_pos = at = max(self._last_pos, pos)
-            status, kind, ch = msg[0], msg[0] & 0xF0, msg[0] & 0x0F
-            if status >= 0xF0:
-                continue  # clock and transport are the runtime's
-            if kind not in (NOTE_ON, NOTE_OFF):
-                if self._settings.thru:
-                    outs.append(Out(pos, tuple(msg)))
-                if kind == CONTROL and msg[1] == SUSTAIN and (step := self._pedal_change(
-                        pos, ch, int(msg[2]))) is not None:
-                    changed = step if changed is None else min(changed, step)
-                if kind == CONTROL and msg[1] in (120, 123) and self._running:
-                    step = self._human.all_off(self._human_step(pos), ch)  # All Notes Off
-                    if step is not None:
-                        changed = step if changed is None else min(changed, step)
-                continue
-            pitch, vel = int(msg[1]), int(msg[2])
-            self._last_input = pos
-            if kind == NOTE_ON and vel > 0:
-                step = self._human_on(pos, ch, pitch, vel, outs)
-                if step is not None:
-                    onset = step if onset is None else max(onset, step)
-            else:
-                step = self._human_off(pos, ch, pitch, outs)
-            if step is not None:
-                changed = step if changed is None else min(changed, step)
-        if changed is not None:
-            outs += self._redecide(changed, at)
-        if onset is not None:
-            if self._settings.mode == "harmonize" and onset >= self._emit:
-                for n in range(self._emit, onset + 1):
-                    outs += self._emit_step(n, at)  # harmony of this note goes out now
-            self._plan.extend(onset + 1)  # lookahead waits: the answer goes out first
-        return outs
-
-    def _human_step(self, pos: float) -> int:
-        step = self._human.step_of(self._x(pos))
-        base = max(self._plan.base(), self._emit - KEEP_EMITTED, 0)
-        if step < base:
-            self.counters["late_input"] += 1
-            step = base
-        return step
-
-    def _human_on(self, pos: float, ch: int, pitch: int, vel: int, outs: list[Out]) -> int | None:
-        """Record a note-on (thru copy, barge-in note-offs into ``outs``); its step or None."""
-        if self._settings.thru:
-            outs += self._ledger.thru_on(ch, pitch, vel, pos)
-        if not self._running:
-            return None
-        self.counters["human_notes"] += 1
-        self._pedal.strike(ch, pitch)
-        step = self._human.note_on(self._human_step(pos), pitch, vel, ch)
-        mode = self._settings.mode
-        if mode in ("call", "continue") and self._current_phase() in (ANSWERING, ACCOMPANYING):
-            voices = [self._plan.hv] if mode == "continue" else range(self.codec.n_voices)
-            for v in voices:
-                outs += self._ledger.off(v, pos)  # barge-in: the human takes the voice now
-        return step
-
-    def _human_off(self, pos: float, ch: int, pitch: int, outs: list[Out]) -> int | None:
-        """Record a note-off (thru copy into ``outs``); the first changed step or None. Under
-        the sustain pedal the note goes on sounding for turn-taking until the pedal is up."""
-        outs += self._ledger.thru_off(ch, pitch, pos)
-        if not self._running or self._pedal.hold(ch, pitch):
-            return None
-        return self._human.note_off(self._human_step(pos), pitch, ch)
-
-    def _pedal_change(self, pos: float, ch: int, value: int) -> int | None:
-        """The sustain pedal moved: the notes it held end now; the first changed step."""
-        first: int | None = None
-        for pitch in self._pedal.change(ch, value):
-            if self._running and (step := self._human.note_off(self._human_step(pos), pitch,
-                                                               ch)) is not None:
-                first = step if first is None else min(first, step)
-        return first
-
     def _current_phase(self) -> str:
         last = self._plan.steps.get(self._emit - 1)
         return last.turn.phase if last is not None else self._plan.turn.phase

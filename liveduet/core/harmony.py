@@ -45,7 +45,7 @@ class Context(NamedTuple):
     low: int
     high: int
     pcs: frozenset[int] | None
-    voice_leading: str = "off"  # off | guided | strict (liveduet.partwriting)
+    voice_leading: str = "off"  # off | guided | strict (liveduet.core.partwriting)
     prev: tuple[int, ...] = ()  # pitches sounding before the step, -1 silent (rules only)
     key: tuple[int, str] | None = None  # key of the human's recent notes (rules only)
     on_beat: bool = False  # the step starts a beat (rules only)

@@ -2,19 +2,17 @@
 
 :class:`PendingSwap` is the conductor's side (pure): a loaded model waits for the next grid
 step (at once while stopped), and the conductor asks :meth:`PendingSwap.take` at each tick and
-does the switch itself (releasing the old model's notes). :func:`load_in_thread` is the live
-runtime's side: it loads on a thread and hands back a :class:`~liveduet.core.events.Loaded`.
+does the switch itself (releasing the old model's notes). The live runtime loads models on a
+thread and hands back a :class:`~liveduet.core.events.Loaded`.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from liveduet.core.catalog import for_mode
-from liveduet.core.events import Loaded
 from liveduet.core.planner import check_mode
 from liveduet.core.settings import Set
 from liveduet.errors import ConfigError
@@ -82,15 +80,3 @@ class Swaps:
         name = for_mode(str(cmd.value))
         self.after[name] = cmd
         return self.request(name)
-
-
-def load_in_thread(loader: Callable[[str], Any], name: str,
-                   put: Callable[[Loaded], None]) -> None:
-    """Load ``name`` on a daemon thread; ``put`` gets the model or the error that stopped it."""
-    def work() -> None:
-        try:
-            put(Loaded(name, loader(name), None))
-        except Exception as err:  # any load failure is reported, the old model plays on
-            put(Loaded(name, None, err))
-
-    threading.Thread(target=work, name="liveduet-loader", daemon=True).start()

@@ -54,7 +54,7 @@ class PlannedStep:
     sounding_before: tuple[bool, ...]
     bad: bool = False
     held_before: tuple[int, ...] = ()  # steps each voice's note has sounded before the step
-    rate_before: tuple[float, ...] = ()  # each voice's onsets per step (liveduet.pace)
+    rate_before: tuple[float, ...] = ()  # each voice's onsets per step (liveduet.core.pace)
     pitches_before: tuple[int, ...] = ()  # pitch per voice sounding before it, -1 silent
     beat_before: tuple[int, ...] = ()  # pitches sounding at the last beat before it
 

@@ -51,33 +51,21 @@ from liveduet.live.midisys import (
     probe,
     quiet_stderr,
 )
+from liveduet.live.rtopen import (
+    FLUSH_S,
+    OpenPort,
+    all_names,
+    open_input_port,
+    open_output,
+    open_output_port,
+)
 
 __all__ = [
-    "APIS",
-    "API_NAMES",
-    "CLIENT",
-    "JACKD_CMD",
-    "JACK_LOST",
-    "LOOPMIDI",
-    "PROBE_TIMEOUT",
-    "VIRTUAL_IN",
-    "VIRTUAL_OUT",
-    "PortList",
-    "PortSet",
-    "Sink",
-    "SystemLost",
-    "auto_order",
-    "choose_api",
-    "describe",
-    "list_ports",
-    "match_port",
-    "no_midi_help",
-    "open_output",
-    "open_ports",
-    "probe",
-    "quiet_stderr",
+    "APIS", "API_NAMES", "CLIENT", "JACKD_CMD", "JACK_LOST", "LOOPMIDI", "PROBE_TIMEOUT",
+    "VIRTUAL_IN", "VIRTUAL_OUT", "PortList", "PortSet", "Sink", "SystemLost", "auto_order",
+    "choose_api", "describe", "list_ports", "match_port", "no_midi_help", "open_output",
+    "open_ports", "probe", "quiet_stderr",
 ]
-FLUSH_S = 0.05
 BACKENDS = ("auto", "jack", "rtmidi")
 log = logging.getLogger("liveduet.live.ports")
 
@@ -91,23 +79,12 @@ class SystemLost(PortError):
 
 
 @dataclass
-class _Port:
-    """One opened rtmidi port: what was asked for and what it is now."""
-
-    handle: rtmidi.MidiIn | rtmidi.MidiOut
-    wanted: str | None            # None: our virtual port
-    name: str
-    alive: bool = True
-    links: list[str] | None = None  # JACK connections last seen (virtual ports on JACK)
-
-
-@dataclass
 class PortSet:
     """The inputs and the output liveduet plays through; close() is safe to call twice."""
 
     api: int
-    inputs: list[_Port] = field(default_factory=list)
-    output: _Port | None = None
+    inputs: list[OpenPort] = field(default_factory=list)
+    output: OpenPort | None = None
     sink: Sink | None = None
     watch: JackWatch | None = None
     track: Ledger = field(default_factory=Ledger)  # notes sent, for a receiver's repair
@@ -254,7 +231,7 @@ class PortSet:
                 reports += self._links_of(watch, port)
         return reports
 
-    def _links_of(self, watch: JackWatch, port: _Port) -> list[str]:
+    def _links_of(self, watch: JackWatch, port: OpenPort) -> list[str]:
         now = watch.connections(port.name)
         if now is None:
             return []
@@ -301,7 +278,7 @@ class PortSet:
             reports += self._recheck(self.output, now.outputs, "output", -1)
         return reports
 
-    def _recheck(self, port: _Port, names: list[str], kind: str, idx: int) -> list[str]:
+    def _recheck(self, port: OpenPort, names: list[str], kind: str, idx: int) -> list[str]:
         present = port.name in names
         is_out = port is self.output
         if port.alive and not present:
@@ -389,13 +366,13 @@ def open_ports(api: int, inputs: Sequence[str] = (), output: str | None = None,
         inputs = inputs or [VIRTUAL_IN]
         output = output or VIRTUAL_OUT  # loopMIDI ports named like ours
     ports = PortSet(api, sink=sink, poll=poll)
-    before = _all_names(api) if (not inputs or output is None) else set()
+    before = all_names(api) if (not inputs or output is None) else set()
     try:
-        ports.output = _open_output(api, output, [VIRTUAL_IN] if not inputs else [], before)
+        ports.output = open_output_port(api, output, [VIRTUAL_IN] if not inputs else [], before)
         exclude = [VIRTUAL_OUT] if output is None else []
         for idx, wanted in enumerate(inputs or [None]):
-            handle, name = _open_input(api, wanted, exclude, ports, idx, before)
-            ports.inputs.append(_Port(handle, wanted, name))
+            handle, name = open_input_port(api, wanted, exclude, ports, idx, before)
+            ports.inputs.append(OpenPort(handle, wanted, name))
     except BaseException:
         ports.close()
         raise
@@ -418,104 +395,3 @@ def jack_native(backend: str) -> Any:
         log.warning("%s", MISSING)
         return None
     return jackmidi
-
-
-@dataclass
-class Output:
-    """One more output port (e.g. for MIDI clock out), sent to from one thread."""
-
-    port: _Port
-
-    @property
-    def name(self) -> str:
-        """The port's system-wide name."""
-        return self.port.name
-
-    def send_many(self, msgs: Sequence[Sequence[int]]) -> None:
-        """Send messages now, back to back."""
-        send = self.port.handle.send_message
-        for msg in msgs:
-            send(list(msg))
-
-    def close(self) -> None:
-        """Close the port after the last sends had time to leave."""
-        time.sleep(FLUSH_S)
-        with contextlib.suppress(Exception):  # closing a dead client must not mask exit
-            self.port.handle.delete()
-
-
-def open_output(api: int, wanted: str) -> Output:
-    """Open the existing output port matching ``wanted`` (PortError naming the fix if not)."""
-    return Output(_open_output(api, wanted, [], set()))
-
-
-def _open_output(api: int, wanted: str | None, exclude: Sequence[str],
-                 before: set[str]) -> _Port:
-    try:
-        handle = rtmidi.MidiOut(api, name=CLIENT)
-        if wanted is None:
-            handle.open_virtual_port(VIRTUAL_OUT)
-            return _Port(handle, None, _own_name(api, VIRTUAL_OUT, "output", before))
-    except Exception as err:  # rtmidi SystemError variants
-        raise PortError(_open_failed("output", wanted, api, err)) from err
-    return _Port(handle, wanted, _open_named(handle, wanted, "output", exclude, VIRTUAL_OUT))
-
-
-def _open_input(api: int, wanted: str | None, exclude: Sequence[str], ports: PortSet,
-                idx: int, before: set[str]) -> tuple[rtmidi.MidiIn, str]:
-    try:
-        handle = rtmidi.MidiIn(api, name=CLIENT, queue_size_limit=4096)
-        ports._listen(handle, idx)  # before opening: the first message must not be missed
-        if wanted is None:
-            handle.open_virtual_port(VIRTUAL_IN)
-            return handle, _own_name(api, VIRTUAL_IN, "input", before)
-    except Exception as err:  # rtmidi SystemError variants
-        raise PortError(_open_failed("input", wanted, api, err)) from err
-    return handle, _open_named(handle, wanted, "input", exclude, VIRTUAL_IN)
-
-
-def _open_named(handle: rtmidi.MidiIn | rtmidi.MidiOut, wanted: str, kind: str,
-                exclude: Sequence[str], port_name: str) -> str:
-    """Open the existing port matching ``wanted`` and return its name; free ``handle`` on error."""
-    names = list(handle.get_ports())
-    try:
-        idx = match_port(names, wanted, kind, exclude)
-        handle.open_port(idx, name=port_name)
-    except BaseException:
-        handle.delete()
-        raise
-    return names[idx]
-
-
-def _all_names(api: int) -> set[str]:
-    """Every port name on ``api`` now (to tell our new virtual ports from another instance's)."""
-    if api not in (APIS["jack"], APIS["alsa"]):
-        return set()
-    with contextlib.suppress(PortError):
-        listed = list_ports(api)
-        return set(listed.inputs) | set(listed.outputs)
-    return set()
-
-
-def _own_name(api: int, port: str, kind: str, before: set[str]) -> str:
-    """The system-wide name of our virtual ``port``: JACK numbers clients of the same name
-    (``liveduet-01``, ``-02``...), so it is the matching port that was not there before we
-    opened it."""
-    if api not in (APIS["jack"], APIS["alsa"]):
-        return port
-    with contextlib.suppress(PortError):
-        listed = list_ports(api)
-        names = listed.outputs if kind == "input" else listed.inputs
-        mine = [n for n in names if n.startswith(CLIENT) and port in n and n not in before]
-        if len(mine) == 1:
-            return mine[0]
-    return f"{CLIENT}:{port}"
-
-
-def _open_failed(kind: str, wanted: str | None, api: int, err: Exception) -> str:
-    what = f"port {wanted!r}" if wanted else f"virtual {kind} port"
-    if api == APIS["winmm"] and wanted is None:
-        return (f"Windows cannot create virtual MIDI ports. Fix: install loopMIDI ({LOOPMIDI}), "
-                f"create '{VIRTUAL_IN}' and '{VIRTUAL_OUT}' and pass --in/--out")
-    return (f"cannot open the {kind} {what} on {API_NAMES.get(api, api)} ({err}). Fix: "
-            + no_midi_help().split("Fix: ", 1)[-1])

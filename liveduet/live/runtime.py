@@ -25,14 +25,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from liveduet.core.clock import Clock
+from liveduet.core.clockout import ClockOutput
 from liveduet.core.conductor import Conductor, Options
-from liveduet.core.events import WAKE, Control, Event, Midi
+from liveduet.core.events import WAKE, Control, Event, Loaded, Midi
 from liveduet.core.feedback import Publisher
-from liveduet.core.hotswap import load_in_thread
 from liveduet.core.sender import SendAt, SendMany, one_by_one
 from liveduet.core.settings import Command
 from liveduet.live import rtthread
-from liveduet.live.clockout import ClockOutput
 from liveduet.live.mailbox import ControlBox
 from liveduet.live.rtthread import Tuning
 from liveduet.live.workers import Workers
@@ -50,6 +49,18 @@ def _ends(msg: Sequence[int]) -> bool:
         return False
     kind = msg[0] & 0xF0
     return msg[0] >= 0xF0 or kind == 0x80 or (kind == 0x90 and len(msg) > 2 and msg[2] == 0)
+
+
+def load_in_thread(loader: Callable[[str], Any], name: str,
+                   put: Callable[[Loaded], None]) -> None:
+    """Load ``name`` on a daemon thread; ``put`` gets the model or the error that stopped it."""
+    def work() -> None:
+        try:
+            put(Loaded(name, loader(name), None))
+        except Exception as err:  # any load failure is reported, the old model plays on
+            put(Loaded(name, None, err))
+
+    threading.Thread(target=work, name="liveduet-loader", daemon=True).start()
 
 
 class Runtime:

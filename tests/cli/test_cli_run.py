@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from liveduet.cli import build_parser
-from liveduet.cli.run import resolve
+from liveduet.cli.runconfig import resolve
 from liveduet.errors import ConfigError
 
 

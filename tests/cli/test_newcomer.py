@@ -221,7 +221,7 @@ def test_in_and_out_channel_everywhere_old_names_still_work(
     err = capsys.readouterr().err
     assert "--channel is now --in-channel" in err and "channel 2 has no notes" in err
     from liveduet.cli import build_parser
-    from liveduet.cli.run import resolve
+    from liveduet.cli.runconfig import resolve
 
     args = build_parser().parse_args(["run", "--channel", "7", "--in-channel", "3"])
     settings, opts, _ = resolve(args)
@@ -252,7 +252,7 @@ def test_near_miss_names_get_a_suggestion(argv: list[str], hint: str, tmp_path: 
         code = stop.code
     if code is None:  # a bad setting value of run: checked before anything opens
         from liveduet.cli import build_parser
-        from liveduet.cli.run import resolve
+        from liveduet.cli.runconfig import resolve
         from liveduet.errors import ConfigError
 
         with pytest.raises(ConfigError, match=re.escape(hint)):
@@ -264,7 +264,7 @@ def test_near_miss_names_get_a_suggestion(argv: list[str], hint: str, tmp_path: 
 
 def test_config_typos_get_a_suggestion_and_british_spelling_is_accepted(tmp_path: Path) -> None:
     from liveduet.cli import build_parser
-    from liveduet.cli.run import resolve
+    from liveduet.cli.runconfig import resolve
     from liveduet.errors import ConfigError
 
     cfg = tmp_path / "live.toml"

@@ -17,8 +17,9 @@ from liveduet.core.ledger import Out
 from liveduet.core.model import StepModel
 from liveduet.core.motifs import Material, PNote
 from liveduet.core.sampling import Sampler, keyed_uniform
+from liveduet.core.searchjob import Job, run
 from liveduet.core.settings import Settings
-from liveduet.live.searchworker import Job, SearchWorker, run
+from liveduet.live.searchworker import SearchWorker
 from liveduet.offline.render import note_events, render
 
 MELODY = Path(__file__).resolve().parents[2] / "models" / "folk_melody.onnx"

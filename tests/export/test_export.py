@@ -24,11 +24,11 @@ from export.measure import validation_score  # noqa: E402
 from export.model import LstmLM, ModelConfig  # noqa: E402
 from export.onnx_export import export_onnx, quantize, verify  # noqa: E402
 from export.train import load_checkpoint, nll_stats, parse_args, train  # noqa: E402
-from liveduet import midifile  # noqa: E402
 from liveduet.cli import main  # noqa: E402
 from liveduet.core.codec import BOS, TimedNote, chorale_codec, melody_codec  # noqa: E402
 from liveduet.core.contract import CARD_FIELDS  # noqa: E402
 from liveduet.core.model import StepModel  # noqa: E402
+from liveduet.offline import midifile  # noqa: E402
 
 CARD = {"title": "tiny", "corpus": "synthetic", "licence": "CC0", "metrics": {"x": 1},
         "rebuild": "pytest"}

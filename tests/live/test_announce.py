@@ -23,7 +23,8 @@ SCRIPT = r"""
 import contextlib, json, sys, time
 import ifaddr
 from zeroconf import IPVersion, ServiceBrowser, Zeroconf
-from liveduet.cli.run import RUN_OPTIONS, start_osc
+from liveduet.cli.run import start_osc
+from liveduet.cli.runconfig import RUN_OPTIONS
 
 adapters = sorted(a.nice_name for a in ifaddr.get_adapters())
 assert adapters == ["lo"], adapters  # the private namespace: loopback alone

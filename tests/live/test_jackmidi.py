@@ -1,4 +1,5 @@
-"""The JACK-native MIDI backend (liveduet.jackmidi) over a private JACK dummy server at 256 frames.
+"""The JACK-native MIDI backend (liveduet.live.jackmidi) over a private JACK dummy server at
+256 frames.
 
 A JACK-Client test client plays notes at known frames and records what liveduet sends in frame
 time. Bounds are generous (a loaded 2-core box runs the dummy server's cycles late); the tight

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import pytest
 
 from liveduet.core.clock import InternalClock, MidiClockFollower
+from liveduet.core.clockout import ClockOut, ClockOutput, spp
 from liveduet.errors import ConfigError
-from liveduet.live.clockout import ClockOut, ClockOutput, spp
 from tests.cli.test_cli_run import parse
 
 F8, FA, FB, FC = (0xF8,), (0xFA,), (0xFB,), (0xFC,)
