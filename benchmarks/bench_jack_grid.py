@@ -31,25 +31,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liveduet.core.codec import melody_codec
-from liveduet.testkit.factory import scripted_model
+from liveduet.testkit.factory import eighths_model
 from liveduet.testkit.jack import JackServer, stop_process, wait_for
 from liveduet.testkit.jackrec import FrameClient, frame_grid_offsets, grid_offsets
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE, BPM, ANSWER = 48000, 120.0, 72
 BACKENDS = ("jack", "rtmidi")
-
-
-def eighths_model(path: Path) -> Path:
-    """A model that plays NOTE_ON(72), HOLD, NOTE_ON(72), ... whatever it hears."""
-    codec = melody_codec()
-    table = np.full((codec.vocab_size, codec.vocab_size), -50.0, np.float32)
-    on = codec.note_on(ANSWER)
-    table[:, on] = 50.0
-    table[on, :] = -50.0
-    table[on, 1] = 50.0
-    return scripted_model(path, table, codec)
 
 
 def one_run(server: JackServer, rec: FrameClient, model: Path, backend: str, notes: int,

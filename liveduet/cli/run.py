@@ -169,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     engine = Engine(model, settings, table_source=workers.tables,
                     search_margin=SEARCH_MARGIN, search_worker=workers.search)
     native = api == ports.APIS["jack"] and opts["midi_backend"] != "rtmidi" and \
-        ports.jack_native(opts["midi_backend"]) is not None
+        midisys.jack_native(opts["midi_backend"]) is not None
     clock = make_clock(opts["clock"], settings, spb, engine, native)
     engine.clock_bpm = lambda: clock.bpm  # a search's deadline follows the clock's tempo
     holder: list[ports.PortSet] = []

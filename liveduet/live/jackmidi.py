@@ -296,31 +296,14 @@ class JackPortSet(PortSet):
             reports += self._recheck(self.output, dests, "output", -1)
         return reports
 
-    def _recheck(self, port: OpenPort, names: list[str], kind: str, idx: int) -> list[str]:
-        present = port.name in names
-        is_out = port is self.output
-        if port.alive and not present:
-            port.alive = False
-            if is_out:
-                with self._send_lock:
-                    self.track.receiver_lost()
-            return [f"{kind} port {port.name!r} vanished; waiting for it to come back"]
-        if port.alive or not present:
-            if is_out and port.alive:
-                with self._send_lock:
-                    self.track.checkpoint()
-            return []
+    def _reopen(self, port: OpenPort, names: list[str], kind: str, idx: int) -> None:
+        """Wire a named port that came back to ours (our ports stay open all along)."""
         own = port.handle.name
         with contextlib.suppress(Exception):  # connected already (JACK kept it)
-            if is_out:
+            if port is self.output:
                 self.host.client.connect(own, port.name)  # type: ignore[union-attr]
             else:
                 self.host.client.connect(port.name, own)  # type: ignore[union-attr]
-        port.alive = True
-        reports = [f"{kind} port {port.name!r} is back; reopened"]
-        if is_out and (n := self._repair()):
-            reports.append(f"sent {n} note-off(s) for notes the receiver missed")
-        return reports
 
 
 def _match(host: JackHost, wanted: str, kind: str, exclude: Sequence[str]) -> str:

@@ -8,16 +8,19 @@ saying what is missing and what to do (start JACK, load the ALSA sequencer, inst
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import rtmidi
 
 from liveduet.errors import PortError
 
+log = logging.getLogger("liveduet.live.ports")
 CLIENT = "liveduet"
 VIRTUAL_IN = "liveduet in"
 VIRTUAL_OUT = "liveduet out"
@@ -226,3 +229,18 @@ def describe(ports: PortList) -> str:
     lines += ["outputs (use with --out):"]
     lines += [f"  {n}" for n in ports.outputs] or ["  (none)"]
     return "\n".join(lines)
+
+
+def jack_native(backend: str) -> Any:
+    """:mod:`liveduet.live.jackmidi` when JACK-Client imports; for ``auto`` None with a notice."""
+    from liveduet.errors import ConfigError
+    try:
+        from liveduet.live import jackmidi
+        jackmidi.load_jack()
+    except ConfigError as err:
+        if backend == "jack":
+            raise PortError(str(err).replace("--clock jack", "--midi-backend jack")) from err
+        from liveduet.live.jackmidi import MISSING
+        log.warning("%s", MISSING)
+        return None
+    return jackmidi

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import rtmidi
 
@@ -45,6 +45,7 @@ from liveduet.live.midisys import (
     auto_order,
     choose_api,
     describe,
+    jack_native,
     list_ports,
     match_port,
     no_midi_help,
@@ -278,7 +279,9 @@ class PortSet:
             reports += self._recheck(self.output, now.outputs, "output", -1)
         return reports
 
-    def _recheck(self, port: OpenPort, names: list[str], kind: str, idx: int) -> list[str]:
+    def _seen(self, port: OpenPort, names: list[str], kind: str) -> list[str] | None:
+        """What a named port's presence in ``names`` says: it vanished (a report), it is as it
+        was (no report), or None: it came back and must be reopened."""
         present = port.name in names
         is_out = port is self.output
         if port.alive and not present:
@@ -292,6 +295,21 @@ class PortSet:
                 with self._send_lock:
                     self.track.checkpoint()
             return []
+        return None
+
+    def _recheck(self, port: OpenPort, names: list[str], kind: str, idx: int) -> list[str]:
+        seen = self._seen(port, names, kind)
+        if seen is not None:
+            return seen
+        self._reopen(port, names, kind, idx)
+        port.alive = True
+        reports = [f"{kind} port {port.name!r} is back; reopened"]
+        if port is self.output and (n := self._repair()):
+            reports.append(f"sent {n} note-off(s) for notes the receiver missed")
+        return reports
+
+    def _reopen(self, port: OpenPort, names: list[str], kind: str, idx: int) -> None:
+        """Open a named port that came back (python-rtmidi: close and open the handle)."""
         with self._send_lock:
             if isinstance(port.handle, rtmidi.MidiIn):
                 port.handle.cancel_callback()   # no callback may fire into a closing port
@@ -300,11 +318,6 @@ class PortSet:
             port.handle.open_port(names.index(port.name), name=_local_name(kind))
         if isinstance(port.handle, rtmidi.MidiIn):
             self._listen(port.handle, idx)
-        port.alive = True
-        reports = [f"{kind} port {port.name!r} is back; reopened"]
-        if is_out and (n := self._repair()):
-            reports.append(f"sent {n} note-off(s) for notes the receiver missed")
-        return reports
 
     def _listen(self, handle: rtmidi.MidiIn, idx: int) -> None:
         handle.ignore_types(sysex=True, timing=False, active_sense=True)
@@ -380,18 +393,3 @@ def open_ports(api: int, inputs: Sequence[str] = (), output: str | None = None,
         ports.watch = JackWatch.open(on_connect=ports._on_connect)
         ports.check()  # first look at the connections
     return ports
-
-
-def jack_native(backend: str) -> Any:
-    """:mod:`liveduet.live.jackmidi` when JACK-Client imports; for ``auto`` None with a notice."""
-    from liveduet.errors import ConfigError
-    try:
-        from liveduet.live import jackmidi
-        jackmidi.load_jack()
-    except ConfigError as err:
-        if backend == "jack":
-            raise PortError(str(err).replace("--clock jack", "--midi-backend jack")) from err
-        from liveduet.live.jackmidi import MISSING
-        log.warning("%s", MISSING)
-        return None
-    return jackmidi

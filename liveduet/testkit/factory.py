@@ -176,3 +176,14 @@ def broken_models(folder: Path) -> dict[str, tuple[Path, str]]:
         extra={"liveduet.position": json.dumps({"input": "position", "scheme": "beats-v0"})}),
         "position")
     return out
+
+
+def eighths_model(path: Path, pitch: int = 72) -> Path:
+    """Whatever it hears, it answers ``pitch`` as eighth notes (NOTE_ON, HOLD, NOTE_ON, ...)."""
+    codec = melody_codec()
+    table = np.full((codec.vocab_size, codec.vocab_size), -50.0, np.float32)
+    on = codec.note_on(pitch)
+    table[:, on] = 50.0
+    table[on, :] = -50.0
+    table[on, 1] = 50.0
+    return scripted_model(path, table, codec)

@@ -329,33 +329,31 @@ def test_two_ticks_lost_three_apart_are_both_counted_back() -> None:
     assert_monotonic(r)
 
 
+def lost_then_late(lost: int, late: int, delay: float) -> None:
+    """Tick ``lost`` never arrives and tick ``late`` comes ``delay`` s after its time: the loss
+    is counted back, so once the run of late ticks confirms it the grid is on the count."""
+    true = steady(120.0, 6 * PPQN)
+    stamps: list[float | None] = list(jack(true, 64, lost))
+    stamps[lost] = None
+    stamps[late] = true[late] + delay
+    r = replay(true, stamps)
+    settled = lost + CONFIRM + 1
+    assert np.abs(tick_errors(r, range(settled, len(true)))).max() <= 0.25
+    assert tick_errors(r, range(lost, settled)).min() >= -1.25
+    assert_monotonic(r)
+
+
 def test_a_lost_tick_then_a_late_one_is_counted_back() -> None:
     """A live run lost tick 44, and the DAW sent tick 50 9 ms late (a loaded sender): the run
     of ticks a period late holds one 1.4 periods late; the loss is still counted back (a tick
     can be both after a loss and delayed), so the grid does not end up a tick late."""
-    true = steady(120.0, 6 * PPQN)
-    stamps: list[float | None] = list(jack(true, 64, 44))
-    stamps[44] = None
-    stamps[50] = true[50] + 0.009
-    r = replay(true, stamps)
-    settled = 44 + CONFIRM + 1
-    assert np.abs(tick_errors(r, range(settled, len(true)))).max() <= 0.25
-    assert tick_errors(r, range(44, settled)).min() >= -1.25
-    assert_monotonic(r)
+    lost_then_late(44, 50, 0.009)
 
 
 def test_a_lost_tick_then_a_delayed_one_is_counted_back() -> None:
     """A live run lost tick 22, and tick 24 reached liveduet 10.8 ms late (1.5 periods late
     for its count): a delay after a loss is not a second loss, the grid stays."""
-    true = steady(120.0, 6 * PPQN)
-    stamps: list[float | None] = list(jack(true, 64, 22))
-    stamps[22] = None
-    stamps[24] = true[24] + 0.0108
-    r = replay(true, stamps)
-    settled = 22 + CONFIRM + 1
-    assert np.abs(tick_errors(r, range(settled, len(true)))).max() <= 0.25
-    assert tick_errors(r, range(22, settled)).min() >= -1.25
-    assert_monotonic(r)
+    lost_then_late(22, 24, 0.0108)
 
 
 def test_a_tick_delivered_twice_is_counted_once() -> None:

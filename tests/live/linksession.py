@@ -29,8 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from liveduet.core.codec import melody_codec  # noqa: E402
-from liveduet.testkit.factory import scripted_model  # noqa: E402
+from liveduet.testkit.factory import eighths_model  # noqa: E402
 from liveduet.testkit.jack import JackServer, release, wait_for  # noqa: E402
 from liveduet.testkit.midicheck import sounding_keys  # noqa: E402
 from tests.live.test_clockout_run import Live, Probe, Recorder  # noqa: E402
@@ -45,13 +44,7 @@ def only_loopback() -> bool:
 
 
 def answer_model(folder: Path) -> Path:
-    codec = melody_codec()
-    table = np.full((codec.vocab_size, codec.vocab_size), -50.0, np.float32)
-    on = codec.note_on(ANSWER)
-    table[:, on] = 50.0
-    table[on, :] = -50.0
-    table[on, 1] = 50.0
-    return scripted_model(folder / "answer.onnx", table, codec)
+    return eighths_model(folder / "answer.onnx", ANSWER)
 
 
 class Peer:

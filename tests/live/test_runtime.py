@@ -17,14 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import rtmidi
 from pythonosc.osc_message import OscMessage
 from pythonosc.udp_client import SimpleUDPClient
 
-from liveduet.core.codec import melody_codec
-from liveduet.testkit.factory import broken_models, scripted_model
+from liveduet.testkit.factory import broken_models, eighths_model
 from liveduet.testkit.jack import JackServer, release, wait_for
 from liveduet.testkit.midicheck import sounding_keys
 
@@ -33,13 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def answer_model(path: Path, pitch: int) -> Path:
     """Whatever it hears, it answers ``pitch`` as eighth notes (NOTE_ON, HOLD, ...)."""
-    codec = melody_codec()
-    table = np.full((codec.vocab_size, codec.vocab_size), -50.0, np.float32)
-    on = codec.note_on(pitch)
-    table[:, on] = 50.0
-    table[on, :] = -50.0
-    table[on, 1] = 50.0
-    return scripted_model(path, table, codec)
+    return eighths_model(path, pitch)
 
 
 class Live:
