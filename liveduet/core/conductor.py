@@ -92,8 +92,8 @@ class Conductor:
         self._echo_due = False   # a command changed something: echo at the next tick
 
     def start(self, now: float) -> None:
-        """Before the first event: a clock liveduet leads and nothing else starts is started a
-        moment from now (``now`` should leave time to plan the first step), and play begins."""
+        """Before the first event: a clock that runs when liveduet runs (the internal tempo)
+        starts at ``now`` (a moment ahead: time to plan the first step) and play begins."""
         if self.transport.starts_itself and not self.clock.running:
             self._apply(Action(Act.PLAY), now)
         self.update_status(now, force=True)
