@@ -72,7 +72,7 @@ def build() -> Path:
                               capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             first = (done.stderr.strip().splitlines() or ["no output"])[0]
-            raise OSError(f"{cc} failed: {first}")
+            raise OSError(f"{cc!r} failed: {first}")
         os.replace(tmp, out)   # whole or absent: another process may build it meanwhile
     finally:
         if os.path.exists(tmp):
