@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,6 @@ class NativeOut:
     the channel's)."""
 
     def __init__(self, cycle: NativeCycle, port: Any, address: int) -> None:
-        import threading
         self.port = port
         self.cycle = cycle
         self.idx = cycle.add_out(address)

@@ -23,9 +23,9 @@ filtered clock that a dummy server falling behind on a loaded machine left tens 
 milliseconds ahead of the cycles it really ran.
 
 The process callback is C (:mod:`liveduet.live.jackcycle`, built on first use): it never waits
-for the GIL, so a busy interpreter cannot make it miss a cycle and lose input. Input events go
-into a ring that a thread of ours drains every ``poll`` seconds (stamped by their frames, so the
-poll adds delay, not jitter); output records go into a ring per port. Without a C compiler the
+for the GIL, so a busy interpreter cannot hold it past its cycle and lose input. Input events go
+into a ring that a thread of ours drains every ``POLL_S`` (0.5 ms; stamped by their frames, so
+the poll adds delay, not jitter); output records go into a ring per port. Without a C compiler the
 callback is Python (cffi, ``jackring``), which takes the GIL each cycle; one log line says so.
 Either keeps how late it started in each cycle (frames since the cycle start) for the benchmark.
 The same client watches the server (shutdown) and the connections of its ports, in place of
@@ -113,8 +113,11 @@ class JackHost:
         self._reading = threading.Event()
         lib = native_lib()
         if lib is not None:
-            self.native = NativeCycle(lib, self._cptr)
-        else:
+            try:
+                self.native = NativeCycle(lib, self._cptr)
+            except OSError as err:
+                log.warning("JACK MIDI process callback in Python, not C (%s)", err)
+        if self.native is None:
             self.client.set_process_callback(self._process)
         self.client.set_shutdown_callback(lambda *_: self.lost.set())
         self.client.set_port_connect_callback(self._connected)
