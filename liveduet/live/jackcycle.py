@@ -69,8 +69,11 @@ def build() -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
-        done = subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", tmp, str(SOURCE), link],
-                              capture_output=True, text=True, timeout=120)
+        try:
+            done = subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", tmp, str(SOURCE),
+                                   link], capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired as err:
+            raise OSError(f"{cc!r} took over {err.timeout:.0f} s") from err
         if done.returncode != 0:
             first = (done.stderr.strip().splitlines() or ["no output"])[0]
             raise OSError(f"{cc!r} failed: {first}")
