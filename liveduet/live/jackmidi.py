@@ -22,9 +22,12 @@ cycle run late, a wake-up or a GIL wait, does not move it). JACK's own ``frame_t
 filtered clock that a dummy server falling behind on a loaded machine left tens of
 milliseconds ahead of the cycles it really ran.
 
-The process callback is Python (cffi) and takes the GIL each cycle; it reads the ring only when
-there is something in it and keeps how late it started in each cycle (:attr:`JackHost.waits`,
-frames since the cycle start: the wake-up and the wait for the GIL) for the benchmark.
+The process callback is C (:mod:`liveduet.live.jackcycle`, built on first use): it never waits
+for the GIL, so a busy interpreter cannot hold it past its cycle and lose input. Input events go
+into a ring that a thread of ours drains every ``POLL_S`` (0.5 ms; stamped by their frames, so
+the poll adds delay, not jitter); output records go into a ring per port. Without a C compiler the
+callback is Python (cffi, ``jackring``), which takes the GIL each cycle; one log line says so.
+Either keeps how late it started in each cycle (frames since the cycle start) for the benchmark.
 The same client watches the server (shutdown) and the connections of its ports, in place of
 :class:`~liveduet.live.jackwatch.JackWatch`'s extra client.
 """
@@ -34,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import threading
 import time
 from array import array
@@ -42,7 +46,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from liveduet.errors import PortError
-from liveduet.live.jackring import WRAP, CycleEvent, OutQueue, address, cycle_lib
+from liveduet.live import jackcycle
+from liveduet.live.jackcycle import NativeCycle, NativeOut
+from liveduet.live.jackring import WRAP, CycleEvent, OutQueue, _signed, address, cycle_lib
 from liveduet.live.jacktransport import load_jack
 from liveduet.live.midisys import APIS, CLIENT, JACK_LOST, JACKD_CMD, VIRTUAL_IN, VIRTUAL_OUT
 from liveduet.live.ports import PortSet, Sink
@@ -53,6 +59,25 @@ MISSING = ("JACK-Client is not installed, so MIDI goes through python-rtmidi (ou
 WAITS = 8192                       # callback start delays kept (frames since cycle start)
 ANCHOR_CYCLES = 7                  # cycles whose median start maps wall time to frames
 LEAD_MARGIN = 0.002                # handed over this long before the due cycle starts
+POLL_S = 0.0005                    # input ring drained this often (the C callback's)
+
+log = logging.getLogger("liveduet.live.jackmidi")
+_native_lib: Any = None            # the built C callback library, once loaded
+_native_why: str | None = None     # why there is none (said once)
+
+
+def native_lib() -> Any:
+    """The C process callback's library, built on first use; None (logged once) without it."""
+    global _native_lib, _native_why
+    if _native_lib is None and _native_why is None:
+        try:
+            _native_lib = jackcycle.load()
+        except OSError as err:
+            _native_why = str(err)
+            log.warning("JACK MIDI process callback in Python, not C (%s): it waits for the "
+                        "GIL each cycle and may lose input under load. Fix: install a C "
+                        "compiler (gcc)", err)
+    return _native_lib
 
 
 class JackHost:
@@ -83,7 +108,17 @@ class JackHost:
         self._cptr = address(jack._ffi, self.client._ptr)
         self._event = CycleEvent()
         self._in_ptrs: list[int] = []
-        self.client.set_process_callback(self._process)
+        self.native: NativeCycle | None = None
+        self._reader: threading.Thread | None = None
+        self._reading = threading.Event()
+        lib = native_lib()
+        if lib is not None:
+            try:
+                self.native = NativeCycle(lib, self._cptr)
+            except OSError as err:
+                log.warning("JACK MIDI process callback in Python, not C (%s)", err)
+        if self.native is None:
+            self.client.set_process_callback(self._process)
         self.client.set_shutdown_callback(lambda *_: self.lost.set())
         self.client.set_port_connect_callback(self._connected)
         self.client.activate()
@@ -115,6 +150,56 @@ class JackHost:
         for out in self.outs:
             out.process(start, frames)
 
+    def add_input(self, port: Any) -> None:
+        """Read this registered input port from the next cycle on."""
+        ptr = address(self.jack._ffi, port._ptr)
+        if self.native is not None:
+            self.native.add_in(ptr)
+        self.inports.append(port)
+        self._in_ptrs.append(ptr)
+
+    def out_queue(self, port: Any) -> OutQueue | NativeOut:
+        """The hand-off to the process callback of this registered output port."""
+        if self.native is not None:
+            return NativeOut(self.native, port, address(self.jack._ffi, port._ptr))
+        return OutQueue(self.jack, port, self.lib)
+
+    def start_reading(self, poll: float = POLL_S) -> None:
+        """Drain the C callback's input ring into the sink every ``poll`` seconds."""
+        if self.native is None or self._reader is not None:
+            return
+        self._reading.set()
+        self._reader = threading.Thread(target=self._read_loop, args=(poll,),
+                                        name="liveduet-jack-in", daemon=True)
+        self._reader.start()
+
+    def _read_loop(self, poll: float) -> None:
+        native, rate, sleep = self.native, self.rate, time.sleep
+        assert native is not None
+        while self._reading.is_set():
+            events = native.take()
+            if not events:
+                sleep(poll)
+                continue
+            self._native_anchor()
+            start, begun = self.anchor
+            sink = self.sink
+            if sink is None:
+                continue
+            for frame, idx, msg in events:
+                sink(begun + _signed(frame - start) / rate, msg, idx)
+
+    def _native_anchor(self) -> None:
+        if self.native is not None:
+            got = self.native.anchor(self.rate, ANCHOR_CYCLES)
+            if got is not None:
+                self.anchor = got
+
+    @property
+    def dropped(self) -> int:
+        """Input events the C callback could not hand over (a full ring; 0 in Python)."""
+        return self.native.dropped() if self.native is not None else 0
+
     def _anchor(self, start: int, begun: float) -> None:
         """Keep the wall time of frame 0 as the median of the last ``ANCHOR_CYCLES`` cycles':
         one cycle run late (a wake-up, a GIL wait) does not move the notes placed by it, a
@@ -135,12 +220,15 @@ class JackHost:
 
     def frames_at(self, times: Sequence[float]) -> list[int]:
         """JACK frame times of ``perf_counter`` times (by the anchor, see the module text)."""
+        self._native_anchor()
         start, begun = self.anchor
         rate = self.rate
         return [(start + round((t - begun) * rate)) & (WRAP - 1) for t in times]
 
     def recent_waits(self) -> list[int]:
         """Frames between cycle start and process callback entry, for the kept cycles."""
+        if self.native is not None:
+            return self.native.waits(min(self.native.cycles(1)[0], WAITS))
         n = min(self.cycles, WAITS)
         return list(self.waits[:n])
 
@@ -149,6 +237,10 @@ class JackHost:
         global _shared
         if _shared is self:
             _shared = None
+        self._reading.clear()
+        if self._reader is not None:
+            self._reader.join(1.0)
+            self._reader = None
         with contextlib.suppress(Exception):
             if not self.lost.is_set():
                 self.client.deactivate()
@@ -198,8 +290,8 @@ class JackPortSet(PortSet):
     """:class:`~liveduet.live.ports.PortSet` over the one JACK client (see the module text)."""
 
     host: JackHost | None = None
-    clock_port: OutQueue | None = None
-    _queue: OutQueue | None = None
+    clock_port: OutQueue | NativeOut | None = None
+    _queue: OutQueue | NativeOut | None = None
 
     schedules = True   # grid messages may be handed over ahead with their due time
 
@@ -222,9 +314,11 @@ class JackPortSet(PortSet):
         return {"backend": "jack", "period_frames": host.client.blocksize if host else 0,
                 "rate": host.rate if host else 0.0,
                 "callback_start_frames": host.recent_waits() if host else [],
-                "late": self.late, "overflow": sum(q.overflow for q in self._queues())}
+                "late": self.late, "overflow": sum(q.overflow for q in self._queues()),
+                "callback": "c" if host and host.native else "python",
+                "input_dropped": host.dropped if host else 0}
 
-    def _queues(self) -> list[OutQueue]:
+    def _queues(self) -> list[OutQueue | NativeOut]:
         return [q for q in (self._queue, self.clock_port) if q is not None]
 
     def send_many(self, msgs: Sequence[Sequence[int]], stamps: list[float]) -> None:
@@ -329,7 +423,7 @@ def open_jack_ports(inputs: Sequence[str] = (), output: str | None = None,
     try:
         client = host.client
         out_port = client.midi_outports.register(VIRTUAL_OUT)
-        ports._queue = OutQueue(host.jack, out_port, host.lib)
+        ports._queue = host.out_queue(out_port)
         if output is None:
             ports.output = OpenPort(out_port, None, out_port.name)
         else:
@@ -339,8 +433,7 @@ def open_jack_ports(inputs: Sequence[str] = (), output: str | None = None,
         for idx, wanted in enumerate(inputs or [None]):
             name = VIRTUAL_IN if idx == 0 else f"{VIRTUAL_IN} {idx + 1}"
             in_port = client.midi_inports.register(name)
-            host.inports.append(in_port)
-            host._in_ptrs.append(address(host.jack._ffi, in_port._ptr))
+            host.add_input(in_port)
             if wanted is None:
                 ports.inputs.append(OpenPort(in_port, None, in_port.name))
             else:
@@ -350,11 +443,12 @@ def open_jack_ports(inputs: Sequence[str] = (), output: str | None = None,
         if clock_out:
             clock_port = client.midi_outports.register("liveduet clock")
             client.connect(clock_port, _match(host, clock_out, "output", []))
-            ports.clock_port = OutQueue(host.jack, clock_port, host.lib)
+            ports.clock_port = host.out_queue(clock_port)
         host.outs = ports._queues()
         ports.watch = HostWatch(host)  # type: ignore[assignment]
         host.on_connect = ports._on_connect
         host.sink = sink
+        host.start_reading(ports.poll or POLL_S)
     except BaseException:
         ports.close()
         raise

@@ -1,4 +1,7 @@
-"""The hand-over between liveduet's threads and JACK's process callback: fixed-size records
+"""The Python process callback's side of JACK-native MIDI, used where the C one
+(:mod:`liveduet.live.jackcycle`) cannot be built.
+
+The hand-over between liveduet's threads and JACK's process callback: fixed-size records
 (due frame, length, up to 3 bytes) in a preallocated lock-free ``jack.RingBuffer`` per output
 port, drained in frame order each cycle, and the libjack MIDI calls the callback makes through
 ``ctypes.PyDLL`` (it keeps the GIL across them instead of giving it up on each cffi call).

@@ -8,6 +8,8 @@ figures are in benchmarks/bench_jack_grid.py.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ import numpy as np
 import pytest
 
 from liveduet.errors import ConfigError, PortError
-from liveduet.live import jackmidi, ports
+from liveduet.live import jackcycle, jackmidi, ports
 from liveduet.testkit.jack import JackServer, stop_process, wait_for
 from liveduet.testkit.jackrec import FrameClient, grid_offsets
 from tests.live.test_run import answer_model
@@ -35,6 +37,19 @@ def server() -> Iterator[JackServer]:
         pytest.skip("jackd2 is not installed: run 'bash scripts/test.sh' (it installs jackd2)")
     with JackServer(rate=RATE, period=PERIOD) as srv:
         yield srv
+
+
+@pytest.fixture(params=["c", "python"])
+def callback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The process callback a test runs on: the C one, or the Python one it falls back to
+    without a compiler."""
+    if request.param == "python":
+        monkeypatch.setenv("CC", "/nonexistent/cc")
+        monkeypatch.setattr(jackmidi, "_native_lib", None)
+        monkeypatch.setattr(jackmidi, "_native_why", None)
+    elif shutil.which(os.environ.get("CC") or "cc") is None:
+        pytest.skip("no C compiler: the C process callback cannot be built")
+    return str(request.param)
 
 
 @pytest.fixture
@@ -59,10 +74,12 @@ def test_one_client_holds_every_port(server: JackServer, tester: FrameClient) ->
     assert not any("liveduet" in p for p in server.ports())
 
 
-def test_input_is_stamped_with_its_frame(server: JackServer, tester: FrameClient) -> None:
+def test_input_is_stamped_with_its_frame(server: JackServer, tester: FrameClient,
+                                          callback: str) -> None:
     got: list[tuple[float, tuple[int, ...], int]] = []
     ps = ports.open_ports(ports.APIS["jack"], sink=lambda t, m, i: got.append((t, m, i)))
     try:
+        assert ps.stats()["callback"] == callback
         tester.client.connect(tester.out, ps.input_names[0])
         offsets = [3, 77, 128, 255]   # one cycle
         tester.play([(off, bytes([0x90, 60 + i, 100])) for i, off in enumerate(offsets)])
@@ -79,11 +96,12 @@ def test_input_is_stamped_with_its_frame(server: JackServer, tester: FrameClient
         ps.close()
 
 
-def test_send_at_places_each_message_at_its_frame(server: JackServer,
-                                                  tester: FrameClient) -> None:
+def test_send_at_places_each_message_at_its_frame(server: JackServer, tester: FrameClient,
+                                                  callback: str) -> None:
     ps = ports.open_ports(ports.APIS["jack"])
     assert isinstance(ps, jackmidi.JackPortSet) and ps.schedules
     try:
+        assert ps.stats()["callback"] == callback
         tester.client.connect(ps.output_name, tester.inp)
         time.sleep(0.05)
         start = time.perf_counter() + 0.05
@@ -101,9 +119,10 @@ def test_send_at_places_each_message_at_its_frame(server: JackServer,
 
 
 def test_a_note_off_sent_now_follows_its_note_on_handed_over_ahead(
-        server: JackServer, tester: FrameClient) -> None:
+        server: JackServer, tester: FrameClient, callback: str) -> None:
     ps = ports.open_ports(ports.APIS["jack"])
     try:
+        assert ps.stats()["callback"] == callback
         tester.client.connect(ps.output_name, tester.inp)
         time.sleep(0.05)
         ps.send_at([(0x90, 64, 100), (0x90, 65, 100)], [time.perf_counter() + 0.2] * 2)
@@ -180,3 +199,50 @@ def test_without_jack_client_auto_falls_back_to_rtmidi_with_one_notice(
         ps.close()
     with pytest.raises(PortError, match=r"--midi-backend jack needs JACK-Client: pip install"):
         ports.open_ports(ports.APIS["jack"], backend="jack")
+
+
+def test_the_c_callback_is_in_use_when_a_compiler_exists(server: JackServer) -> None:
+    if shutil.which(os.environ.get("CC") or "cc") is None:
+        pytest.skip("no C compiler: the C process callback cannot be built")
+    ps = ports.open_ports(ports.APIS["jack"])
+    try:
+        assert isinstance(ps, jackmidi.JackPortSet) and ps.host is not None
+        assert ps.host.native is not None and ps.stats()["callback"] == "c"
+        assert isinstance(ps._queue, jackcycle.NativeOut)
+        wait_for(lambda: len(ps.host.recent_waits()) > 3, 5.0, what="the C callback's cycles")
+    finally:
+        ps.close()
+
+
+def test_without_a_compiler_the_callback_is_python_with_one_log_line(
+        server: JackServer, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    monkeypatch.setattr(jackmidi, "_native_lib", None)
+    monkeypatch.setattr(jackmidi, "_native_why", None)
+    for _ in range(2):   # said once per process, not per client
+        ps = ports.open_ports(ports.APIS["jack"], backend="jack")
+        try:
+            assert isinstance(ps, jackmidi.JackPortSet) and ps.host is not None
+            assert ps.host.native is None and ps.stats()["callback"] == "python"
+        finally:
+            ps.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "liveduet.live.jackmidi"]
+    assert len(said) == 1 and "not found" in said[0] and "Fix: install a C compiler" in said[0]
+
+
+def test_the_c_callback_is_built_once_into_the_user_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if shutil.which(os.environ.get("CC") or "cc") is None:
+        pytest.skip("no C compiler: the C process callback cannot be built")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = jackcycle.build()
+    assert built.parent == tmp_path / "liveduet" and built.name.startswith("jackcycle-")
+    stamp = built.stat().st_mtime_ns
+    assert jackcycle.build() == built and built.stat().st_mtime_ns == stamp
+    assert [p.name for p in built.parent.iterdir()] == [built.name]   # no temporary left
+    monkeypatch.setenv("CC", "false")   # a compiler that fails: the error says which
+    monkeypatch.setattr(jackcycle, "SOURCE", tmp_path / "other.c")
+    (tmp_path / "other.c").write_text("int x;\n")
+    with pytest.raises(OSError, match="'false' failed"):
+        jackcycle.build()
