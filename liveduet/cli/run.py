@@ -226,8 +226,8 @@ def make_clock(kind: str, settings: Settings, spb: int, engine: Any,
         return MidiClockFollower(spb, settings.bpm)
     if kind == "jack":
         if native:
-            from liveduet.live import jackmidi
-            return JackTransportClock(settings.bpm, spb, client=jackmidi.shared_host().client)
+            from liveduet.live import jackhost
+            return JackTransportClock(settings.bpm, spb, client=jackhost.shared_host().client)
         return JackTransportClock(settings.bpm, spb)
     grid = engine.grid   # the Link quantum is the bar of the metre being played
     return LinkClock(settings.bpm, spb,

@@ -235,8 +235,8 @@ def jack_native(backend: str) -> Any:
     """:mod:`liveduet.live.jackmidi` when JACK-Client imports; for ``auto`` None with a notice."""
     from liveduet.errors import ConfigError
     try:
-        from liveduet.live import jackmidi
-        jackmidi.load_jack()
+        from liveduet.live import jackmidi, jacktransport
+        jacktransport.load_jack()
     except ConfigError as err:
         if backend == "jack":
             raise PortError(str(err).replace("--clock jack", "--midi-backend jack")) from err

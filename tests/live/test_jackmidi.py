@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from liveduet.errors import ConfigError, PortError
-from liveduet.live import jackcycle, jackmidi, ports
+from liveduet.live import jackcycle, jackhost, jackmidi, jacktransport, ports
 from liveduet.testkit.jack import JackServer, stop_process, wait_for
 from liveduet.testkit.jackrec import FrameClient, grid_offsets
 from tests.live.test_run import answer_model
@@ -45,8 +45,8 @@ def callback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     without a compiler."""
     if request.param == "python":
         monkeypatch.setenv("CC", "/nonexistent/cc")
-        monkeypatch.setattr(jackmidi, "_native_lib", None)
-        monkeypatch.setattr(jackmidi, "_native_why", None)
+        monkeypatch.setattr(jackhost, "_native_lib", None)
+        monkeypatch.setattr(jackhost, "_native_why", None)
     elif shutil.which(os.environ.get("CC") or "cc") is None:
         pytest.skip("no C compiler: the C process callback cannot be built")
     return str(request.param)
@@ -189,7 +189,7 @@ def test_without_jack_client_auto_falls_back_to_rtmidi_with_one_notice(
         caplog: pytest.LogCaptureFixture) -> None:
     def missing() -> None:
         raise ConfigError("--clock jack needs JACK-Client: pip install 'liveduet[jack]'")
-    monkeypatch.setattr(jackmidi, "load_jack", missing)
+    monkeypatch.setattr(jacktransport, "load_jack", missing)
     ps = ports.open_ports(ports.APIS["jack"])
     try:
         assert type(ps) is ports.PortSet and not ps.schedules
@@ -218,8 +218,8 @@ def test_without_a_compiler_the_callback_is_python_with_one_log_line(
         server: JackServer, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("CC", "/nonexistent/cc")
-    monkeypatch.setattr(jackmidi, "_native_lib", None)
-    monkeypatch.setattr(jackmidi, "_native_why", None)
+    monkeypatch.setattr(jackhost, "_native_lib", None)
+    monkeypatch.setattr(jackhost, "_native_why", None)
     for _ in range(2):   # said once per process, not per client
         ps = ports.open_ports(ports.APIS["jack"], backend="jack")
         try:
