@@ -11,7 +11,8 @@ JACK hop probed at that moment, is placed in Link time (the peer's clock) and it
 the peer's 16th grid is measured (``err97_ms``; ``raw_err97_ms`` without the hop; liveduet's own
 send errors against the session's line, from ``--stats``, are ``send_err_ms``). Then the
 peer changes tempo to 133, liveduet's OSC bpm goes to the session, ``/liveduet/state`` reports
-the peers, and the peer stops the session.
+the peers, and the peer stops the session. Arguments given to the script go to ``liveduet
+run`` (e.g. ``--midi-backend jack``).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def session(folder: Path) -> dict[str, Any]:
         stats = folder / "stats.json"
         live = Live(jack, model, "--clock", "link", "--mode", "continue", "--out", "rec:in",
                     "--stats", str(stats), "--osc-port", str(port), "--osc-reply-port",
-                    str(replies.getsockname()[1]), osc=True)
+                    str(replies.getsockname()[1]), *sys.argv[1:], osc=True)
         osc = SimpleUDPClient("127.0.0.1", port)
         try:
             wait_for(lambda: len(rec.note_ons()) >= 16, 20.0, what="liveduet's notes at 97")
