@@ -26,7 +26,7 @@ from typing import Any
 from liveduet.core.clock import TRANSPORT, Clock
 from liveduet.core.clockout import ClockOutput
 from liveduet.core.events import Control, Event, Loaded, Midi
-from liveduet.core.feedback import Feedback, Publisher, p99
+from liveduet.core.feedback import STATUS_PERIOD, Feedback, Publisher, p99
 from liveduet.core.hotswap import Swaps
 from liveduet.core.sender import SendAt, Sender, SendMany, is_note_on
 from liveduet.core.settings import Act, Action, Command, Set
@@ -53,6 +53,7 @@ class Options:
     prefetch_after: float = 0.004      # the next harmony table is started this long after a
     # send, once JACK has delivered it: a table build takes a core for a few ms
     keep_samples: int = 2000           # timing samples kept per kind (the latest; --stats: more)
+    status_period: float = STATUS_PERIOD   # seconds between status snapshots
     lead: float = 0.0   # > 0: grid sends go this early to ``send_at`` (a port placing them)
 
 
@@ -70,7 +71,7 @@ class Conductor:
                  input_counts: Callable[[], dict[str, int]] = dict) -> None:
         self.engine, self.clock, self.opt, self.timer = engine, clock, options, timer
         self.ccmap, self.clock_out = ccmap, clock_out
-        self.feedback = Feedback(publisher)
+        self.feedback = Feedback(publisher, options.status_period)
         # a mapped CC's command: coalesced by the runtime's control box, else applied at once
         self._defer = defer or (lambda c: self.guard("control", self._command, c, self.timer()))
         self.input_counts = input_counts   # the runtime's: dropped, coalesced

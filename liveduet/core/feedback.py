@@ -28,8 +28,10 @@ class Publisher(Protocol):
 class Feedback:
     """The latest status snapshot and the values clients have seen."""
 
-    def __init__(self, publisher: Publisher | None = None) -> None:
+    def __init__(self, publisher: Publisher | None = None,
+                 period: float = STATUS_PERIOD) -> None:
         self.publisher = publisher
+        self.period = period   # seconds between snapshots (inf: only when forced)
         self.snapshot: dict[str, Any] = {}
         self.next_due = 0.0
         self._published: dict[str, Any] = {}
@@ -38,7 +40,7 @@ class Feedback:
     def update(self, now: float, settings: Any, status: dict[str, Any],
                force: bool = False) -> None:
         """Take a new snapshot; echo what changed when forced or on a new beat."""
-        self.next_due = now + STATUS_PERIOD
+        self.next_due = now + self.period
         self.snapshot = status
         beat = status.get("beat")
         if force or beat != self._beat:
