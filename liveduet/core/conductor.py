@@ -57,7 +57,7 @@ class Options:
     lead: float = 0.0   # > 0: grid sends go this early to ``send_at`` (a port placing them)
 
 
-VIRTUAL = Options(early=0.0, prefetch_after=0.0)  # offline: nothing asked ahead or put off
+VIRTUAL = Options(early=0.0, prefetch_after=0.0)  # virtual time: nothing asked ahead or put off
 
 
 class Conductor:
@@ -142,7 +142,7 @@ class Conductor:
         self.delays.append(now - t)
         status = msg[0] if msg else 0
         if status in TRANSPORT:
-            self._transport(self.transport.heard(msg, t), t)
+            self._on_transport(self.transport.heard(msg, t), t)
             return False
         if status >= 0xF0:
             return False
@@ -175,7 +175,7 @@ class Conductor:
             self.reaction_parts.append((now - first, fed - now, done - fed))
         self._prefetch(self.counters["out"] > sent)
 
-    def _transport(self, event: str | None, t: float) -> None:
+    def _on_transport(self, event: str | None, t: float) -> None:
         if event is None:
             return
         now = self.timer()
@@ -308,7 +308,7 @@ class Conductor:
 
     def _tick(self, now: float) -> None:
         if self.transport.poll is not None:
-            self._transport(self.transport.poll(now), now)
+            self._on_transport(self.transport.poll(now), now)
         pos = self.clock.position(now - self.opt.latency_offset)
         if self.clock.running:  # after a stall (SIGSTOP, a swapped-out process): no burst
             self._skipped(self.out.skip_stale(pos - STALE_STEPS))

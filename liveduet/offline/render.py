@@ -32,6 +32,7 @@ Event = tuple[float, tuple[int, ...]]
 OFFLINE = Options(early=0.0, prefetch_after=0.0, status_period=math.inf)
 """Virtual time: nothing asked ahead or put off, and no status snapshots (nobody reads them;
 taken five times a step they cost a render a third of its time)."""
+SPIN_LIMIT = 50       # wake-ups at one instant that show a conductor spinning
 SAME_INSTANT = 1e-6   # a wake-up this close before a human message is at its instant: the
 # message goes first (the conductor may wake a rounding error before a step it then emits)
 
@@ -77,6 +78,26 @@ def virtual_conductor(engine: Any, clock: Clock | None = None,
         clock.start(0.0)
     timer = VirtualTime()
     return Conductor(engine, clock, sink or (lambda msgs, stamps: None), OFFLINE, timer), timer
+
+
+def wake_until(conductor: Conductor, timer: VirtualTime, end: float) -> int:
+    """Let virtual time run to ``end``, ticking the conductor whenever it asks (as the live
+    runtime's thread does); returns how many ticks it took.
+
+    Raises:
+        RuntimeError: the conductor keeps asking to be woken at an instant its tick does not
+            move on (live, that would spin the thread).
+    """
+    ticks, repeats, last = 0, 0, None
+    while (wake := conductor.wake(timer.now)) <= end:
+        repeats = repeats + 1 if wake == last else 0
+        if repeats >= SPIN_LIMIT:
+            raise RuntimeError(f"the conductor keeps asking to be woken at {wake}")
+        last = timer.now = max(timer.now, wake)
+        conductor.tick(timer.now)
+        ticks += 1
+    timer.now = end
+    return ticks
 
 
 def drive(engine: Engine, events: Sequence[Event], end: float) -> list[Out]:

@@ -14,6 +14,7 @@ from liveduet.core.conductor import VIRTUAL, Conductor
 from liveduet.core.events import Control, Loaded, Midi
 from liveduet.core.ledger import Out
 from liveduet.core.settings import Act, Action, Set
+from liveduet.offline.render import wake_until
 from tests.live.test_control_runtime import RecordingEngine
 
 
@@ -62,20 +63,10 @@ def make(clock: Any) -> tuple[Conductor, StepEngine, VirtualTime, list[tuple[flo
     return conductor, engine, timer, sent
 
 
-def run_until(conductor: Conductor, timer: VirtualTime, end: float) -> int:
-    ticks = 0
-    while (wake := conductor.wake(timer.now)) <= end:
-        timer.now = max(timer.now, wake)
-        conductor.tick(timer.now)
-        ticks += 1
-    timer.now = end
-    return ticks
-
-
 def test_grid_notes_leave_at_their_steps_time_and_the_engine_is_asked_only_then() -> None:
     clock = InternalClock(120.0)   # a step is 0.125 s
     conductor, engine, timer, sent = make(clock)
-    ticks = run_until(conductor, timer, 1.0)
+    ticks = wake_until(conductor, timer, 1.0)
     ons = [t for t, m in sent if m[0] == 0x91]
     assert ons == [i * 0.125 for i in range(9)]
     assert ticks > len(engine.advanced)   # status ticks too, but the engine only at its steps
@@ -115,7 +106,7 @@ def test_transport_bytes_go_to_the_followed_clock_and_start_and_stop_the_engine(
 
 def test_panic_releases_what_sounds_and_sends_all_notes_off() -> None:
     conductor, _engine, timer, sent = make(InternalClock(120.0))
-    run_until(conductor, timer, 0.01)
+    wake_until(conductor, timer, 0.01)
     assert (0.0, (0x91, 60, 90)) in sent
     conductor.handle(timer.now, [Control(Action(Act.PANIC))])
     after = [m for t, m in sent if t == timer.now]
@@ -125,9 +116,9 @@ def test_panic_releases_what_sounds_and_sends_all_notes_off() -> None:
 
 def test_a_loaded_model_swaps_in_on_the_next_step() -> None:
     conductor, engine, timer, _ = make(InternalClock(120.0))
-    run_until(conductor, timer, 0.2)                     # step 1.6
+    wake_until(conductor, timer, 0.2)                     # step 1.6
     conductor.handle(timer.now, [Loaded("other", "model-b", None)])
     assert engine.title == "first model"
-    run_until(conductor, timer, 0.25)                    # step 2 reached
+    wake_until(conductor, timer, 0.25)                    # step 2 reached
     assert engine.title == "title of model-b"
     assert conductor.message == "model other playing"

@@ -18,6 +18,7 @@ from liveduet.core.clock import InternalClock, VirtualTime
 from liveduet.core.conductor import PREFETCH_MAX_WAIT, Conductor, Options
 from liveduet.core.events import Midi
 from liveduet.core.ledger import Out
+from liveduet.offline.render import wake_until
 from tests.live.test_control_runtime import RecordingEngine
 
 
@@ -55,11 +56,7 @@ class Live:
             self.sent.append((self.timer.now, tuple(msg)))
 
     def wait(self, seconds: float) -> None:
-        end = self.timer.now + seconds
-        while (wake := self.conductor.wake(self.timer.now)) <= end:
-            self.timer.now = max(self.timer.now, wake)
-            self.conductor.tick(self.timer.now)
-        self.timer.now = end
+        wake_until(self.conductor, self.timer, self.timer.now + seconds)
 
     def play(self, pitch: int) -> float:
         """A note-on now; the time its answer was sent."""

@@ -26,7 +26,7 @@ from liveduet.core.events import Control, Event, Loaded, Midi
 from liveduet.core.model import StepModel
 from liveduet.core.settings import MODES, Action, Set, Settings
 from liveduet.errors import LiveduetError
-from liveduet.offline.render import Recording
+from liveduet.offline.render import Recording, wake_until
 from liveduet.testkit.factory import lstm_model
 from liveduet.testkit.midicheck import Sounding
 
@@ -101,13 +101,7 @@ class Driver:
     def wait(self, dt: float) -> None:
         """Let ``dt`` seconds pass, waking the conductor whenever it asks (as the runtime does);
         a wake-up that its tick does not move on would spin the live thread."""
-        end, repeats, last = self.timer.now + dt, 0, None
-        while (wake := self.conductor.wake(self.timer.now)) <= end:
-            repeats = repeats + 1 if wake == last else 0
-            assert repeats < 50, f"the conductor keeps asking to be woken at {wake}"
-            last = self.timer.now = max(self.timer.now, wake)
-            self.conductor.tick(self.timer.now)
-        self.timer.now = end
+        wake_until(self.conductor, self.timer, self.timer.now + dt)
 
     def handle(self, *events: Event) -> None:
         self.conductor.handle(self.timer.now, events)
