@@ -98,8 +98,7 @@ class Sender:
 
     def _lead(self) -> float:
         """How far ahead scheduled messages are handed over (0: sent at their time)."""
-        lead = getattr(self.opt, "lead", 0.0)
-        return float(lead) if lead > 0 and self._send_at is not None else 0.0
+        return self.opt.lead if self._send_at is not None else 0.0
 
     def record_wake(self, pos: float, sent: float | None = None, first: bool = True) -> None:
         """Intended vs actual (``sent``, default now) send time of an event due at ``pos``;
