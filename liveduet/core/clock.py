@@ -227,9 +227,11 @@ class MidiClockFollower:
             return None
         before = self.position(t)
         if t - self._last_t < BURST * self._fit[1]:
-            if self._window[-1][0] == self._count:
-                # right after a tick on the line: the same tick again (a loaded JACK client was
-                # seen to deliver one twice), not one a period early
+            if len(self._window) >= 3 and self._window[-1][0] == self._count:
+                # right after a tick judged on the line: the same tick again (a loaded JACK
+                # client was seen to deliver one twice), not one a period early. The first
+                # ticks after a start have no line to be judged on: a burst there is ticks
+                # held back together, all counted
                 return None
             self._drop_last()
         self._count += 1
@@ -244,7 +246,7 @@ class MidiClockFollower:
         k = self._count
         if self._run and self._run[-1][0] == k:
             self._run.pop()
-        elif len(self._window) > 2 and self._window[-1][0] == k:
+        elif self._window and self._window[-1][0] == k:
             self._window.pop()
             self._refit()
 
@@ -288,7 +290,11 @@ class MidiClockFollower:
         self._run.clear()
 
     def _refit(self) -> None:
-        """Least-squares line of tick time against tick count over the window."""
+        """Least-squares line of tick time against tick count over the window (through its one
+        tick at the last period, while it has one)."""
+        if len(self._window) == 1:
+            k, t = self._window[0]
+            self._fit = (t - self._fit[1] * k, self._fit[1])
         if len(self._window) < 2:
             return
         per = _slope(self._window)
