@@ -15,9 +15,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
+import time
 from collections.abc import Callable
 
 CLIENT = "liveduet-watch"
+FRAME_WRAP = 1 << 32
+DRAIN_TIMEOUT_S = 1.0   # longest a closing port waits for the server to run its cycles
 NO_START_SERVER = 0x01
 _SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 _CONNECT = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int,
@@ -49,7 +52,25 @@ def _lib() -> ctypes.CDLL | None:
     lib.jack_port_by_id.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
     lib.jack_port_name.restype = ctypes.c_char_p
     lib.jack_port_name.argtypes = [ctypes.c_void_p]
+    lib.jack_last_frame_time.restype = ctypes.c_uint32
+    lib.jack_last_frame_time.argtypes = [ctypes.c_void_p]
+    lib.jack_get_buffer_size.restype = ctypes.c_uint32
+    lib.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
     return lib
+
+
+def wait_frames(frame_time: Callable[[], int], frames: int,
+                timeout: float = DRAIN_TIMEOUT_S) -> bool:
+    """Wait until the server's cycle-start frame counter ``frame_time`` has moved ``frames``
+    on (JACK cycles have run, whatever the wall clock did meanwhile); False after ``timeout``
+    seconds without that (a stalled or vanished server)."""
+    start = frame_time()
+    deadline = time.monotonic() + timeout
+    while (frame_time() - start) % FRAME_WRAP < frames:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
 
 
 class JackWatch:
@@ -117,6 +138,20 @@ class JackWatch:
                 i += 1
             self._lib.jack_free(names)
             return out
+
+    def wait_cycles(self, n: int = 2, timeout: float = DRAIN_TIMEOUT_S) -> bool:
+        """Wait until the server has begun ``n`` more cycles: what a client wrote to its ports
+        before the call has left them (rtmidi's JACK output drains its ring buffer in its next
+        cycle). False when the server ran none that long, or is gone."""
+        with self._lock:
+            client = self._client
+            if client is None or self.lost:
+                return False
+            size = int(self._lib.jack_get_buffer_size(client))
+        def frame() -> int:
+            with self._lock:
+                return int(self._lib.jack_last_frame_time(client)) if self._client else 0
+        return wait_frames(frame, n * size, timeout)
 
     def close(self) -> None:
         """Close the client (safe to call twice; a dead server's client is only dropped)."""

@@ -147,8 +147,10 @@ class PortSet:
         if self._poller is not None:
             self._poller.join(1.0)
             self._poller = None
-        if self.output is not None:
-            time.sleep(FLUSH_S)  # JACK sends from a ring buffer in its next cycles
+        # JACK sends from a ring buffer in its next cycles: wait for them to run (a loaded
+        # server can run none for longer than any fixed pause), elsewhere a short pause
+        if self.output is not None and (self.watch is None or not self.watch.wait_cycles(2)):
+            time.sleep(FLUSH_S)
         for port in [*self.inputs, *([self.output] if self.output else [])]:
             with contextlib.suppress(Exception):  # closing a dead client must not mask exit
                 if isinstance(port.handle, rtmidi.MidiIn):
@@ -183,6 +185,10 @@ class PortSet:
             sent = 0
             if port is self.output:
                 if connected:
+                    # JACK runs the graph with the new connection from its next cycle on:
+                    # note-offs written before then would go where the receiver is not
+                    if self.watch is not None:
+                        self.watch.wait_cycles(1)
                     sent = self._repair()
                 else:
                     with self._send_lock:

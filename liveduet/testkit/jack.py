@@ -194,10 +194,19 @@ class JackServer:
         return res.returncode == 0 and bool(res.stdout)
 
     def lsp_text(self, *flags: str) -> str:
-        """Output of ``jack_lsp`` against this server ('' if it fails)."""
-        res = subprocess.run(["jack_lsp", "-s", self.name, *flags], env=self.env(),
-                             capture_output=True, text=True, timeout=10)
-        return res.stdout if res.returncode == 0 else ""
+        """Output of ``jack_lsp`` against this server ('' if it fails). A ``jack_lsp`` that
+        hangs (its client can wait for a server busy with a stopped or closing client) is run
+        once more."""
+        for last in (False, True):
+            try:
+                res = subprocess.run(["jack_lsp", "-s", self.name, *flags], env=self.env(),
+                                     capture_output=True, text=True, timeout=10)
+            except subprocess.TimeoutExpired:
+                if last:
+                    raise
+                continue
+            return res.stdout if res.returncode == 0 else ""
+        return ""
 
     def ports(self) -> list[str]:
         """Every port name on the server."""

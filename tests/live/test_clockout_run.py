@@ -159,6 +159,7 @@ def test_clock_out_is_24_ppqn_at_the_set_tempo(jack: JackServer, answer_model: P
     assert np.median(np.diff(ticks)) == pytest.approx(60 / 100 / 24, rel=0.03)
 
 
+@pytest.mark.wallclock
 def test_a_follower_plays_on_the_leaders_grid(jack: JackServer, answer_model: Path) -> None:
     """``run --clock-out PORT`` leads, ``run --clock midi`` follows: the follower's eighth
     notes come on the leader's 16th steps (the leader's notes mark them) at its tempo."""
