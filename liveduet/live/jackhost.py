@@ -26,7 +26,7 @@ from liveduet.live import jackcycle
 from liveduet.live.jackcycle import NativeCycle, NativeOut
 from liveduet.live.jackring import WRAP, CycleEvent, OutQueue, _signed, address, cycle_lib
 from liveduet.live.jacktransport import load_jack
-from liveduet.live.jackwatch import DRAIN_TIMEOUT_S, wait_frames
+from liveduet.live.jackwatch import DRAIN_TIMEOUT_S, wait_cycle_starts
 from liveduet.live.midisys import CLIENT, JACKD_CMD
 from liveduet.live.ports import Sink
 
@@ -255,14 +255,13 @@ class HostWatch:
         except Exception:  # the port vanished
             return None
 
-    def wait_cycles(self, n: int = 2, timeout: float = DRAIN_TIMEOUT_S) -> bool:
+    def wait_cycles(self, n: int = 3, timeout: float = DRAIN_TIMEOUT_S) -> bool:
         """Wait until the server has begun ``n`` more cycles (False: it ran none that long,
         or is gone); see :meth:`~liveduet.live.jackwatch.JackWatch.wait_cycles`."""
         if self.lost:
             return False
         client = self.host.client
-        return wait_frames(lambda: int(client.last_frame_time), n * int(client.blocksize),
-                           timeout)
+        return wait_cycle_starts(lambda: int(client.last_frame_time), n, timeout)
 
     def close(self) -> None:
         """Nothing of its own to close: the host closes the client."""

@@ -30,6 +30,7 @@ The same client watches the server (shutdown) and the connections of its ports, 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from liveduet.errors import PortError
 from liveduet.live.jackcycle import NativeOut
 from liveduet.live.jackhost import POLL_S, HostWatch, JackHost, shared_host
 from liveduet.live.jackring import OutQueue
-from liveduet.live.jackwatch import wait_frames
+from liveduet.live.jackwatch import wait_cycle_starts
 from liveduet.live.midisys import APIS, JACK_LOST, VIRTUAL_IN, VIRTUAL_OUT
 from liveduet.live.ports import PortSet, Sink
 from liveduet.live.rtopen import FLUSH_S, OpenPort
@@ -132,10 +133,10 @@ class JackPortSet(PortSet):
             return
         host.sink = None
         if self._queue is not None:
-            # the last messages are placed up to ``lead`` ahead: wait for the server's frame
-            # counter to pass them (a loaded server runs its cycles behind wall time)
-            frames = int((2 * host.period_s + self.lead) * host.rate) + 1
-            if not wait_frames(lambda: int(host.client.last_frame_time), frames):
+            # the last messages are placed up to ``lead`` ahead: wait for the cycles that
+            # write them to run (a loaded server runs its cycles behind wall time)
+            cycles = 3 + math.ceil(self.lead / host.period_s)
+            if not wait_cycle_starts(lambda: int(host.client.last_frame_time), cycles):
                 time.sleep(FLUSH_S)
         host.close()
         self.inputs, self.output, self.watch = [], None, None

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 
 CLIENT = "liveduet-watch"
-FRAME_WRAP = 1 << 32
 DRAIN_TIMEOUT_S = 1.0   # longest a closing port waits for the server to run its cycles
 NO_START_SERVER = 0x01
 _SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
@@ -54,22 +53,25 @@ def _lib() -> ctypes.CDLL | None:
     lib.jack_port_name.argtypes = [ctypes.c_void_p]
     lib.jack_last_frame_time.restype = ctypes.c_uint32
     lib.jack_last_frame_time.argtypes = [ctypes.c_void_p]
-    lib.jack_get_buffer_size.restype = ctypes.c_uint32
-    lib.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
     return lib
 
 
-def wait_frames(frame_time: Callable[[], int], frames: int,
-                timeout: float = DRAIN_TIMEOUT_S) -> bool:
-    """Wait until the server's cycle-start frame counter ``frame_time`` has moved ``frames``
-    on (JACK cycles have run, whatever the wall clock did meanwhile); False after ``timeout``
-    seconds without that (a stalled or vanished server)."""
-    start = frame_time()
+def wait_cycle_starts(frame_time: Callable[[], int], n: int,
+                      timeout: float = DRAIN_TIMEOUT_S) -> bool:
+    """Wait until the server's cycle-start frame counter ``frame_time`` has changed ``n``
+    times: ``n`` JACK cycles have begun, whatever the wall clock did meanwhile (the counter
+    moves by whole periods, and by several at once when a stalled server resumes, so its
+    changes are counted, not its frames). False after ``timeout`` seconds without them (a
+    stalled or vanished server)."""
+    last = frame_time()
     deadline = time.monotonic() + timeout
-    while (frame_time() - start) % FRAME_WRAP < frames:
+    while n > 0:
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.001)
+        time.sleep(0.0002)
+        now = frame_time()
+        if now != last:
+            n, last = n - 1, now
     return True
 
 
@@ -139,19 +141,20 @@ class JackWatch:
             self._lib.jack_free(names)
             return out
 
-    def wait_cycles(self, n: int = 2, timeout: float = DRAIN_TIMEOUT_S) -> bool:
-        """Wait until the server has begun ``n`` more cycles: what a client wrote to its ports
-        before the call has left them (rtmidi's JACK output drains its ring buffer in its next
-        cycle). False when the server ran none that long, or is gone."""
+    def wait_cycles(self, n: int = 3, timeout: float = DRAIN_TIMEOUT_S) -> bool:
+        """Wait until the server has begun ``n`` more cycles. With 3, what a client wrote to
+        its ports before the call has left them: rtmidi's JACK output drains its ring buffer
+        in its next cycle, which is over when the one after it begins. False when the server
+        ran none that long, or is gone."""
         with self._lock:
             client = self._client
             if client is None or self.lost:
                 return False
-            size = int(self._lib.jack_get_buffer_size(client))
+
         def frame() -> int:
             with self._lock:
                 return int(self._lib.jack_last_frame_time(client)) if self._client else 0
-        return wait_frames(frame, n * size, timeout)
+        return wait_cycle_starts(frame, n, timeout)
 
     def close(self) -> None:
         """Close the client (safe to call twice; a dead server's client is only dropped)."""

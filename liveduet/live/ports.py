@@ -149,7 +149,7 @@ class PortSet:
             self._poller = None
         # JACK sends from a ring buffer in its next cycles: wait for them to run (a loaded
         # server can run none for longer than any fixed pause), elsewhere a short pause
-        if self.output is not None and (self.watch is None or not self.watch.wait_cycles(2)):
+        if self.output is not None and (self.watch is None or not self.watch.wait_cycles(3)):
             time.sleep(FLUSH_S)
         for port in [*self.inputs, *([self.output] if self.output else [])]:
             with contextlib.suppress(Exception):  # closing a dead client must not mask exit

@@ -66,20 +66,20 @@ def test_watch_lists_connections(jack_server: JackServer) -> None:
 
 def test_wait_cycles_follows_the_servers_cycles_not_the_wall_clock(
         jack_server: JackServer) -> None:
-    """Two cycles pass at once on a running server; a stopped one runs none, so the wait gives
-    up after its timeout (and succeeds again once the server runs)."""
+    """Three cycles begin at once on a running server; a stopped one begins none, so the wait
+    gives up after its timeout (and succeeds again once the server runs)."""
     watch = JackWatch.open()
     assert watch is not None
     try:
-        assert watch.wait_cycles(2, timeout=1.0)
+        assert watch.wait_cycles(3, timeout=1.0)
         assert jack_server.proc is not None
         os.kill(jack_server.proc.pid, signal.SIGSTOP)
         try:
             start = time.monotonic()
-            assert not watch.wait_cycles(2, timeout=0.2)
+            assert not watch.wait_cycles(3, timeout=0.2)
             assert time.monotonic() - start >= 0.2
         finally:
             os.kill(jack_server.proc.pid, signal.SIGCONT)
-        assert watch.wait_cycles(2, timeout=1.0)
+        assert watch.wait_cycles(3, timeout=1.0)
     finally:
         watch.close()

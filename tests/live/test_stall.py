@@ -37,23 +37,3 @@ def test_a_stall_skips_the_missed_notes_instead_of_bursting(
     assert code == 0, err
     wait_for(lambda: not live.daw.sounding(), 2.0, what="every note off at exit")
 
-
-def test_exit_while_the_jack_server_stalls_still_sends_every_note_off(
-        jack_server: JackServer, models: dict[str, Path], live_factory: list[Live]) -> None:
-    """The JACK server runs no cycle from just before liveduet is told to stop until 0.4 s
-    after: the note-offs liveduet sends at exit wait in its port for cycles that come, rather
-    than go with the port when it closes."""
-    live = Live(jack_server, models["answer"], "--mode", "continue")
-    live_factory.append(live)
-    wait_for(lambda: len(live.daw.answers()) >= 4 and live.daw.sounding(), 10.0,
-             what="a note sounding")
-    assert jack_server.proc is not None
-    os.kill(jack_server.proc.pid, signal.SIGSTOP)
-    try:
-        live.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.4)
-    finally:
-        os.kill(jack_server.proc.pid, signal.SIGCONT)
-    code, err = live.finish()
-    assert code == 0, err
-    wait_for(lambda: not live.daw.sounding(), 5.0, what="every note off at exit")
