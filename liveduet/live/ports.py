@@ -147,8 +147,7 @@ class PortSet:
         if self._poller is not None:
             self._poller.join(1.0)
             self._poller = None
-        # JACK sends from a ring buffer in its next cycles: wait for them to run (a loaded
-        # server can run none for longer than any fixed pause), elsewhere a short pause
+        # JACK sends from a ring buffer in its next cycles (a loaded server runs them late)
         if self.output is not None and (self.watch is None or not self.watch.wait_cycles(3)):
             time.sleep(FLUSH_S)
         for port in [*self.inputs, *([self.output] if self.output else [])]:
