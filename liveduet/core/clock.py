@@ -10,6 +10,9 @@ tests/core/test_clock.py): a tick that follows the last within a quarter period 
 burst and the late tick leaves the fit; ``CONFIRM`` ticks in a row off the line on one side are
 either ticks lost in transport (near whole numbers of periods late: counted back) or a new tempo
 or phase (the fit restarts from them); a shorter run off the line was jitter and joins the fit.
+The first ticks after a start have no line to be judged on: a burst among them is ticks held
+back (all counted), and ticks lost among them are counted back when the first restarted line
+shows them (the first tick then lies whole periods before it, where no tick comes).
 Both clocks predict the wall time of future positions (:meth:`time_of`) so the runtime can
 send on time.
 :class:`VirtualTime` is a settable time source for tests and offline runs.
@@ -36,6 +39,8 @@ JITTER = 0.25     # a tick within this many periods (or min_jitter) of the line 
 BURST = 0.25      # a tick this many periods or less after the last one ends a late burst
 LOST_EARLY = 0.35    # a tick n periods late, less up to this many periods of jitter, or more
 # by a delay short of the next period, follows n lost ticks
+FIRST = 3         # the first ticks after a (re)start, kept to find ticks lost among them
+START_CHECK = 2 * PPQN   # ... until this many ticks after it (a tempo change since drifts)
 HISTORY = 8 * PPQN   # pieces of the position map kept for queries of the past (8 beats: over a
 # second at 300 bpm, more than a latency offset asks for)
 BPM_RANGE = (20.0, 300.0)
@@ -165,9 +170,10 @@ class MidiClockFollower:
     new piece of the position map at its arrival time (the last ``HISTORY`` pieces are kept),
     so a query for an earlier time (``now - latency_offset``) reads the map as it stood then,
     and a later query never reads a smaller position.
-    Ticks lost where the follower cannot see it (more than ``MAX_LOST`` in a row, or among the
-    first three after Start/Continue, before there is a line) leave the position that many
-    ticks behind until the DAW's next Song Position Pointer, Continue or Start.
+    More than ``MAX_LOST`` ticks lost in a row leave the position that many ticks behind until
+    the DAW's next Song Position Pointer, Continue or Start; up to that many lost among the
+    first three after Start/Continue (before there is a line) are counted back when the line
+    first restarts, within two beats.
     """
 
     def __init__(self, steps_per_beat: int = 4, bpm: float = DEFAULT_BPM, window: int = PPQN,
@@ -184,6 +190,7 @@ class MidiClockFollower:
         self._window: deque[tuple[int, float]] = deque(maxlen=window)   # ticks on the line
         self._run: list[tuple[int, float, float]] = []   # ticks off it, same side: (k, t, err)
         self._map: deque[_Segment] = deque(maxlen=HISTORY)
+        self._first: list[tuple[int, float]] = []   # the first ticks since the (re)start
 
     # -- input ----------------------------------------------------------------------------
     def on_message(self, msg: Sequence[int], t: float) -> str | None:
@@ -220,6 +227,7 @@ class MidiClockFollower:
             self._window.clear()
             self._window.append((0, t))
             self._run.clear()
+            self._first = [(0, t)]
             self._map.clear()
             self._map.append(self._segment(t, self._frozen))
             return "play"
@@ -236,6 +244,8 @@ class MidiClockFollower:
             self._drop_last()
         self._count += 1
         self._last_t = t
+        if len(self._first) < FIRST:
+            self._first.append((self._count, t))
         self._place(self._count, t)
         self._map.append(self._segment(t, before))
         return None
@@ -280,7 +290,38 @@ class MidiClockFollower:
         else:
             self._window.clear()
             self._window.extend((rk, rt) for rk, rt, _ in run)
+            self._refit()
+            self._recount_start()
         self._refit()
+
+    def _recount_start(self) -> None:
+        """A line restarted within two beats of the (re)start: if the first ticks lie on it
+        only with ``n`` ticks lost among them (after the first or second), count them back.
+        Before a line exists every tick is taken as on it, so a tick lost there went unseen
+        and the line restarted from ticks counted ``n`` short: the first tick, whose time is
+        its count's (the start's position), then lies ``n`` periods before the line, where a
+        real tick never comes. The other first ticks must lie on it too, which a tempo change
+        after the start does not give."""
+        first = self._first
+        if self._count > START_CHECK or len(first) < FIRST:
+            return
+        t0, per = self._fit
+        bound = max(self.min_jitter, JITTER * per)
+
+        def on_line(n: int, split: int) -> bool:
+            return all(abs(t - (t0 + per * (k - (n if k < split else 0)))) <= bound
+                       for k, t in first)
+
+        if on_line(0, 0):
+            return
+        for n in range(1, MAX_LOST + 1):
+            if any(on_line(n, split) for split in range(1, FIRST)):
+                self._count += n
+                self._window = deque(((k + n, t) for k, t in self._window),
+                                     maxlen=self._window.maxlen)
+                self._first = []
+                self._refit()
+                return
 
     def _end_run(self) -> None:
         """A run too short to say anything moved ends: its ticks within half a period of the

@@ -152,11 +152,8 @@ def duet(answer_model: Path) -> Iterator[Duet]:
     if not JackServer.available():
         pytest.skip("jackd2 is not installed: run 'bash scripts/test.sh' (it installs jackd2)")
     with JackServer() as server:
-        # one candidate: these tests measure following the DAW's clock; on a 2-core box a
-        # 16-candidate search's CPU burst can delay the clock ticks enough for the follower to
-        # place a note a tick off (about 1 run in 7; docs/reliability.md)
         d = Duet(server, answer_model, "--clock", "midi", "--listen-gap", "4", "--answer-at",
-                 "gap", "--candidates", "1")
+                 "gap")
         try:
             yield d
         finally:
