@@ -81,15 +81,23 @@ class Live:
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         self.keys: rtmidi.MidiOut | None = None
-        if not inputs:
-            self.keys = self.plug_keys()
-        self.out = jack.find_port(":liveduet out", 20.0)
-        self.daw = Receiver("daw")
-        jack.connect(self.out, self.daw.name)
-        self.spy = Receiver("spy") if spy else None
-        if self.spy is not None:
-            jack.connect(self.out, self.spy.name)
-        self.wait_line("Ctrl-C to stop", 30.0)
+        self.daw: Receiver | None = None
+        self.spy: Receiver | None = None
+        try:
+            if not inputs:
+                self.keys = self.plug_keys()
+            self.out = jack.find_port(":liveduet out", 20.0)
+            self.daw = Receiver("daw")
+            jack.connect(self.out, self.daw.name)
+            self.spy = Receiver("spy") if spy else None
+            if self.spy is not None:
+                jack.connect(self.out, self.spy.name)
+            self.wait_line("Ctrl-C to stop", 30.0)
+        except BaseException:
+            # a half-started instance left running (or its clients left open) would make
+            # every later test's port names ambiguous ('liveduet-01', 'keys-01')
+            self.close()
+            raise
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -134,4 +142,5 @@ class Live:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        release(self.keys, self.daw.port, self.spy.port if self.spy else None)
+        release(self.keys, *(r.port for r in (self.daw, self.spy) if r is not None))
+        self.keys = self.daw = self.spy = None
