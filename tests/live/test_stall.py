@@ -36,4 +36,3 @@ def test_a_stall_skips_the_missed_notes_instead_of_bursting(
     code, err = live.finish()
     assert code == 0, err
     wait_for(lambda: not live.daw.sounding(), 2.0, what="every note off at exit")
-
