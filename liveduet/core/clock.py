@@ -8,8 +8,9 @@ count over the last beat of ticks; Start, Continue and Song Position re-anchor i
 rules are each needed by a replayed trace (tests/core/test_clock_traces.py and
 tests/core/test_clock.py): a tick that follows the last within a quarter period ends a late
 burst and the late tick leaves the fit; ``CONFIRM`` ticks in a row off the line on one side are
-either ticks lost in transport (near whole numbers of periods late: counted back) or a new tempo
-or phase (the fit restarts from them); a shorter run off the line was jitter and joins the fit.
+either ticks lost in transport (near whole numbers of periods late: counted back; after a stall
+that made the run's first ticks irregular, its last ticks decide) or a new tempo or phase (the
+fit restarts from them); a shorter run off the line was jitter and joins the fit.
 The first ticks after a start have no line to be judged on: a burst among them is ticks held
 back (all counted), and ticks lost among them are counted back when the first restarted line
 shows them (the first tick then lies whole periods before it, where no tick comes).
@@ -39,6 +40,8 @@ JITTER = 0.25     # a tick within this many periods (or min_jitter) of the line 
 BURST = 0.25      # a tick this many periods or less after the last one ends a late burst
 LOST_EARLY = 0.35    # a tick n periods late, less up to this many periods of jitter, or more
 # by a delay short of the next period, follows n lost ticks
+TAIL = 4          # the last ticks of a run off the line that say whether ticks were lost
+STEADY = 0.03     # ... when their lateness drifts less than this many periods a tick
 FIRST = 3         # the first ticks after a (re)start, kept to find ticks lost among them
 START_CHECK = 2 * PPQN   # ... until this many ticks after it (a tempo change since drifts)
 HISTORY = 8 * PPQN   # pieces of the position map kept for queries of the past (8 beats: over a
@@ -131,6 +134,18 @@ class InternalClock:
         if not self.running:
             return None
         return self._t0 + (pos - self._pos0) * self.step_seconds
+
+
+def _whole_periods_late(run: Sequence[tuple[int, float, float]], per: float) -> int:
+    """``n`` when a run off the line ends as ``n`` ticks lost in transport around a stall: its
+    last ``TAIL`` ticks are ``n`` periods late and keep the old tempo (their lateness does not
+    drift), whatever a stall did to the ticks before them. A new tempo drifts off the line a
+    little more at every tick; 0 when the run does not end as 1 to ``MAX_LOST`` lost ticks."""
+    tail = [(k, e / per) for k, _, e in run[-TAIL:]]
+    n = round(sum(x for _, x in tail) / len(tail))
+    if not 1 <= n <= MAX_LOST or any(abs(x - n) > LOST_EARLY for _, x in tail):
+        return 0
+    return n if abs(_slope(tail)) <= STEADY else 0
 
 
 def _slope(points: Iterable[tuple[int, float]]) -> float:
@@ -287,6 +302,10 @@ class MidiClockFollower:
                 and len(steps) <= 1 and all(d == 1 and gap >= 1.5 * per for d, gap in steps)):
             self._count += lost[-1]
             self._window.extend((rk + n, rt) for (rk, rt, _), n in zip(run, lost, strict=True))
+        elif n := _whole_periods_late(run, per):
+            self._count += n
+            self._window.extend((rk + n, rt) for rk, rt, e in run
+                                if abs(e / per - n) <= LOST_EARLY)
         else:
             self._window.clear()
             self._window.extend((rk, rt) for rk, rt, _ in run)
