@@ -68,6 +68,9 @@ class Live:
         assert self.proc.poll() is None, "".join(self.lines)
         jack.connect("rtkeys:out", jack.find_port(":liveduet in"))
         jack.connect(jack.find_port(":liveduet out"), "rtrec:in")
+        # JACK runs a connection from its next cycle on (a loaded dummy server starts it late):
+        # the keys' first message must not go out before that
+        time.sleep(0.1)
         self.osc = SimpleUDPClient("127.0.0.1", port)
         self.osc.send_message("/liveduet/state", [])
         wait_for(lambda: self.seen("/liveduet/model"), 10.0, what="the first state dump")
