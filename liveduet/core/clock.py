@@ -149,7 +149,8 @@ def _whole_periods_late(run: Sequence[tuple[int, float, float]], per: float) -> 
 
 
 def _slope(points: Iterable[tuple[int, float]]) -> float:
-    """Least-squares seconds per tick of (tick count, time) points (at least two counts)."""
+    """Least-squares slope of (tick count, value) points, e.g. seconds per tick (at least two
+    counts)."""
     pts = list(points)
     mk = sum(k for k, _ in pts) / len(pts)
     mt = sum(t for _, t in pts) / len(pts)
