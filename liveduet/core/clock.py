@@ -339,8 +339,7 @@ class MidiClockFollower:
                 self._count += n
                 self._window = deque(((k + n, t) for k, t in self._window),
                                      maxlen=self._window.maxlen)
-                self._first = []
-                self._refit()
+                self._first = []   # the caller refits
                 return
 
     def _end_run(self) -> None:

@@ -30,7 +30,6 @@ from liveduet.live.jackwatch import DRAIN_TIMEOUT_S, wait_cycle_starts
 from liveduet.live.midisys import CLIENT, JACKD_CMD
 from liveduet.live.ports import Sink
 
-log = logging.getLogger("liveduet.live.ports")
 WAITS = 8192                       # callback start delays kept (frames since cycle start)
 ANCHOR_CYCLES = 7                  # cycles whose median start maps wall time to frames
 POLL_S = 0.0005                    # input ring drained this often (the C callback's)

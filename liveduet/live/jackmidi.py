@@ -40,10 +40,9 @@ from liveduet.errors import PortError
 from liveduet.live.jackcycle import NativeOut
 from liveduet.live.jackhost import POLL_S, HostWatch, JackHost, shared_host
 from liveduet.live.jackring import OutQueue
-from liveduet.live.jackwatch import wait_cycle_starts
 from liveduet.live.midisys import APIS, JACK_LOST, VIRTUAL_IN, VIRTUAL_OUT
 from liveduet.live.ports import PortSet, Sink
-from liveduet.live.rtopen import FLUSH_S, OpenPort
+from liveduet.live.rtopen import OpenPort, let_sends_leave
 
 MISSING = ("JACK-Client is not installed, so MIDI goes through python-rtmidi (output at period "
            "boundaries, two JACK clients). Fix: pip install 'liveduet[jack]'")
@@ -133,11 +132,8 @@ class JackPortSet(PortSet):
             return
         host.sink = None
         if self._queue is not None:
-            # the last messages are placed up to ``lead`` ahead: wait for the cycles that
-            # write them to run (a loaded server runs its cycles behind wall time)
-            cycles = 3 + math.ceil(self.lead / host.period_s)
-            if not wait_cycle_starts(lambda: int(host.client.last_frame_time), cycles):
-                time.sleep(FLUSH_S)
+            # the last messages are placed up to ``lead`` ahead: their cycles come later
+            let_sends_leave(self.watch, 3 + math.ceil(self.lead / host.period_s))
         host.close()
         self.inputs, self.output, self.watch = [], None, None
 

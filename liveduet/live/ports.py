@@ -18,7 +18,6 @@ message says what is missing and what to do.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections import deque
@@ -53,9 +52,9 @@ from liveduet.live.midisys import (
     quiet_stderr,
 )
 from liveduet.live.rtopen import (
-    FLUSH_S,
     OpenPort,
     all_names,
+    let_sends_leave,
     open_input_port,
     open_output,
     open_output_port,
@@ -68,7 +67,6 @@ __all__ = [
     "open_ports", "probe", "quiet_stderr",
 ]
 BACKENDS = ("auto", "jack", "rtmidi")
-log = logging.getLogger("liveduet.live.ports")
 
 Sink = Callable[[float, tuple[int, ...], int], None]
 """Receives (perf_counter time, raw MIDI bytes, input index) from an input callback."""
@@ -147,9 +145,8 @@ class PortSet:
         if self._poller is not None:
             self._poller.join(1.0)
             self._poller = None
-        # JACK sends from a ring buffer in its next cycles (a loaded server runs them late)
-        if self.output is not None and (self.watch is None or not self.watch.wait_cycles(3)):
-            time.sleep(FLUSH_S)
+        if self.output is not None:
+            let_sends_leave(self.watch, 3)   # rtmidi drains its ring in the next cycle
         for port in [*self.inputs, *([self.output] if self.output else [])]:
             with contextlib.suppress(Exception):  # closing a dead client must not mask exit
                 if isinstance(port.handle, rtmidi.MidiIn):

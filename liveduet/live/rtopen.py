@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import rtmidi
 
@@ -28,6 +28,14 @@ if TYPE_CHECKING:
     from liveduet.live.ports import PortSet
 
 FLUSH_S = 0.05
+
+
+def let_sends_leave(watch: Any, cycles: int) -> None:
+    """Wait until JACK has begun ``cycles`` more cycles, which send what was written last (a
+    loaded server runs them late; ``watch`` answers ``wait_cycles``); without a watch or when
+    the server runs none, a short pause."""
+    if watch is None or not watch.wait_cycles(cycles):
+        time.sleep(FLUSH_S)
 
 
 @dataclass
